@@ -1,0 +1,326 @@
+"""params.yaml → frozen dataclasses, validated once, before any work.
+
+Unknown keys, wrong types and bad values raise `ParamsError` naming the key (dotted path), the value
+and what would be valid. Stages call `load_params()` and pass the typed objects down; nothing reads
+raw dicts after this point.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from pipeline.errors import ParamsError
+
+DATASETS = ("synthpets", "pets")
+SPLITS = ("train", "val", "test", "test_official")
+
+
+@dataclass(frozen=True)
+class DatasetParams:
+    name: str = "synthpets"
+    # Folder that already holds images.tar.gz and annotations.tar.gz (offline runs of `pets`).
+    archives: str | None = None
+    base_url: str = "https://www.robots.ox.ac.uk/~vgg/data/pets/data/"
+    # Decompression-bomb guard: images with more pixels are skipped and reported.
+    max_image_pixels: int = 40_000_000
+
+    def validate(self, key: str) -> None:
+        _choice(f"{key}.name", self.name, DATASETS)
+        _positive(f"{key}.max_image_pixels", self.max_image_pixels)
+
+
+@dataclass(frozen=True)
+class SynthPetsParams:
+    num_classes: int = 6
+    trainval_per_class: int = 300  # official "trainval" images per class
+    test_per_class: int = 60  # official "test" images per class
+    min_size: int = 112  # shorter/longer image sides are drawn from [min_size, max_size]
+    max_size: int = 176
+    seed: int = 0
+
+    def validate(self, key: str) -> None:
+        if not 2 <= self.num_classes <= 37:
+            raise ParamsError(f"{key}.num_classes", self.num_classes, "an integer from 2 to 37 (Pets breeds)")
+        _positive(f"{key}.trainval_per_class", self.trainval_per_class)
+        _positive(f"{key}.test_per_class", self.test_per_class)
+        if self.min_size < 32:
+            raise ParamsError(f"{key}.min_size", self.min_size, "at least 32 pixels")
+        if self.max_size < self.min_size:
+            raise ParamsError(f"{key}.max_size", self.max_size, f">= min_size ({self.min_size})")
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    val_per_class: int = 5  # boxed images per class held out to choose tau
+    test_per_class: int = 30  # boxed images per class for head-box metrics
+    seed: int = 0
+
+    def validate(self, key: str) -> None:
+        _positive(f"{key}.val_per_class", self.val_per_class)
+        _positive(f"{key}.test_per_class", self.test_per_class)
+
+
+@dataclass(frozen=True)
+class PrepareParams:
+    cache_size: int = 128  # side of the decoded, straight-resized uint8 image cache
+    workers: int = 2
+
+    def validate(self, key: str) -> None:
+        if self.cache_size < 16:
+            raise ParamsError(f"{key}.cache_size", self.cache_size, "at least 16 pixels")
+        _positive(f"{key}.workers", self.workers)
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    hflip: bool = True
+    scale_min: float = 0.6  # random-resized-crop area range [scale_min, 1]
+
+    def validate(self, key: str) -> None:
+        if not 0 < self.scale_min <= 1:
+            raise ParamsError(f"{key}.scale_min", self.scale_min, "a number in (0, 1]")
+
+
+@dataclass(frozen=True)
+class BackboneParams:
+    arch: str = ""  # registry name; empty means the backbones-dict key
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 0.01
+    head_lr_mult: float = 10.0  # the reference gives the classifier head 10x the trunk's lr
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    optimizer: str = "sgd"
+    image_size: int = 128
+    pretrained: bool = False
+    weights: str | None = None  # torchvision weights name (e.g. IMAGENET1K_V1) or a local file path
+    output_stride: int | None = None  # 8/16/32: ResNet "large feature map" variants
+    augment: AugmentParams = field(default_factory=AugmentParams)
+    workers: int = 2
+    resume: bool = False  # resume from the last epoch checkpoint after an interruption
+
+    def validate(self, key: str) -> None:
+        _positive(f"{key}.epochs", self.epochs)
+        _positive(f"{key}.batch_size", self.batch_size)
+        for name in ("lr", "head_lr_mult"):
+            _positive(f"{key}.{name}", getattr(self, name))
+        if self.weight_decay < 0:
+            raise ParamsError(f"{key}.weight_decay", self.weight_decay, "a number >= 0")
+        _choice(f"{key}.optimizer", self.optimizer, ("sgd", "adamw"))
+        if self.image_size < 16:
+            raise ParamsError(f"{key}.image_size", self.image_size, "at least 16 pixels")
+        if self.output_stride is not None:
+            _choice(f"{key}.output_stride", self.output_stride, (8, 16, 32))
+        if self.workers < 0:
+            raise ParamsError(f"{key}.workers", self.workers, "an integer >= 0")
+
+
+@dataclass(frozen=True)
+class CamsParams:
+    methods: tuple[str, ...] = ("cam", "gradcam", "center", "full")
+    dtype: str = "float16"
+    batch_size: int = 64
+    scorecam_chunk: int = 32  # channels scored per forward pass in scorecam
+    splits: tuple[str, ...] = ("val", "test", "test_official")
+    max_disk_gb: float = 50.0  # refuse to start when the maps would need more
+
+    def validate(self, key: str) -> None:
+        if not self.methods:
+            raise ParamsError(f"{key}.methods", list(self.methods), "a non-empty list of map methods")
+        _choice(f"{key}.dtype", self.dtype, ("float16", "float32"))
+        _positive(f"{key}.batch_size", self.batch_size)
+        _positive(f"{key}.scorecam_chunk", self.scorecam_chunk)
+        for s in self.splits:
+            _choice(f"{key}.splits", s, SPLITS)
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    interval: float = 0.01  # tau grid: np.arange(0, 1, interval)
+    fixed_tau: float = 0.2  # GT-known / Top-1 Loc threshold (the CAM paper's rule)
+    iou_thresholds: tuple[int, ...] = (30, 50, 70)  # delta, in percent, for MaxBoxAccV2
+
+    def validate(self, key: str) -> None:
+        if not 0 < self.interval < 1:
+            raise ParamsError(f"{key}.interval", self.interval, "a number in (0, 1), e.g. 0.01 or 0.001")
+        if not 0 <= self.fixed_tau < 1:
+            raise ParamsError(f"{key}.fixed_tau", self.fixed_tau, "a number in [0, 1)")
+        for d in self.iou_thresholds:
+            if not 0 < d <= 100:
+                raise ParamsError(f"{key}.iou_thresholds", d, "percentages in (0, 100]")
+
+
+@dataclass(frozen=True)
+class ReportParams:
+    bootstrap: int = 1000  # resamples for the 95% confidence intervals
+    seed: int = 0
+    gallery_samples: int = 8  # seeded random images per backbone page
+    gallery_extremes: int = 4  # best and worst IoUs shown per backbone and method
+
+    def validate(self, key: str) -> None:
+        _positive(f"{key}.bootstrap", self.bootstrap)
+        if self.gallery_samples < 0 or self.gallery_extremes < 0:
+            raise ParamsError(f"{key}.gallery_samples", self.gallery_samples, "integers >= 0")
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int = 0
+    dataset: DatasetParams = field(default_factory=DatasetParams)
+    synthpets: SynthPetsParams = field(default_factory=SynthPetsParams)
+    split: SplitParams = field(default_factory=SplitParams)
+    prepare: PrepareParams = field(default_factory=PrepareParams)
+    backbones: dict[str, BackboneParams] = field(default_factory=dict)
+    cams: CamsParams = field(default_factory=CamsParams)
+    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+    report: ReportParams = field(default_factory=ReportParams)
+
+    def validate(self, key: str) -> None:
+        if not self.backbones:
+            raise ParamsError("backbones", {}, "at least one backbone entry")
+
+    def backbone(self, name: str) -> BackboneParams:
+        if name not in self.backbones:
+            raise ParamsError("backbones", name, f"one of the keys {', '.join(sorted(self.backbones))}")
+        return self.backbones[name]
+
+
+def arch_of(key: str, bp: BackboneParams) -> str:
+    return bp.arch or key
+
+
+# --------------------------------------------------------------------------------------------------
+# Generic, strict conversion of nested dicts into the dataclasses above.
+
+
+def load_params(path: str | Path = "params.yaml", check_registries: bool = True) -> Params:
+    """Read and validate params.yaml; raises ParamsError (exit code 2 at the CLI) on any bad value."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError("params.yaml", str(path), "a params file; run from the repository root")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ParamsError(str(path), "<unparseable>", f"valid YAML ({e})") from None
+    params = parse(Params, raw, "")
+    if check_registries:
+        check_names(params)
+    return params
+
+
+def parse(cls, data, key: str):
+    """Build dataclass `cls` from `data`, checking unknown keys and types, then calling validate()."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ParamsError(key or "<root>", data, f"a mapping of {cls.__name__} fields")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for k in data:
+        if k not in names:
+            close = difflib.get_close_matches(str(k), names, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ParamsError(_join(key, k), data[k], f"unknown key; {hint}valid keys: {', '.join(names)}")
+    values = {k: _convert(hints[k], v, _join(key, k)) for k, v in data.items()}
+    obj = cls(**values)
+    if hasattr(obj, "validate"):
+        obj.validate(key or "<root>")
+    return obj
+
+
+def _convert(tp, value, key: str):
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _convert(inner, value, key)
+    if dataclasses.is_dataclass(tp):
+        return parse(tp, value, key)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ParamsError(key, value, "a mapping")
+        return {str(k): _convert(args[1], v, _join(key, k)) for k, v in value.items()}
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ParamsError(key, value, "a list")
+        return tuple(_convert(args[0], v, key) for v in value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ParamsError(key, value, "true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParamsError(key, value, "an integer")
+        return value
+    if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads 5e-4 as a string
+            try:
+                value = float(value)
+            except ValueError:
+                raise ParamsError(key, value, "a number") from None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ParamsError(key, value, "a number")
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ParamsError(key, value, "a finite number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ParamsError(key, value, "a string")
+        return value
+    raise TypeError(f"unsupported params type {tp} at {key}")
+
+
+def check_names(params: Params) -> None:
+    """Registry names (backbones, methods) and what each backbone needs of its image size."""
+    from pipeline.cams import METHODS
+    from pipeline.models import BACKBONES
+
+    for key, bp in params.backbones.items():
+        arch = arch_of(key, bp)
+        if arch not in BACKBONES:
+            raise ParamsError(
+                f"backbones.{key}.arch", arch, f"a registered backbone: {', '.join(BACKBONES.names())}"
+            )
+        spec = BACKBONES.get(arch)
+        divisor = getattr(spec, "size_divisor", 1)
+        if bp.image_size % divisor:
+            raise ParamsError(
+                f"backbones.{key}.image_size", bp.image_size, f"a multiple of {divisor} for {arch}"
+            )
+        if bp.image_size > params.prepare.cache_size:
+            raise ParamsError(
+                f"backbones.{key}.image_size",
+                bp.image_size,
+                f"at most prepare.cache_size ({params.prepare.cache_size}); raise the cache size",
+            )
+    for m in params.cams.methods:
+        if m not in METHODS:
+            raise ParamsError("cams.methods", m, f"registered map methods: {', '.join(METHODS.names())}")
+
+
+def to_dict(obj) -> dict:
+    """The resolved params, for saving beside each stage's outputs (timm's args.yaml habit)."""
+    return dataclasses.asdict(obj)
+
+
+def _join(prefix: str, k) -> str:
+    return f"{prefix}.{k}" if prefix else str(k)
+
+
+def _positive(key: str, value) -> None:
+    if value <= 0:
+        raise ParamsError(key, value, "a positive number")
+
+
+def _choice(key: str, value, choices) -> None:
+    if value not in choices:
+        raise ParamsError(key, value, f"one of {', '.join(map(str, choices))}")
