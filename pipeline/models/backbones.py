@@ -1,0 +1,248 @@
+"""Backbones as GAP classifiers: a CNN trunk, global average pooling, one linear layer.
+
+Every registered name builds a `GapNet`: `features(x)` → (N, C, h, w) and `classifier: nn.Linear`, with
+`model(x) == classifier(features(x).mean((2, 3)))`. That structure is what makes a class activation map
+exact (PROTOCOL §1): the CAM of class c is `einsum("k,khw->hw", classifier.weight[c], features(x)[0])`.
+
+Trunks come from torchvision (`get_model`) with its classification head removed; pretrained weights are
+chosen by name through torchvision's weights API and read from the user's torch hub cache. Nothing is
+downloaded silently: a missing file is fetched with a short network timeout, and when that fails the
+error names the file and the folder to put it in.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+import torchvision
+from torch import nn
+
+from pipeline.errors import CamlocError
+from pipeline.registry import Registry
+
+log = logging.getLogger(__name__)
+
+DOWNLOAD_TIMEOUT_S = 15.0
+
+
+class GapNet(nn.Module):
+    """trunk → global average pooling → linear; the CAM-exact classifier every backbone becomes."""
+
+    def __init__(self, features: nn.Module, channels: int, num_classes: int):
+        super().__init__()
+        self.features = features
+        self.classifier = nn.Linear(channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).mean((2, 3)))  # (N, C, h, w) → (N, C) → (N, classes)
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """A registry entry: how to turn a torchvision model (or nothing) into a GAP trunk."""
+
+    name: str
+    summary: str  # one line for `camloc backbones`
+    size_divisor: int  # the trunk's total stride: image sizes must be multiples of it
+    channels: int
+    arch: str | None  # torchvision architecture name; None for our own tiny CNN
+    trunk: Callable[..., nn.Module]  # (torchvision model or None, **options) → features module
+    options: tuple[str, ...] = ()  # option names this trunk accepts (besides weights)
+
+
+BACKBONES: Registry[BackboneSpec] = Registry("backbone")
+
+
+def _register(spec: BackboneSpec) -> None:
+    BACKBONES.register(spec.name)(spec)
+
+
+# --------------------------------------------------------------------------------------------------
+# Trunks
+
+
+def _set_dilation(layer: nn.Sequential, first: int, rest: int) -> None:
+    """Stride 1 in a ResNet stage; 3×3 convs dilated (first block `first`, later blocks `rest`).
+
+    The same rewiring torchvision's `replace_stride_with_dilation` does, applied after construction so
+    it also works for BasicBlock (resnet18), which refuses dilation in its constructor.
+    """
+    for b, block in enumerate(layer):
+        d = first if b == 0 else rest
+        for conv in (m for m in block.modules() if isinstance(m, nn.Conv2d)):
+            if conv.kernel_size == (3, 3):
+                conv.dilation, conv.padding = (d, d), (d, d)
+            conv.stride = (1, 1)  # 1×1 convs included: the downsample shortcut must match the new size
+
+
+def _resnet_trunk(m: nn.Module, output_stride: int | None = None) -> nn.Module:
+    if output_stride in (16, 8):
+        _set_dilation(m.layer4, 1 if output_stride == 16 else 2, 2 if output_stride == 16 else 4)
+    if output_stride == 8:
+        _set_dilation(m.layer3, 1, 2)
+    return nn.Sequential(m.conv1, m.bn1, m.relu, m.maxpool, m.layer1, m.layer2, m.layer3, m.layer4)
+
+
+def _vgg_gap_trunk(m: nn.Module) -> nn.Module:
+    # CAM paper: VGG16 without pool5 (stride 16, 14×14 at 224) plus a 3×3 conv to 1024 channels.
+    layers = list(m.features.children())[:-1]
+    return nn.Sequential(*layers, nn.Conv2d(512, 1024, 3, padding=1), nn.ReLU(inplace=True))
+
+
+def _densenet_trunk(m: nn.Module) -> nn.Module:
+    return nn.Sequential(m.features, nn.ReLU(inplace=False))  # torchvision applies this ReLU in forward
+
+
+def _convnext_trunk(m: nn.Module) -> nn.Module:
+    # torchvision normalises after pooling; LayerNorm2d per position before pooling keeps the CAM exact.
+    return nn.Sequential(m.features, m.classifier[0])
+
+
+def _plain_trunk(m: nn.Module) -> nn.Module:
+    return m.features
+
+
+def _conv_bn(cin: int, cout: int, stride: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+def _tiny_trunk(_: None) -> nn.Module:
+    widths = [(3, 32, 2), (32, 32, 1), (32, 64, 2), (64, 64, 1), (64, 128, 2), (128, 128, 1)]
+    return nn.Sequential(*[layer for cin, cout, s in widths for layer in _conv_bn(cin, cout, s)])
+
+
+for _name, _ch in (("resnet18", 512), ("resnet50", 2048)):
+    _register(BackboneSpec(_name, f"torchvision {_name}; output_stride 32/16/8 (layer4/layer3 dilated)",
+                           32, _ch, _name, _resnet_trunk, ("output_stride",)))
+_register(BackboneSpec("vgg16_gap", "VGG16 without pool5 + 3x3 conv to 1024 (CAM paper), stride 16",
+                       16, 1024, "vgg16", _vgg_gap_trunk))
+_register(BackboneSpec("mobilenet_v3_large", "torchvision MobileNetV3-Large trunk (960 channels)",
+                       32, 960, "mobilenet_v3_large", _plain_trunk))
+_register(BackboneSpec("efficientnet_b0", "torchvision EfficientNet-B0 trunk (1280 channels)",
+                       32, 1280, "efficientnet_b0", _plain_trunk))
+_register(BackboneSpec("densenet121", "torchvision DenseNet-121 trunk + final ReLU (1024 channels)",
+                       32, 1024, "densenet121", _densenet_trunk))
+_register(BackboneSpec("convnext_tiny", "torchvision ConvNeXt-T trunk + per-position LayerNorm (768 ch)",
+                       32, 768, "convnext_tiny", _convnext_trunk))
+_register(BackboneSpec("tiny_gap_cnn", "6-layer conv-BN-ReLU GAP CNN, stride 8; fast on CPU (tests, default)",
+                       8, 128, None, _tiny_trunk))
+
+
+# --------------------------------------------------------------------------------------------------
+# Building, with weights
+
+
+def build_backbone(
+    name: str,
+    num_classes: int,
+    pretrained: bool = False,
+    weights: str | None = None,
+    **options,
+) -> GapNet:
+    """Build registered backbone `name` as a GapNet with a fresh `num_classes` linear head.
+
+    `weights`: a torchvision weights name (e.g. "IMAGENET1K_V1", "DEFAULT") or a local state-dict file
+    (a torchvision-architecture checkpoint); `pretrained=True` without `weights` means "DEFAULT".
+    Options: `output_stride` (8/16/32) for ResNets; None values are ignored. Unknown names and options
+    raise CamlocError listing the valid ones.
+    """
+    spec = BACKBONES.get(name)
+    options = {k: v for k, v in options.items() if v is not None}
+    bad = sorted(set(options) - set(spec.options))
+    if bad:
+        raise CamlocError(
+            f"backbone {name} does not take option(s) {', '.join(bad)}; it takes: {', '.join(spec.options) or 'none'}"
+        )
+    if num_classes < 1:
+        raise CamlocError(f"num_classes must be >= 1, got {num_classes}")
+    if spec.arch is None:
+        if pretrained or weights:
+            raise CamlocError(f"backbone {name} has no pretrained weights; set pretrained: false, weights: null")
+        base = None
+    else:
+        base = _torchvision_model(spec.arch, pretrained, weights)
+    return GapNet(spec.trunk(base, **options), spec.channels, num_classes)
+
+
+def _torchvision_model(arch: str, pretrained: bool, weights: str | None) -> nn.Module:
+    if weights and _looks_like_path(weights):
+        model = torchvision.models.get_model(arch, weights=None)
+        _load_local(model, Path(weights))
+        return model
+    if not (pretrained or weights):
+        return torchvision.models.get_model(arch, weights=None)
+    enum = torchvision.models.get_model_weights(arch)
+    key = weights or "DEFAULT"
+    try:
+        w = enum[key]
+    except KeyError:
+        valid = ", ".join(["DEFAULT", *(m.name for m in enum)])
+        raise CamlocError(f"unknown weights {key!r} for {arch}; valid names: {valid}, or a local file path") from None
+    ensure_cached(w.url)
+    return torchvision.models.get_model(arch, weights=w)
+
+
+def _looks_like_path(weights: str) -> bool:
+    return os.sep in weights or weights.endswith((".pt", ".pth", ".bin")) or Path(weights).is_file()
+
+
+def weights_cache_path(url: str) -> Path:
+    """Where torch.hub keeps (and looks for) the file of `url`: $TORCH_HOME/hub/checkpoints/<file>."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+
+
+def ensure_cached(url: str) -> Path:
+    """The cached weights file of `url`, downloading it (short timeout) only when absent.
+
+    Raises one CamlocError sentence naming the file and the folder to put it in when it cannot be had.
+    """
+    path = weights_cache_path(url)
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log.info("downloading %s to %s", url, path)
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        torch.hub.download_url_to_file(url, str(path), progress=False)
+    except (OSError, ValueError, RuntimeError) as e:  # URLError and socket timeouts are OSErrors
+        raise CamlocError(
+            f"pretrained weights {path.name} are not cached and could not be downloaded ({e}); "
+            f"download {url} on a machine with internet and put it at {path} "
+            f"(set TORCH_HOME to use another cache folder), or set pretrained: false"
+        ) from None
+    finally:
+        socket.setdefaulttimeout(previous)
+    return path
+
+
+def _load_local(model: nn.Module, path: Path) -> None:
+    """Load a local torchvision-architecture state dict; the 1000-class head may mismatch (it is dropped)."""
+    if not path.is_file():
+        raise CamlocError(f"weights file {path} does not exist; fix backbones.<name>.weights in params.yaml")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a corrupt or unsafe file
+        raise CamlocError(f"weights file {path} is not a loadable plain state dict ({e})") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise CamlocError(f"weights file {path} holds a {type(state).__name__}, not a state dict")
+    own = model.state_dict()
+    head = {k for k, v in state.items() if k in own and hasattr(v, "shape") and v.shape != own[k].shape}
+    result = model.load_state_dict({k: v for k, v in state.items() if k not in head}, strict=False)
+    missing = [k for k in result.missing_keys if k not in head]
+    if missing or result.unexpected_keys:
+        raise CamlocError(
+            f"weights file {path} does not fit {type(model).__name__}: missing {missing[:3]}, "
+            f"unexpected {list(result.unexpected_keys)[:3]}"
+        )
+    if head:
+        log.info("%s: skipped %d head tensors of another shape (%s)", path, len(head), sorted(head)[:2])
