@@ -44,6 +44,7 @@ class SynthPetsParams:
     min_size: int = 112  # shorter/longer image sides are drawn from [min_size, max_size]
     max_size: int = 176
     seed: int = 0
+    workers: int = 2  # generator processes (the bytes written do not depend on it)
 
     def validate(self, key: str) -> None:
         if not 2 <= self.num_classes <= 37:
@@ -54,6 +55,7 @@ class SynthPetsParams:
             raise ParamsError(f"{key}.min_size", self.min_size, "at least 32 pixels")
         if self.max_size < self.min_size:
             raise ParamsError(f"{key}.max_size", self.max_size, f">= min_size ({self.min_size})")
+        _positive(f"{key}.workers", self.workers)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,205 @@
+"""The `prepare` stage: a raw Pets-layout tree → samples/boxes manifests, splits, report and image cache.
+
+The index comes from the split files only (trainval.txt, test.txt), never from a folder listing; the
+folder is listed afterwards only to report what the split files leave out. Every listed image is
+decoded once (in `prepare.workers` processes) into a memory-mappable uint8 cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from pipeline.datasets import manifest, pets
+from pipeline.datasets.images import Decoded, process
+from pipeline.datasets.layout import PREPARED_ENTRIES, replace_dir
+from pipeline.errors import CamlocError
+from pipeline.fsutil import write_json, write_parquet
+from pipeline.params import Params
+
+log = logging.getLogger(__name__)
+
+
+def read_index(raw: Path) -> tuple[list[pets.ListEntry], list[pets.ListEntry], dict]:
+    """(trainval entries, test entries, notes) from the split files, cross-checked with list.txt."""
+    ann = raw / "annotations"
+    if not (raw / "images").is_dir() or not ann.is_dir():
+        raise CamlocError(f"{raw} is not a Pets-layout folder (images/ and annotations/ expected); "
+                          "run `camloc download` first")
+    trainval, test = pets.read_list(ann / "trainval.txt"), pets.read_list(ann / "test.txt")
+    seen: dict[str, str] = {}
+    for split, entries in (("trainval.txt", trainval), ("test.txt", test)):
+        for e in entries:
+            if e.image_id in seen:
+                raise CamlocError(f"{ann / split}: {e.image_id} is also listed in {seen[e.image_id]}; "
+                                  "the split files are damaged: re-run `camloc download`")
+            seen[e.image_id] = split
+    listed = {e.image_id: e for e in trainval + test}
+    notes: dict = {"list_txt_only": []}
+    if (ann / "list.txt").is_file():
+        for e in pets.read_list(ann / "list.txt"):
+            if e.image_id not in listed:
+                notes["list_txt_only"].append(e.image_id)
+            elif listed[e.image_id] != e:
+                raise CamlocError(f"{ann / 'list.txt'}: {e.image_id} has ids differing from "
+                                  f"{seen[e.image_id]}; re-run `camloc download`")
+    return trainval, test, notes
+
+
+def head_box(raw: Path, entry: pets.ListEntry, size: tuple[int, int], report: dict) -> tuple | None:
+    """The 0-based head box of a trainval image from its xml, clipped to the decoded image."""
+    path = raw / "annotations" / "xmls" / f"{entry.image_id}.xml"
+    if not path.is_file():
+        report["skipped"].append({"file": _rel(path), "reason": "no head-box xml (image kept, unboxed)"})
+        return None
+    try:
+        _, objects = pets.parse_voc(path.read_bytes())
+    except ValueError as e:
+        report["skipped"].append({"file": _rel(path), "reason": f"head box unusable: {e}"})
+        return None
+    w, h = size
+    x0, y0, x1, y1 = objects[0].box
+    if objects[0].name not in ("cat", "dog", ""):
+        report["repaired"].append({"file": _rel(path), "reason": f"object name {objects[0].name!r} ignored"})
+    clipped = (max(0, x0), max(0, y0), min(w - 1, x1), min(h - 1, y1))
+    if clipped[0] > clipped[2] or clipped[1] > clipped[3]:
+        report["skipped"].append({"file": _rel(path), "reason": f"head box {objects[0].box} lies outside "
+                                  f"the {w}x{h} image"})
+        return None
+    if clipped != (x0, y0, x1, y1):
+        report["repaired"].append({"file": _rel(path), "reason": f"head box {objects[0].box} clipped to "
+                                   f"the {w}x{h} image: {clipped}"})
+    return clipped
+
+
+def decode_all(tasks: list[tuple], workers: int, cache_file: Path, size: int) -> list[Decoded]:
+    """Decode every task, writing cache rows in task order into a (N, S, S, 3) memmap at cache_file."""
+    cache = np.lib.format.open_memmap(cache_file, mode="w+", dtype=np.uint8, shape=(len(tasks), size, size, 3))
+    results: list[Decoded] = []
+    bar = dict(total=len(tasks), desc="prepare", unit="img", disable=None)
+    if workers <= 1 or len(tasks) < 64:
+        it = map(process, tasks)
+        pool = None
+    else:
+        pool = multiprocessing.get_context("fork").Pool(workers)
+        it = pool.imap(process, tasks, chunksize=32)
+    try:
+        for i, d in enumerate(tqdm(it, **bar)):
+            if d.cache is not None:
+                cache[i] = d.cache
+                d.cache = None  # the row lives in the memmap now
+            results.append(d)
+    finally:
+        if pool is not None:
+            pool.terminate()
+    cache.flush()
+    del cache
+    return results
+
+
+def _rel(path: Path) -> str:
+    """A path relative to the working directory (the repo root) when below it, else as given."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _unlisted(raw: Path, listed: set[str]) -> tuple[list[dict], int]:
+    """Files in images/ that no split file lists (reported, never used), and the macOS `._*` count."""
+    out = []
+    for p in sorted((raw / "images").iterdir()):
+        if p.name.startswith(pets.APPLEDOUBLE_PREFIX):
+            continue
+        if p.suffix.lower() != ".jpg" or p.stem not in listed:
+            kind = "a MATLAB file, not an image" if p.suffix.lower() == ".mat" else "an image"
+            out.append({"file": _rel(p), "reason": f"{kind} in no split file (not used)"})
+    apple = sum(n.startswith(pets.APPLEDOUBLE_PREFIX) for _, _, files in os.walk(raw) for n in files)
+    return out, apple
+
+
+def build(params: Params, raw: Path, tmp: Path) -> dict:
+    """Write the prepared files into the (temporary) folder `tmp`; returns report.json's content."""
+    trainval, test, notes = read_index(raw)
+    classes = manifest.class_table(trainval + test, str(raw / "annotations"))
+    entries = trainval + test
+    tasks = [(e.image_id, str(raw / "images" / f"{e.image_id}.jpg"),
+              str(raw / "annotations" / "trimaps" / f"{e.image_id}.png"),
+              params.dataset.max_image_pixels, params.prepare.cache_size) for e in entries]
+    decode_file = tmp / "decode-order.npy"
+    decoded = decode_all(tasks, params.prepare.workers, decode_file, params.prepare.cache_size)
+    report: dict = {"skipped": [], "repaired": []}
+    official = {e.image_id: "trainval" for e in trainval} | {e.image_id: "test" for e in test}
+    rows, boxes, keep, boxed = [], [], {}, set()
+    for row, (e, d) in enumerate(zip(entries, decoded, strict=True)):
+        img = raw / "images" / f"{e.image_id}.jpg"
+        if d.skip:
+            report["skipped"].append({"file": _rel(img), "reason": d.skip})
+            continue
+        report["repaired"] += [{"file": _rel(img), "reason": r} for r in d.repairs]
+        trimap = raw / "annotations" / "trimaps" / f"{e.image_id}.png"
+        if d.body_box is not None:
+            boxes.append((e.image_id, "body", *d.body_box))
+        else:
+            report["skipped"].append({"file": _rel(trimap), "reason": f"no body box: {d.trimap_note}"})
+        if official[e.image_id] == "trainval":
+            hb = head_box(raw, e, (d.width, d.height), report)
+            if hb is not None:
+                boxes.append((e.image_id, "head", *hb))
+                boxed.add(e.image_id)
+        keep[e.image_id] = row
+        rows.append({"image_id": e.image_id, "path": _rel(img), "label": classes.label(e.class_id),
+                     "class_name": pets.breed_of(e.image_id), "species": e.species,
+                     "width": d.width, "height": d.height,
+                     "trimap_path": _rel(trimap) if d.trimap_note != "no trimap" else None})
+    by_class: dict[int, list[str]] = {}
+    for r in rows:
+        if official[r["image_id"]] == "trainval":
+            by_class.setdefault(r["label"], []).append(r["image_id"])
+    split_of = manifest.assign_splits(by_class, boxed, classes.names, params.split)
+    for r in rows:
+        r["split"] = split_of.get(r["image_id"], "test_official")
+    samples = manifest.samples_table(rows)
+    _write_cache(decode_file, tmp / "images.npy", [keep[i] for i in samples["image_id"]])
+    unlisted, apple = _unlisted(raw, set(official))
+    report["skipped"] += unlisted
+    report |= {"counts": manifest.counts(samples, classes.names), "appledouble_ignored": apple,
+               "list_txt_only": notes["list_txt_only"], "cache_size": params.prepare.cache_size}
+    write_parquet(tmp / "samples.parquet", samples)
+    write_parquet(tmp / "boxes.parquet", manifest.boxes_table(boxes, samples["image_id"]))
+    write_json(tmp / "classes.json", {"class_names": list(classes.names), "species": list(classes.species)})
+    write_json(tmp / "report.json", report)
+    return report
+
+
+def _write_cache(src: Path, dst: Path, rows: list[int], chunk: int = 512) -> None:
+    """Reorder the decode-order cache into manifest order (rows = cache_index), chunk by chunk."""
+    a = np.load(src, mmap_mode="r")
+    out = np.lib.format.open_memmap(dst, mode="w+", dtype=np.uint8, shape=(len(rows), *a.shape[1:]))
+    for s in range(0, len(rows), chunk):
+        out[s: s + chunk] = a[rows[s: s + chunk]]
+    out.flush()
+    del out, a
+    src.unlink()
+
+
+def run(params: Params, raw_dir: str | Path, out_dir: str | Path) -> str:
+    """Prepare `raw_dir` into `out_dir` (replaced atomically); returns a one-paragraph summary."""
+    raw = Path(raw_dir)
+    with replace_dir(out_dir, PREPARED_ENTRIES) as tmp:
+        report = build(params, raw, tmp)
+    c = report["counts"]
+    reasons = Counter(s["reason"].split(":")[0] for s in report["skipped"])
+    log.info("prepare: skipped %s", dict(reasons))
+    n_classes = len(next(iter(c["per_class"].values())))
+    splits = ", ".join(f"{k} {v}" for k, v in c["per_split"].items())
+    return (f"prepared {c['total']} images of {n_classes} classes into {out_dir} ({splits}); "
+            f"{len(report['repaired'])} repaired, {len(report['skipped'])} skipped "
+            f"(details in {Path(out_dir) / 'report.json'})")
+
