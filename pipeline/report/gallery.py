@@ -1,0 +1,232 @@
+"""CAM galleries: static HTML pages of thumbnails that show where each map points and which box it gives.
+
+Per backbone, a fixed seeded sample of test images (the same images for every backbone and method,
+so rows compare) and, per method, the images with the worst and the best IoU. A thumbnail is the
+image with the normalised GT-class map overlaid, the GT head box (green), the whole-pet box (cyan) and
+the predicted box (red) at the split's chosen τ in largest-contour mode (MaxBoxAcc v1), drawn in the
+S×S evaluation frame and enlarged with nearest-neighbour so pixels stay crisp. PNGs are encoded by
+OpenCV (no metadata); the pages have no scripts and load nothing from the network.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from pipeline.report.writers import HTML_STYLE
+
+log = logging.getLogger(__name__)
+
+GT_COLOR = (0, 200, 0)  # BGR: head box
+BODY_COLOR = (255, 255, 0)  # cyan: whole-pet box
+PRED_COLOR = (0, 0, 255)  # red: predicted box
+DISPLAY = 192  # thumbnails are enlarged to at least this many pixels
+GALLERY_STYLE = HTML_STYLE + """
+.grid{display:flex;flex-wrap:wrap;gap:8px}figure{margin:0;width:200px;font-size:12px}
+figure img{display:block;width:192px;height:192px}figcaption{line-height:1.3;word-break:break-all}
+.legend span{display:inline-block;padding:0 6px;margin-right:8px;border:2px solid}"""
+LEGEND = ('<p class="legend"><span style="border-color:#00c800">GT head box</span>'
+          '<span style="border-color:#00ffff">whole-pet box</span>'
+          '<span style="border-color:#ff0000">predicted box (largest contour, chosen τ)</span></p>')
+
+
+@dataclass(frozen=True)
+class Thumb:
+    """One rendered picture and what its caption says."""
+
+    backbone: str
+    method: str
+    image_id: str
+    class_name: str
+    pred_name: str
+    iou: float  # from the evaluate stage's per-image table
+    tau: float
+
+    @property
+    def relpath(self) -> str:
+        return f"{_safe(self.backbone)}/{_safe(self.method)}/{_safe(self.image_id)}.png"
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def to_eval_frame(boxes: np.ndarray, width: int, height: int, size: int) -> np.ndarray:
+    """(K, 4) original-pixel boxes → S×S frame: int(x·S/W), product first, float64 (PROTOCOL §2)."""
+    b = boxes.astype(np.float64)  # (K, 4)
+    scale = np.array([size, size, size, size], dtype=np.float64)
+    denom = np.array([width, height, width, height], dtype=np.float64)
+    return np.trunc(b * scale / denom).astype(np.int64)
+
+
+def box_iou(box: np.ndarray, gts: np.ndarray) -> float:
+    """Max IoU of one box against (K, 4) GT boxes, +1 pixel convention (PROTOCOL §4)."""
+    if gts.size == 0:
+        return 0.0
+    ix = np.maximum(0, np.minimum(box[2], gts[:, 2]) - np.maximum(box[0], gts[:, 0]) + 1)
+    iy = np.maximum(0, np.minimum(box[3], gts[:, 3]) - np.maximum(box[1], gts[:, 1]) + 1)
+    inter = ix * iy
+    area = lambda b: (b[..., 2] - b[..., 0] + 1) * (b[..., 3] - b[..., 1] + 1)  # noqa: E731
+    union = area(box) + area(gts) - inter
+    iou = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+    return float(iou.max())
+
+
+def render(image: np.ndarray, smap: np.ndarray, heads: np.ndarray, bodies: np.ndarray,
+           pred: np.ndarray) -> np.ndarray:
+    """BGR thumbnail: image (any size, RGB) resized to the map's S×S, map overlaid, boxes drawn."""
+    size = smap.shape[0]
+    rgb = cv2.resize(np.ascontiguousarray(image), (size, size), interpolation=cv2.INTER_LINEAR)
+    heat = cv2.applyColorMap((255 * np.clip(smap, 0, 1)).astype(np.uint8), cv2.COLORMAP_JET)  # (S, S, 3)
+    blend = cv2.addWeighted(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), 0.55, heat, 0.45, 0)
+    k = max(1, -(-DISPLAY // size))  # integer zoom, rounded up
+    big = cv2.resize(blend, (size * k, size * k), interpolation=cv2.INTER_NEAREST)
+    for boxes, color in ((bodies, BODY_COLOR), (heads, GT_COLOR), (pred[None, :], PRED_COLOR)):
+        for x0, y0, x1, y1 in np.asarray(boxes, dtype=np.int64).reshape(-1, 4):
+            cv2.rectangle(big, (int(x0) * k, int(y0) * k), (int(x1) * k + k - 1, int(y1) * k + k - 1), color, 2)
+    return big
+
+
+def choose_images(ids: np.ndarray, ious: dict[str, np.ndarray], samples: int, extremes: int,
+                  seed: int) -> tuple[list[str], dict[str, tuple[list[str], list[str]]]]:
+    """A seeded sample of `ids` (sorted), and per method its `extremes` worst and best images by IoU.
+
+    Ties break by image id, so the choice is deterministic.
+    """
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(ids, size=min(samples, len(ids)), replace=False)).tolist() if samples else []
+    ext = {}
+    for method, iou in ious.items():
+        order = np.lexsort((ids, iou))  # ascending IoU, then id
+        worst = ids[order[:extremes]].tolist()
+        best = ids[np.lexsort((ids, -iou))[:extremes]].tolist()
+        ext[method] = (worst, best)
+    return pick, ext
+
+
+def figure_html(t: Thumb) -> str:
+    cap = (f"{html.escape(t.image_id)}<br>class {html.escape(t.class_name)} · pred {html.escape(t.pred_name)}"
+           f"<br>{html.escape(t.method)} IoU {t.iou:.2f} (τ={t.tau:.2f})")
+    alt = f"{t.method} map of {t.image_id}"
+    return (f'<figure><img src="{html.escape(t.relpath)}" alt="{html.escape(alt)}" width="192" height="192">'
+            f"<figcaption>{cap}</figcaption></figure>")
+
+
+def page_html(title: str, intro: str, sections: list[tuple[str, list[Thumb]]]) -> str:
+    """A static page of thumbnail sections; image paths are relative to the gallery folder."""
+    parts = [f"<p class=\"note\">{intro}</p>", LEGEND, '<p><a href="index.html">all backbones</a></p>']
+    for heading, thumbs in sections:
+        figs = "\n".join(figure_html(t) for t in thumbs)
+        parts.append(f"<h2>{html.escape(heading)}</h2>\n<div class=\"grid\">\n{figs}\n</div>")
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f"<title>{html.escape(title)}</title>\n<style>{GALLERY_STYLE}</style>\n</head>\n<body>\n"
+            f"<h1>{html.escape(title)}</h1>\n" + "\n".join(parts) + "\n</body>\n</html>\n")
+
+
+def index_html(pages: list[tuple[str, str, int]]) -> str:
+    """The gallery's entry page: one link per backbone page (name, file, thumbnail count)."""
+    items = "\n".join(f'<li><a href="{html.escape(f)}">{html.escape(b)}</a> ({n} thumbnails)</li>'
+                      for b, f, n in pages)
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>CAM galleries</title>\n"
+            f"<style>{GALLERY_STYLE}</style>\n</head>\n<body>\n<h1>CAM galleries</h1>\n"
+            "<p class=\"note\">Class activation maps on test images, per backbone: a fixed seeded sample, then "
+            "each method's worst and best IoUs. The leaderboard is in <a href=\"../leaderboard.html\">"
+            "leaderboard.html</a>.</p>\n" + LEGEND + f"\n<ul>\n{items}\n</ul>\n</body>\n</html>\n")
+
+
+@dataclass(frozen=True)
+class GalleryInput:
+    """One backbone's inputs to its gallery page."""
+
+    backbone: str
+    image_size: int  # evaluation S
+    ids: np.ndarray  # (N,) sorted test image ids (head boxes)
+    ious: dict[str, np.ndarray]  # method → (N,) IoU at its chosen τ, largest-contour mode
+    taus: dict[str, float]  # method → that chosen τ
+    preds: dict[str, int]  # image_id → top-1 class
+    maps: Callable[[str, str], np.ndarray]  # (method, image_id) → raw GT-class map (h, w)
+
+
+@dataclass(frozen=True)
+class SharedInput:
+    """Dataset-level inputs shared by all backbones' pages."""
+
+    samples: pd.DataFrame  # indexed by image_id: class_name, width, height, cache_index
+    boxes: dict[tuple[str, str], np.ndarray]  # (image_id, kind) → (K, 4) original pixels
+    cache: np.ndarray  # (N, S_c, S_c, 3) uint8 RGB
+    class_names: list[str]
+
+
+def _predicted_box(raw: np.ndarray, size: int, tau: float) -> tuple[np.ndarray, np.ndarray]:
+    """(S, S) normalised map and the largest-contour box at τ, through the evaluator's own code."""
+    from pipeline.localize import boxes_at_taus, normalize_map
+
+    smap = normalize_map(np.asarray(raw, dtype=np.float32), (size, size))  # (S, S)
+    found = boxes_at_taus(smap, np.asarray([tau]), "largest")
+    box = np.asarray(found[0], dtype=np.int64).reshape(-1, 4)[0]  # largest mode: one box per τ
+    return smap, box
+
+
+def _render_thumb(t: Thumb, g: GalleryInput, shared: SharedInput, folder: Path) -> bool:
+    """Write one thumbnail; returns whether the drawn box reproduces the evaluated IoU."""
+    row = shared.samples.loc[t.image_id]
+    size = g.image_size
+    smap, pred = _predicted_box(g.maps(t.method, t.image_id), size, t.tau)
+    frame = {kind: to_eval_frame(shared.boxes.get((t.image_id, kind), np.zeros((0, 4))), int(row["width"]),
+                                 int(row["height"]), size) for kind in ("head", "body")}
+    img = render(shared.cache[int(row["cache_index"])], smap, frame["head"], frame["body"], pred)
+    path = folder / t.relpath
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, buf = cv2.imencode(".png", img)
+    if not ok:
+        raise RuntimeError(f"PNG encoding failed for {path}")
+    path.write_bytes(buf.tobytes())
+    return abs(box_iou(pred, frame["head"]) - t.iou) <= 1e-3
+
+
+def write_gallery(folder: Path, inputs: list[GalleryInput], shared: SharedInput, samples: int,
+                  extremes: int, seed: int) -> tuple[int, int]:
+    """index.html, one page per backbone and their thumbnails under `folder` (a fresh, empty folder).
+
+    Returns (thumbnails written, thumbnails whose redrawn box disagrees with the evaluated IoU).
+    """
+    from tqdm import tqdm
+
+    written: set[str] = set()
+    mismatches = 0
+    pages = []
+    for g in inputs:
+        pick, ext = choose_images(g.ids, g.ious, samples, extremes, seed)
+        pos = {i: k for k, i in enumerate(g.ids)}
+
+        def thumb(method: str, image_id: str, g=g, pos=pos) -> Thumb:
+            pred = g.preds.get(image_id)
+            pred_name = shared.class_names[pred] if pred is not None else "?"
+            return Thumb(g.backbone, method, image_id, str(shared.samples.loc[image_id, "class_name"]),
+                         pred_name, float(g.ious[method][pos[image_id]]), g.taus[method])
+
+        sections = [(f"Seeded sample, {m}", [thumb(m, i) for i in pick]) for m in g.ious] if pick else []
+        for m, (worst, best) in ext.items():
+            sections += [(f"{m}: worst IoUs", [thumb(m, i) for i in worst]),
+                         (f"{m}: best IoUs", [thumb(m, i) for i in best])]
+        todo = {t.relpath: t for _, ts in sections for t in ts if t.relpath not in written}
+        for rel, t in tqdm(sorted(todo.items()), desc=f"gallery {g.backbone}", disable=None, leave=False):
+            mismatches += not _render_thumb(t, g, shared, folder)
+            written.add(rel)
+        name = f"{_safe(g.backbone)}.html"
+        intro = (f"Backbone <b>{html.escape(g.backbone)}</b>: test images (head boxes), evaluation size "
+                 f"{g.image_size}×{g.image_size}; each method's box is drawn at its own split-chosen τ.")
+        (folder / name).write_text(page_html(f"CAM gallery: {g.backbone}", intro, sections))
+        pages.append((g.backbone, name, len(todo)))
+    (folder / "index.html").write_text(index_html(pages))
+    if mismatches:
+        log.warning("%d gallery boxes do not reproduce the evaluated IoU (localize vs per_image drift)", mismatches)
+    return len(written), mismatches

@@ -1,0 +1,129 @@
+"""Matplotlib PNGs of the evaluation: BoxAcc vs τ, PR curves, training curves, the leaderboard heatmap.
+
+Figures are built with the object API on the Agg canvas (no pyplot state, no GUI backend) and saved
+without the "Software" tag; Agg PNGs carry no date, so the same inputs give the same bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+DPI = 100
+PNG_METADATA = {"Software": None}
+KIND_STYLE = {"head": "-", "body": "--"}
+DELTA_COLORS = {"30": "C0", "50": "C1", "70": "C2"}
+
+
+def save_png(fig: Figure, path: Path) -> None:
+    """Deterministic PNG: fixed DPI, no metadata that changes between runs."""
+    FigureCanvasAgg(fig)
+    fig.savefig(path, format="png", dpi=DPI, metadata=PNG_METADATA)
+
+
+def boxacc_figure(curves: pd.DataFrame, backbone: str, methods: list[str]) -> Figure:
+    """One panel per method: BoxAcc(τ, δ) for head boxes (solid) and whole-pet boxes (dashed)."""
+    ncols = min(4, max(1, len(methods)))
+    nrows = math.ceil(len(methods) / ncols)
+    fig = Figure(figsize=(3.2 * ncols, 2.6 * nrows + 0.4), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=True)
+    for ax, method in zip(axes.ravel(), methods, strict=False):
+        sub = curves[(curves["method"] == method) & curves["curve"].str.startswith("boxacc_")]
+        for curve, g in sub.groupby("curve", sort=True):
+            _, kind, delta = str(curve).split("_")
+            color = DELTA_COLORS.get(delta[1:], "C3")
+            ax.plot(g["x"], g["y"], KIND_STYLE.get(kind, ":"), color=color, lw=1.2, label=f"{kind} δ={delta[1:]}")
+        ax.set_title(method, fontsize=10)
+        ax.set_ylim(0, 100)
+        ax.set_xlim(0, 1)
+        ax.grid(alpha=0.3)
+    for ax in axes.ravel()[len(methods):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("τ (threshold, fraction of the map max)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("BoxAcc (%)")
+    handles, labels = axes.ravel()[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(6, len(labels)), fontsize=8)
+    fig.suptitle(f"{backbone}: BoxAcc vs τ per IoU threshold δ", fontsize=11)
+    return fig
+
+
+def pr_figure(curves: pd.DataFrame, backbone: str, methods: list[str], pxap: dict[str, float]) -> Figure:
+    """Pixel precision–recall curves (whole-pet trimaps), one line per method, PxAP in the legend."""
+    fig = Figure(figsize=(6, 4.5), layout="constrained")
+    ax = fig.subplots()
+    for method in methods:
+        g = curves[(curves["method"] == method) & (curves["curve"] == "pr")]
+        if len(g):
+            ap = pxap.get(method, float("nan"))
+            ax.plot(g["x"], g["y"], lw=1.2, label=f"{method} (PxAP {ap:.1f})")
+    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title=f"{backbone}: pixel PR curves")
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize=8, loc="lower left")
+    return fig
+
+
+def training_figure(histories: dict[str, pd.DataFrame]) -> Figure:
+    """Loss and accuracy per epoch for every trained backbone (train solid, val dashed)."""
+    fig = Figure(figsize=(10, 3.8), layout="constrained")
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    for i, (backbone, h) in enumerate(histories.items()):
+        color = f"C{i % 10}"
+        ax_loss.plot(h["epoch"], h["train_loss"], "-o", ms=3, color=color, label=f"{backbone} train")
+        ax_loss.plot(h["epoch"], h["val_loss"], "--o", ms=3, color=color, label=f"{backbone} val")
+        ax_acc.plot(h["epoch"], h["train_acc"], "-o", ms=3, color=color, label=f"{backbone} train")
+        ax_acc.plot(h["epoch"], h["val_acc"], "--o", ms=3, color=color, label=f"{backbone} val")
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="classification accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    return fig
+
+
+def heatmap_figure(board: pd.DataFrame, metric: str, backbones: list[str], methods: list[str]) -> Figure:
+    """Backbone × method grid of one metric, each cell annotated with its value."""
+    grid = board.pivot_table(index="backbone", columns="method", values=metric, sort=False)
+    grid = grid.reindex(index=backbones, columns=methods)
+    values = grid.to_numpy(dtype=float)  # (backbones, methods)
+    fig = Figure(figsize=(3.0 + 0.8 * len(methods), 1.8 + 0.5 * len(backbones)), layout="constrained")
+    ax = fig.subplots()
+    im = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", vmin=0, vmax=100, aspect="auto")
+    ax.set_xticks(range(len(methods)), methods, rotation=45, ha="right")
+    ax.set_yticks(range(len(backbones)), backbones)
+    for (r, c), v in np.ndenumerate(values):
+        text = "–" if math.isnan(v) else f"{v:.1f}"
+        ax.text(c, r, text, ha="center", va="center", fontsize=8, color="white" if v < 60 else "black")
+    fig.colorbar(im, ax=ax, label="%")
+    ax.set_title(f"{metric} by backbone × map method", fontsize=10)
+    return fig
+
+
+def write_plots(folder: Path, curves: dict[str, pd.DataFrame], board: pd.DataFrame,
+                histories: dict[str, pd.DataFrame], methods: dict[str, list[str]]) -> list[str]:
+    """Write every plot under `folder`; returns the file names written, in order."""
+    names = []
+    for backbone, c in curves.items():
+        sub = board[board["backbone"] == backbone]
+        pxap = dict(zip(sub["method"], sub["pxap"], strict=True))
+        for name, fig in ((f"boxacc_tau_{backbone}.png", boxacc_figure(c, backbone, methods[backbone])),
+                          (f"pr_{backbone}.png", pr_figure(c, backbone, methods[backbone], pxap))):
+            save_png(fig, folder / name)
+            names.append(name)
+    if histories:
+        save_png(training_figure(histories), folder / "training.png")
+        names.append("training.png")
+    all_methods = list(dict.fromkeys(m for ms in methods.values() for m in ms))
+    save_png(heatmap_figure(board, "maxboxacc_v2_head", list(curves), all_methods),
+             folder / "heatmap_maxboxacc_v2_head.png")
+    names.append("heatmap_maxboxacc_v2_head.png")
+    return names

@@ -1,0 +1,115 @@
+"""Report tables as pure DataFrame → DataFrame transforms (no I/O, no formatting).
+
+Every metric is a percentage where higher is better, so "best per column" is the column maximum.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+# Leaderboard metric columns in display order; `top1_acc` is the classification accuracy (per backbone).
+METRICS = (
+    "top1_acc", "top1_loc", "top5_loc", "gt_known_loc", "maxboxacc_head", "maxboxacc_v2_head",
+    "maxboxacc_v2_head_val_tau", "maxboxacc_v2_body", "maxboxacc_v2_body_val_tau", "pxap", "pxiou", "box_ap",
+)
+RANK_BY = "maxboxacc_v2_head"
+CLASSIFICATION = "classification"
+# A re-computed point may differ from the JSON by float rounding only (both are percentages).
+POINT_TOLERANCE = 0.05
+
+
+def metrics_frame(metrics: dict[str, dict[str, float]], method_order: tuple[str, ...] = ()) -> pd.DataFrame:
+    """One row per (backbone, method) from the flat `<method>.<metric>` dicts, keyed by backbone.
+
+    Backbones keep the dict's order (params order); methods follow `method_order`, then any others
+    sorted. Metrics not in METRICS are kept as extra columns after them, sorted (e.g. chosen τ).
+    """
+    rows = []
+    for backbone, flat in metrics.items():
+        per_method: dict[str, dict[str, float]] = {}
+        for key, value in flat.items():
+            method, _, name = key.partition(".")
+            if method != CLASSIFICATION:
+                per_method.setdefault(method, {})[name] = value
+        order = [m for m in method_order if m in per_method] + sorted(set(per_method) - set(method_order))
+        for method in order:
+            row = {"backbone": backbone, "method": method, "top1_acc": flat.get(f"{CLASSIFICATION}.top1")}
+            rows.append(row | per_method[method])
+    df = pd.DataFrame(rows)
+    extra = sorted(c for c in df.columns if c not in ("backbone", "method", *METRICS))
+    df = df.reindex(columns=["backbone", "method", *METRICS, *extra])
+    df[[*METRICS, *extra]] = df[[*METRICS, *extra]].astype(float)
+    return df
+
+
+def attach_cis(board: pd.DataFrame, cis: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Add `<metric>_ci_low` / `_ci_high` beside each metric that has CIs.
+
+    `cis` is long (backbone, method, metric, point, ci_low, ci_high). A CI whose re-computed point
+    disagrees with the leaderboard's value beyond POINT_TOLERANCE is dropped and listed in the return.
+    """
+    dropped: list[str] = []
+    out = board.copy()
+    metrics = [m for m in METRICS if m in set(cis["metric"])]
+    for m in metrics:
+        sub = cis[cis["metric"] == m].set_index(["backbone", "method"])
+        keys = pd.MultiIndex.from_frame(out[["backbone", "method"]])
+        point, low, high = (np.array(sub[c].reindex(keys), dtype=float) for c in ("point", "ci_low", "ci_high"))
+        bad = ~(abs(point - out[m].to_numpy()) <= POINT_TOLERANCE) & ~pd.isna(point)
+        for (b, meth), value, p in zip(keys[bad], out[m].to_numpy()[bad], point[bad], strict=True):
+            dropped.append(f"{b}/{meth}/{m}: metrics JSON {value:.3f} vs per-image {p:.3f}")
+        low[bad], high[bad] = float("nan"), float("nan")
+        out.insert(out.columns.get_loc(m) + 1, f"{m}_ci_low", low)
+        out.insert(out.columns.get_loc(m) + 2, f"{m}_ci_high", high)
+    return out, dropped
+
+
+def rank(board: pd.DataFrame, by: str = RANK_BY) -> pd.DataFrame:
+    """Best first by `by` (missing values last); ties keep backbone (params) and method order."""
+    return board.sort_values(by, ascending=False, kind="stable", na_position="last").reset_index(drop=True)
+
+
+def best_values(board: pd.DataFrame, columns) -> dict[str, float]:
+    """Column → its maximum (the value to mark in bold); columns that are all missing are left out."""
+    return {c: float(board[c].max()) for c in columns if c in board and board[c].notna().any()}
+
+
+def group_breakdown(scores: pd.DataFrame, samples: pd.DataFrame, by: str) -> pd.DataFrame:
+    """MaxBoxAccV2 per group at the split's chosen τ, per (backbone, method, kind).
+
+    `scores` is long (backbone, method, kind, image_id, score) with score each image's V2 share;
+    `samples` maps image_id to `by` (species or class_name). Returns backbone, method, `by`,
+    n_head, maxboxacc_v2_head, n_body, maxboxacc_v2_body (missing kinds give NaN).
+    """
+    keys = samples[["image_id", "species", "class_name"]].drop_duplicates("image_id")
+    df = scores.merge(keys, on="image_id", how="left", validate="many_to_one")
+    g = df.groupby(["backbone", "method", by, "kind"], sort=False, observed=True)["score"]
+    long = pd.DataFrame({"n": g.size(), "v2": 100.0 * g.mean()}).reset_index()
+    wide = long.pivot_table(index=["backbone", "method", by], columns="kind", values=["n", "v2"], sort=False)
+    out = pd.DataFrame(index=wide.index).reset_index()
+    for kind in ("head", "body"):
+        n = wide["n"][kind] if kind in wide["n"] else pd.Series(float("nan"), index=wide.index)
+        v = wide["v2"][kind] if kind in wide["v2"] else pd.Series(float("nan"), index=wide.index)
+        out[f"n_{kind}"] = n.to_numpy()
+        out[f"maxboxacc_v2_{kind}"] = v.to_numpy()
+    return out
+
+
+def species_table(scores: pd.DataFrame, samples: pd.DataFrame, board: pd.DataFrame) -> pd.DataFrame:
+    """Per species (cat/dog) for every leaderboard row, in leaderboard order."""
+    out = group_breakdown(scores, samples, "species")
+    order = board[["backbone", "method"]].reset_index().rename(columns={"index": "_rank"})
+    out = out.merge(order, on=["backbone", "method"]).sort_values(["_rank", "species"], kind="stable")
+    return out.drop(columns="_rank").reset_index(drop=True)
+
+
+def worst_breeds(scores: pd.DataFrame, samples: pd.DataFrame, backbone: str, method: str,
+                 k: int = 10) -> pd.DataFrame:
+    """The k breeds with the lowest head-box MaxBoxAccV2 for one (backbone, method)."""
+    sel = scores[(scores["backbone"] == backbone) & (scores["method"] == method)]
+    out = group_breakdown(sel, samples, "class_name")
+    species = samples.drop_duplicates("class_name").set_index("class_name")["species"]
+    out.insert(3, "species", out["class_name"].map(species))
+    out = out.sort_values(["maxboxacc_v2_head", "class_name"], kind="stable", na_position="last")
+    return out.head(k).reset_index(drop=True)
