@@ -100,6 +100,8 @@ class BackboneParams:
     weight_decay: float = 5e-4
     momentum: float = 0.9
     optimizer: str = "sgd"
+    schedule: str = "cosine"  # cosine (per step, to 0) | step (x0.1 every step_epochs) | constant
+    step_epochs: int = 30
     image_size: int = 128
     pretrained: bool = False
     weights: str | None = None  # torchvision weights name (e.g. IMAGENET1K_V1) or a local file path
@@ -116,6 +118,8 @@ class BackboneParams:
         if self.weight_decay < 0:
             raise ParamsError(f"{key}.weight_decay", self.weight_decay, "a number >= 0")
         _choice(f"{key}.optimizer", self.optimizer, ("sgd", "adamw"))
+        _choice(f"{key}.schedule", self.schedule, ("cosine", "step", "constant"))
+        _positive(f"{key}.step_epochs", self.step_epochs)
         if self.image_size < 16:
             raise ParamsError(f"{key}.image_size", self.image_size, "at least 16 pixels")
         if self.output_stride is not None:

@@ -55,6 +55,7 @@ class BackboneSpec:
     arch: str | None  # torchvision architecture name; None for our own tiny CNN
     trunk: Callable[..., nn.Module]  # (torchvision model or None, **options) → features module
     options: tuple[str, ...] = ()  # option names this trunk accepts (besides weights)
+    scratch_base: Callable[[], nn.Module] | None = None  # a cheaper untrained base than get_model(arch)
 
 
 BACKBONES: Registry[BackboneSpec] = Registry("backbone")
@@ -96,6 +97,17 @@ def _vgg_gap_trunk(m: nn.Module) -> nn.Module:
     return nn.Sequential(*layers, nn.Conv2d(512, 1024, 3, padding=1), nn.ReLU(inplace=True))
 
 
+def _vgg16_features_only() -> nn.Module:
+    """VGG16 without its 120M-parameter head (the GAP model drops it anyway), initialised as torchvision does."""
+    holder = nn.Module()
+    holder.features = torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs["D"])
+    for m in holder.features.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+    return holder
+
+
 def _densenet_trunk(m: nn.Module) -> nn.Module:
     return nn.Sequential(m.features, nn.ReLU(inplace=False))  # torchvision applies this ReLU in forward
 
@@ -122,7 +134,7 @@ for _name, _ch in (("resnet18", 512), ("resnet50", 2048)):
     _register(BackboneSpec(_name, f"torchvision {_name}; output_stride 32/16/8 (layer4/layer3 dilated)",
                            32, _ch, _name, _resnet_trunk, ("output_stride",)))
 _register(BackboneSpec("vgg16_gap", "VGG16 without pool5 + 3x3 conv to 1024 (CAM paper), stride 16",
-                       16, 1024, "vgg16", _vgg_gap_trunk))
+                       16, 1024, "vgg16", _vgg_gap_trunk, scratch_base=_vgg16_features_only))
 _register(BackboneSpec("mobilenet_v3_large", "torchvision MobileNetV3-Large trunk (960 channels)",
                        32, 960, "mobilenet_v3_large", _plain_trunk))
 _register(BackboneSpec("efficientnet_b0", "torchvision EfficientNet-B0 trunk (1280 channels)",
@@ -166,6 +178,8 @@ def build_backbone(
         if pretrained or weights:
             raise CamlocError(f"backbone {name} has no pretrained weights; set pretrained: false, weights: null")
         base = None
+    elif spec.scratch_base is not None and not (pretrained or weights):
+        base = spec.scratch_base()
     else:
         base = _torchvision_model(spec.arch, pretrained, weights)
     return GapNet(spec.trunk(base, **options), spec.channels, num_classes)
