@@ -1,0 +1,111 @@
+"""A straightforward reference evaluator, written line by line from PROTOCOL.md (used by tests and
+benchmarks only). Deliberately naive: one threshold + findContours per τ, Python loops over contours
+and boxes, np.histogram for PxAP — the shape of the field's reference evaluator, no shortcuts.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def ref_normalize(raw: np.ndarray, height: int, width: int) -> np.ndarray:
+    cam = cv2.resize(np.asarray(raw, dtype=np.float64), (width, height), interpolation=cv2.INTER_CUBIC)
+    if np.isnan(cam).any() or cam.min() == cam.max():
+        return np.zeros_like(cam)
+    cam -= cam.min()
+    cam /= cam.max()
+    return cam
+
+
+def ref_boxes_both(smap: np.ndarray, tau: float) -> tuple[list[list[int]], list[list[int]]]:
+    """Boxes at one τ (PROTOCOL §3): (largest-contour mode, all-contours mode), one contour pass."""
+    height, width = smap.shape
+    u = (smap * 255).astype(np.uint8)
+    _, binary = cv2.threshold(u, int(tau * np.max(u)), 255, cv2.THRESH_BINARY)
+    contours = cv2.findContours(binary, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[-2]
+    if len(contours) == 0:
+        return [[0, 0, 0, 0]], [[0, 0, 0, 0]]
+    boxes = []
+    for c in contours:
+        x, y, w, h = cv2.boundingRect(c)
+        boxes.append([x, y, min(x + w, width - 1), min(y + h, height - 1)])
+    largest = max(range(len(contours)), key=lambda i: cv2.contourArea(contours[i]))
+    return [boxes[largest]], boxes
+
+
+def ref_boxes(smap: np.ndarray, tau: float, multi: bool) -> list[list[int]]:
+    return ref_boxes_both(smap, tau)[1 if multi else 0]
+
+
+def ref_iou(a, b) -> float:
+    iw = max(0, min(a[2], b[2]) - max(a[0], b[0]) + 1)
+    ih = max(0, min(a[3], b[3]) - max(a[1], b[1]) + 1)
+    inter = iw * ih
+    union = (a[2] - a[0] + 1) * (a[3] - a[1] + 1) + (b[2] - b[0] + 1) * (b[3] - b[1] + 1) - inter
+    return 0.0 if union <= 0 else inter / union
+
+
+def ref_rescale(box, w: int, h: int, new_w: int, new_h: int) -> list[int]:
+    x0, y0, x1, y1 = box
+    return [int(x0 * new_w / w), int(y0 * new_h / h), int(x1 * new_w / w), int(y1 * new_h / h)]
+
+
+def ref_best_iou(smap, gt_boxes, tau: float, multi: bool) -> float:
+    return max(ref_iou(b, g) for b in ref_boxes(smap, tau, multi) for g in gt_boxes)
+
+
+def ref_pxap_hist(pairs, taus: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    edges = np.append(taus, [1.0, 2.0, 3.0])
+    true_hist = np.zeros(len(taus) + 2)
+    false_hist = np.zeros(len(taus) + 2)
+    for smap, mask in pairs:
+        true_hist += np.histogram(smap[mask == 1], bins=edges)[0]
+        false_hist += np.histogram(smap[mask == 0], bins=edges)[0]
+    return true_hist, false_hist
+
+
+def ref_pxap(true_hist, false_hist) -> float:
+    tp = true_hist[::-1].cumsum()
+    fp = false_hist[::-1].cumsum()
+    fn = true_hist.sum() - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = tp / (tp + fp)
+    recall = tp / (tp + fn)
+    return float((precision[1:] * np.diff(recall))[~np.isnan(precision[1:])].sum() * 100)
+
+
+def ref_pxiou(true_hist, false_hist, n_taus: int) -> float:
+    best = 0.0
+    n_pos = true_hist.sum()
+    for k in range(n_taus):
+        tp, fp = true_hist[k:].sum(), false_hist[k:].sum()
+        best = max(best, tp / (n_pos + fp))
+    return best * 100
+
+
+def ref_evaluate(maps: dict, gts: dict, interval: float, masks: dict | None = None) -> dict:
+    """The evaluate-maps JSON from {image_id: normalised map} and {image_id: boxes in the map frame}."""
+    taus = np.arange(0, 1, interval)
+    correct = {(m, d): np.zeros(len(taus)) for m in (False, True) for d in (30, 50, 70)}
+    for image_id in sorted(maps):
+        for k, tau in enumerate(taus):
+            for multi, boxes in zip((False, True), ref_boxes_both(maps[image_id], tau), strict=True):
+                iou = max(ref_iou(b, g) for b in boxes for g in gts[image_id])
+                for d in (30, 50, 70):
+                    if iou >= d / 100:
+                        correct[multi, d][k] += 1
+    n = len(maps)
+    acc = {key: c * 100.0 / float(n) for key, c in correct.items()}
+    by_iou = {str(d): float(acc[True, d].max()) for d in (30, 50, 70)}
+    out = {
+        "n_images": n, "interval": float(interval),
+        "max_box_acc": {"v1": float(acc[False, 50].max()), "v2": float(np.mean(list(by_iou.values()))),
+                        "by_iou": by_iou},
+        "best_tau": {"v1": float(taus[np.argmax(acc[False, 50])]),
+                     **{str(d): float(taus[np.argmax(acc[True, d])]) for d in (30, 50, 70)}},
+    }
+    if masks is not None:
+        th, fh = ref_pxap_hist([(maps[i], masks[i]) for i in sorted(maps)], taus)
+        out["pxap"], out["pxiou"] = ref_pxap(th, fh), ref_pxiou(th, fh, len(taus))
+    return out
