@@ -157,7 +157,8 @@ def test_gallery_loads_in_headless_chromium(reported, tmp_path):
 
 def test_missing_stage_output_names_the_file_and_the_fix(reported, tmp_path):
     root = tmp_path / "copy"
-    shutil.copytree(reported / "data" / "eval", root / "data" / "eval")
+    for sub in ("eval", "cams"):
+        shutil.copytree(reported / "data" / sub, root / "data" / sub)
     shutil.copytree(reported / "reports" / "metrics", root / "reports" / "metrics")
     (root / "data" / "eval" / "resnet18" / "per_image.parquet").unlink()
     with pytest.raises(CamlocError, match=r"per_image\.parquet is missing: run `dvc repro evaluate@resnet18`"):
