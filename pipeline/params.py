@@ -171,9 +171,11 @@ class ReportParams:
     gallery_extremes: int = 4  # best and worst IoUs shown per backbone and method
 
     def validate(self, key: str) -> None:
-        _positive(f"{key}.bootstrap", self.bootstrap)
-        if self.gallery_samples < 0 or self.gallery_extremes < 0:
-            raise ParamsError(f"{key}.gallery_samples", self.gallery_samples, "integers >= 0")
+        if self.bootstrap < 100:  # fewer resamples make the 2.5/97.5 percentiles meaningless
+            raise ParamsError(f"{key}.bootstrap", self.bootstrap, "at least 100 resamples (1000 is usual)")
+        for name in ("gallery_samples", "gallery_extremes"):
+            if getattr(self, name) < 0:
+                raise ParamsError(f"{key}.{name}", getattr(self, name), "an integer >= 0 (0 leaves it out)")
 
 
 @dataclass(frozen=True)

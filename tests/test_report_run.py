@@ -114,7 +114,7 @@ def test_gallery_pages_are_static_and_complete(reported):
 
 
 def test_gallery_boxes_reproduce_the_evaluated_ious(reported, tmp_path):
-    summary = report.run(report_params(bootstrap=10), tmp_path / "out", root=reported)
+    summary = report.run(report_params(bootstrap=100), tmp_path / "out", root=reported)
     assert "0 gallery boxes off their evaluated IoU" in summary
 
 

@@ -89,3 +89,13 @@ def test_html_is_static_and_escaped():
     page = writers.html_page("a < b", [writers.html_table(_cells())])
     assert "<script" not in page and "http" not in page
     assert "a &lt; b" in page and "<strong>71.2</strong>" in page
+
+
+@pytest.mark.parametrize("raw, key", [({"bootstrap": 10}, "report.bootstrap"),
+                                      ({"gallery_extremes": -1}, "report.gallery_extremes")])
+def test_report_params_name_the_bad_key(raw, key):
+    from pipeline.errors import ParamsError
+    from pipeline.params import ReportParams, parse
+
+    with pytest.raises(ParamsError, match=key.replace(".", r"\.")):
+        parse(ReportParams, raw, "report")
