@@ -153,3 +153,12 @@ def test_fuzz_inputs_give_a_result_or_a_camloc_error(tmp_path_factory, values, s
         assert str(e)
         return
     assert got["n_images"] == 1 and 0 <= got["max_box_acc"]["v2"] <= 100
+
+
+def test_two_workers_give_the_same_json(tmp_path):
+    maps_dir, csv, masks_dir, *_ = _write(tmp_path, n=70, size=16)  # 3 chunks of 32
+    one = run(maps_dir, csv, masks=masks_dir, workers=1)
+    assert run(maps_dir, csv, masks=masks_dir, workers=2) == one
+    np.save(maps_dir / "img_50.npy", np.full((16, 16), 2.0))  # a bad image in a later chunk
+    with pytest.raises(CamlocError, match="img_50"):
+        run(maps_dir, csv, masks=masks_dir, workers=2)
