@@ -118,7 +118,7 @@ def resize_uint8(image: np.ndarray, size: int) -> np.ndarray:
     """
     h, w = image.shape[:2]
     if (h, w) == (size, size):
-        return np.ascontiguousarray(image)
+        return np.array(image)  # a writable copy, never a view of the read-only memmap
     interp = cv2.INTER_AREA if size < min(h, w) else cv2.INTER_LINEAR
     return cv2.resize(np.ascontiguousarray(image), (size, size), interpolation=interp)
 

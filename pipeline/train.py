@@ -1,0 +1,299 @@
+"""The `train@<backbone>` stage: a GAP classifier from image labels only.
+
+Trains on split `train`, measures classification on `val` after every epoch, and writes
+`data/models/<B>/{model.pt, meta.json, history.csv, metrics.json}` as one folder renamed into place
+(docs/contracts.md). CUDA when present (bf16 autocast, channels_last), else CPU with deterministic
+algorithms and a fixed thread count, so two CPU runs give identical weights and metrics.
+
+With `resume: true` a checkpoint is written after each epoch to `data/.resume/<B>/` (outside the DVC
+output, which DVC deletes before a stage runs); a killed run restarted with the same params continues
+from the last finished epoch and ends with the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import math
+import os
+import platform
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+from torch import nn
+from tqdm import tqdm
+
+from pipeline import imagecache
+from pipeline.errors import CamlocError
+from pipeline.fsutil import atomic_path, clean_stale_tmp, write_json
+from pipeline.models import build_backbone
+from pipeline.models.checkpoint import save_model
+from pipeline.params import BackboneParams, Params, arch_of, to_dict
+
+log = logging.getLogger(__name__)
+
+HISTORY_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "images_per_s")
+RESUME_FILE = "last.pt"
+
+
+def run(
+    params: Params,
+    backbone_key: str,
+    prepared_dir: str | Path,
+    out_dir: str | Path,
+    resume_dir: str | Path | None = None,
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+) -> str:
+    """Train backbone entry `backbone_key` of params.yaml; returns a one-line summary.
+
+    `resume_dir` defaults to `<out_dir>/../../.resume/<name>` (data/.resume/<B> for data/models/<B>).
+    `on_epoch_end(epoch, history_row)` is called after each epoch (and after its resume checkpoint).
+    """
+    bp = params.backbone(backbone_key)
+    arch = arch_of(backbone_key, bp)
+    out_dir, prepared_dir = Path(out_dir), Path(prepared_dir)
+    resume_dir = Path(resume_dir) if resume_dir else out_dir.parent.parent / ".resume" / out_dir.name
+    clean_stale_tmp(out_dir.parent)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    threads = _setup_determinism(params.seed, device)
+
+    train_rows, train_images = imagecache.load_split(prepared_dir, "train")
+    val_rows, val_images = imagecache.load_split(prepared_dir, "val")
+    class_names = imagecache.load_classes(prepared_dir)
+    _check_labels(train_rows, val_rows, class_names, prepared_dir)
+
+    torch.manual_seed(params.seed)
+    options = {"output_stride": bp.output_stride}
+    model = build_backbone(arch, len(class_names), pretrained=bp.pretrained, weights=bp.weights, **options)
+    model = model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.preserve_format)
+    dataset = imagecache.TrainDataset(train_images, train_rows["label"].to_numpy(), bp.image_size, bp.augment,
+                                      params.seed)
+    loader, sampler = imagecache.make_train_loader(dataset, bp.batch_size, bp.workers, device.type == "cuda")
+    optimizer = make_optimizer(model, bp)
+    scheduler = make_scheduler(optimizer, bp, len(loader))
+    val_labels = torch.tensor(val_rows["label"].to_numpy(), dtype=torch.long)
+
+    fingerprint = _fingerprint(params, backbone_key, arch, prepared_dir)
+    history, start = _maybe_resume(bp, resume_dir, fingerprint, model, optimizer, scheduler)
+    started = time.perf_counter()
+    for epoch in range(start, bp.epochs):
+        sampler.set_epoch(epoch)
+        torch.manual_seed(params.seed * 100_003 + epoch)  # stochastic depth etc.: the same on resume
+        lr = optimizer.param_groups[0]["lr"]
+        loss, acc, ips = train_epoch(model, loader, optimizer, scheduler, device, f"{backbone_key} {epoch + 1}/{bp.epochs}")
+        val_loss, val_acc = evaluate(model, val_images, val_labels, bp.image_size, bp.batch_size, device)
+        row = {"epoch": epoch + 1, "lr": lr, "train_loss": loss, "train_acc": acc,
+               "val_loss": val_loss, "val_acc": val_acc, "images_per_s": ips}
+        history.append(row)
+        log.info("%s epoch %d: loss %.4f acc %.2f%%, val loss %.4f acc %.2f%%, %.0f img/s",
+                 backbone_key, epoch + 1, loss, acc, val_loss, val_acc, ips)
+        if bp.resume:
+            _save_resume(resume_dir, fingerprint, epoch + 1, model, optimizer, scheduler, history)
+        if on_epoch_end:
+            on_epoch_end(epoch + 1, row)
+
+    meta = _meta(backbone_key, arch, bp, params, class_names, options, len(train_rows), len(val_rows), threads, device)
+    _write_outputs(out_dir, model, meta, history)
+    if bp.resume and resume_dir.exists():
+        shutil.rmtree(resume_dir)
+    final = history[-1]
+    return (f"{backbone_key}: val accuracy {final['val_acc']:.2f}% after {bp.epochs} epochs "
+            f"({time.perf_counter() - started:.0f} s on {device.type}) → {out_dir}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Set-up
+
+
+def _setup_determinism(seed: int, device: torch.device) -> int:
+    """Seeds, deterministic kernels on CPU, and a fixed thread count; returns the thread count."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        # GPU runs favour speed: cuDNN autotuning picks kernels whose sums may differ in the last bits.
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return threads
+
+
+def _check_labels(train_rows, val_rows, class_names: list[str], prepared_dir: Path) -> None:
+    for name, rows in (("train", train_rows), ("val", val_rows)):
+        labels = rows["label"].to_numpy()
+        if labels.min() < 0 or labels.max() >= len(class_names):
+            raise CamlocError(
+                f"{prepared_dir / 'samples.parquet'}: {name} labels span {labels.min()}..{labels.max()} but "
+                f"classes.json has {len(class_names)} classes; run `python -m pipeline prepare` again"
+            )
+
+
+def make_optimizer(model: nn.Module, bp: BackboneParams) -> torch.optim.Optimizer:
+    """SGD (momentum, nesterov off) or AdamW; the linear head gets lr × head_lr_mult (the reference's ratio)."""
+    groups = [
+        {"params": list(model.features.parameters()), "lr": bp.lr},
+        {"params": list(model.classifier.parameters()), "lr": bp.lr * bp.head_lr_mult},
+    ]
+    if bp.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=bp.lr, weight_decay=bp.weight_decay)
+    return torch.optim.SGD(groups, lr=bp.lr, momentum=bp.momentum, weight_decay=bp.weight_decay)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, bp: BackboneParams, steps_per_epoch: int):
+    """Per-step multiplier: cosine to 0 over all steps, ×0.1 every `step_epochs`, or constant."""
+    total = max(1, bp.epochs * steps_per_epoch)
+    if bp.schedule == "cosine":
+        def factor(step: int) -> float:
+            return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+    elif bp.schedule == "step":
+        def factor(step: int) -> float:
+            return 0.1 ** (step // (bp.step_epochs * steps_per_epoch))
+    else:
+        def factor(step: int) -> float:
+            return 1.0
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+# --------------------------------------------------------------------------------------------------
+# Epochs
+
+
+def train_epoch(model, loader, optimizer, scheduler, device: torch.device, desc: str) -> tuple[float, float, float]:
+    """One pass over `loader`; returns (mean loss, accuracy %, images/s including data loading)."""
+    model.train()
+    cuda = device.type == "cuda"
+    loss_sum, correct, seen = 0.0, 0, 0
+    start = time.perf_counter()
+    bar = tqdm(loader, desc=desc, leave=False, disable=None, unit="batch")
+    for images, labels in bar:
+        x = imagecache.normalize(images.to(device, non_blocking=True), imagecache.IMAGENET_MEAN,
+                                 imagecache.IMAGENET_STD, channels_last=cuda)
+        y = labels.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            logits = model(x)
+            loss = nn.functional.cross_entropy(logits.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        loss_sum += loss.item() * len(y)
+        correct += int((logits.argmax(1) == y).sum())
+        seen += len(y)
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", img_s=f"{seen / (time.perf_counter() - start):.0f}")
+    if cuda:
+        torch.cuda.synchronize()
+    return loss_sum / seen, 100.0 * correct / seen, seen / (time.perf_counter() - start)
+
+
+@torch.no_grad()
+def evaluate(model, images: np.ndarray, labels: torch.Tensor, image_size: int, batch_size: int,
+             device: torch.device) -> tuple[float, float]:
+    """Classification on cached images (straight resize, no crop): (mean loss, accuracy %)."""
+    model.eval()
+    loss_sum, correct, start = 0.0, 0, 0
+    for x in imagecache.iter_eval_batches(images, image_size, batch_size, device=device):
+        y = labels[start : start + len(x)].to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            logits = model(x).float()
+        loss_sum += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
+        correct += int((logits.argmax(1) == y).sum())
+        start += len(x)
+    return loss_sum / start, 100.0 * correct / start
+
+
+# --------------------------------------------------------------------------------------------------
+# Resume checkpoints (outside the DVC output)
+
+
+def _fingerprint(params: Params, key: str, arch: str, prepared_dir: Path) -> str:
+    """What a resume checkpoint must match: the resolved recipe, seed and the training manifest."""
+    h = hashlib.sha256()
+    h.update(json.dumps([key, arch, params.seed, to_dict(params.backbone(key))], sort_keys=True).encode())
+    h.update((prepared_dir / "samples.parquet").read_bytes())
+    return h.hexdigest()
+
+
+def _save_resume(folder: Path, fingerprint: str, epoch: int, model, optimizer, scheduler, history) -> None:
+    state = {
+        "fingerprint": fingerprint,
+        "epoch": epoch,
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "history": history,
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / RESUME_FILE, suffix=".pt") as tmp:
+        torch.save(state, tmp)
+
+
+def _maybe_resume(bp: BackboneParams, folder: Path, fingerprint: str, model, optimizer, scheduler):
+    """(history, first epoch to run): from `folder` when resuming is on and its checkpoint fits."""
+    path = folder / RESUME_FILE
+    if not bp.resume or not path.is_file():
+        return [], 0
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a checkpoint killed mid-write cannot exist (atomic), but disks fail
+        log.warning("ignoring unreadable resume checkpoint %s (%s); training from epoch 1", path, e)
+        return [], 0
+    if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:
+        log.warning("ignoring resume checkpoint %s: it was written for other params or data", path)
+        return [], 0
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    log.info("resuming from %s after epoch %d", path, state["epoch"])
+    return list(state["history"]), int(state["epoch"])
+
+
+# --------------------------------------------------------------------------------------------------
+# Outputs
+
+
+def _meta(key, arch, bp, params, class_names, options, n_train, n_val, threads, device) -> dict:
+    return {
+        "backbone": key,
+        "arch": arch,
+        "num_classes": len(class_names),
+        "class_names": class_names,
+        "image_size": bp.image_size,
+        "mean": list(imagecache.IMAGENET_MEAN),
+        "std": list(imagecache.IMAGENET_STD),
+        "options": {k: v for k, v in options.items() if v is not None},
+        "params": to_dict(bp),
+        "seed": params.seed,
+        "train_images": n_train,
+        "val_images": n_val,
+        "device": device.type,
+        "threads": threads,
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "torchvision": torchvision.__version__, "numpy": np.__version__},
+    }
+
+
+def _write_outputs(out_dir: Path, model, meta: dict, history: list[dict]) -> None:
+    """The whole model folder in a temporary sibling, renamed into place at once."""
+    final = history[-1]
+    metrics = {k: round(float(final[k]), 4) for k in ("val_acc", "val_loss", "train_acc", "train_loss")}
+    metrics["epochs"] = int(final["epoch"])
+    with atomic_path(out_dir) as tmp:
+        save_model(tmp, model, meta)
+        write_json(tmp / "metrics.json", metrics)
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        for row in history:
+            writer.writerow({k: (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k]) for k in HISTORY_FIELDS})
+        (tmp / "history.csv").write_text(buf.getvalue())
