@@ -92,6 +92,7 @@ def describe(result: PairedResult, name_a: str, name_b: str, metric: str) -> str
     return (
         f"{name_a} leads {name_b} on {metric} by {result.diff:.2f} points "
         f"(paired bootstrap over the same resampled images, {result.resamples} resamples: "
-        f"95% CI of the difference [{result.ci_low:.2f}, {result.ci_high:.2f}], p = {result.p_value:.3g}); "
+        f"95% CI of the difference [{round(result.ci_low, 2) + 0.0:.2f}, {round(result.ci_high, 2) + 0.0:.2f}], "
+        f"p = {result.p_value:.3g}); "
         f"{verdict}."
     )

@@ -41,7 +41,8 @@ def _fmt(value, digits: int) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return MISSING
     if isinstance(value, float | int) and not isinstance(value, bool):
-        return f"{value:.{digits}f}"
+        text = f"{value:.{digits}f}"
+        return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.0"
     return str(value)
 
 
