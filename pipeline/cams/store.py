@@ -1,0 +1,101 @@
+"""On-disk layout of dumped maps (docs/contracts.md, cams@B): sizes, dtypes, writing and reading.
+
+`data/cams/<B>/<split>/<method>_{gt,pred}.npy` hold N×h×w raw maps, memory-mappable. float16 halves
+the disk; a map whose values would overflow float16 (|x| > 65504) is stored as float32 instead of
+turning into inf, and meta.json records the dtype of each file.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import CamlocError
+
+log = logging.getLogger(__name__)
+
+KINDS = ("gt", "pred")  # maps for the ground-truth class and for the top-1 predicted class
+FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+
+def map_file(split_dir: str | Path, method: str, kind: str) -> Path:
+    """`<split_dir>/<method>_<kind>.npy`."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    return Path(split_dir) / f"{method}_{kind}.npy"
+
+
+def disk_bytes(n_images: int, n_methods: int, map_size: tuple[int, int], dtype: str) -> int:
+    """Bytes the map files take: images × methods × (gt + pred) × h × w × itemsize (+ .npy headers)."""
+    h, w = map_size
+    header = 128
+    return n_images * n_methods * len(KINDS) * h * w * np.dtype(dtype).itemsize + n_methods * 2 * header
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
+
+
+def free_bytes(path: str | Path) -> int:
+    """Free space on the file system that holds `path` (or its nearest existing parent)."""
+    p = Path(path).absolute()
+    while not p.exists():
+        p = p.parent
+    return shutil.disk_usage(p).free
+
+
+def check_disk(need: int, out_dir: str | Path, max_disk_gb: float) -> None:
+    """Refuse, with the figure, when the maps exceed `cams.max_disk_gb` or the free space."""
+    if need > max_disk_gb * 1e9:
+        raise CamlocError(
+            f"the maps for {out_dir} need {human_bytes(need)}, more than params.yaml cams.max_disk_gb = "
+            f"{max_disk_gb}; raise cams.max_disk_gb, dump fewer cams.methods or cams.splits"
+        )
+    free = free_bytes(out_dir)
+    if need > free:
+        raise CamlocError(
+            f"the maps for {out_dir} need {human_bytes(need)} but only {human_bytes(free)} is free there; "
+            f"free some disk, or dump fewer cams.methods or cams.splits"
+        )
+
+
+def storage_dtype(maps: np.ndarray, dtype: str) -> str:
+    """The dtype to store `maps` in: `dtype`, or float32 where float16 would overflow to inf."""
+    if dtype == "float16" and maps.size:
+        finite = maps[np.isfinite(maps)]
+        if finite.size and float(np.abs(finite).max()) > FLOAT16_MAX:
+            return "float32"
+    return dtype
+
+
+def save_maps(path: str | Path, maps: np.ndarray, dtype: str) -> str:
+    """Write float32 `maps` (N, h, w) as a .npy in `dtype` (float32 on float16 overflow); return it."""
+    used = storage_dtype(maps, dtype)
+    if used != dtype:
+        log.warning("%s: values beyond the float16 range (max |x| %.3g); stored as float32",
+                    path, float(np.nanmax(np.abs(maps))))
+    np.save(path, np.ascontiguousarray(maps, dtype=used), allow_pickle=False)
+    return used
+
+
+def count_nonfinite(maps: np.ndarray) -> int:
+    """Number of maps (rows) holding a NaN or inf: evaluation scores them as all-zero maps."""
+    if not maps.size:
+        return 0
+    return int((~np.isfinite(maps.reshape(len(maps), -1))).any(1).sum())
+
+
+def open_maps(cams_dir: str | Path, split: str, method: str, kind: str = "gt") -> np.ndarray:
+    """Memory-map one dumped map file (N, h, w); a clear error when it was not dumped."""
+    path = map_file(Path(cams_dir) / split, method, kind)
+    if not path.is_file():
+        raise CamlocError(f"{path} is missing; dump it with `python -m pipeline cams <backbone>` "
+                          f"(and check cams.methods / cams.splits in params.yaml)")
+    return np.load(path, mmap_mode="r", allow_pickle=False)
