@@ -38,7 +38,7 @@ def _breakdown_scores(evals: list[perimage.BackboneEval], deltas: tuple[int, ...
     parts = []
     for ev in evals:
         for (method, kind, mode), cube in ev.cubes.items():
-            if mode != "all" or method not in ev.chosen:
+            if mode != "all" or kind not in ev.chosen.get(method, {}).get("oracle", {}):
                 continue
             score = perimage.per_image_v2(cube, ev.chosen[method]["oracle"][kind], deltas)
             parts.append(pd.DataFrame({"backbone": ev.backbone, "method": method, "kind": kind,
@@ -48,7 +48,8 @@ def _breakdown_scores(evals: list[perimage.BackboneEval], deltas: tuple[int, ...
 
 
 def _gallery_input(paths: io.InputPaths, ev: perimage.BackboneEval) -> gallery.GalleryInput | None:
-    heads = {m: c for (m, k, mode), c in ev.cubes.items() if k == "head" and mode == "largest" and m in ev.chosen}
+    heads = {m: c for (m, k, mode), c in ev.cubes.items() if k == "head" and mode == "largest"
+             and "v1" in ev.chosen.get(m, {}).get("oracle", {}).get("head", {})}
     if not heads:
         log.warning("%s: no head-box IoUs in largest-contour mode; its gallery page is skipped", ev.backbone)
         return None

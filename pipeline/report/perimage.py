@@ -144,6 +144,18 @@ def top1_correct(index: pd.DataFrame, image_ids: np.ndarray, source: str) -> np.
     return (rows["pred"].to_numpy() == rows["label"].to_numpy())
 
 
+def _unusable(spec: MetricSpec, cube: IouCube, ev: BackboneEval, method: str, deltas, fixed_tau) -> str | None:
+    """Why `spec` cannot be re-computed for this row (None when it can)."""
+    chosen = ev.chosen.get(method, {})
+    if spec.tau == "val" and not all(k in chosen.get("val", {}).get(spec.kind, {}) for k in map(str, deltas)):
+        return "chosen.json has no val τ for it"
+    if spec.tau == "fixed" and np.min(np.abs(cube.taus - fixed_tau)) > TAU_TOLERANCE:
+        return f"evaluate.fixed_tau = {fixed_tau} is not on the per-image τ grid"
+    if spec.top1 and cube.split not in ev.top1_ok:
+        return "top-1 predictions are unknown"
+    return None
+
+
 def bootstrap_rows(evals: list[BackboneEval], deltas: tuple[int, ...], fixed_tau: float,
                    resamples: int, seed: int) -> tuple[pd.DataFrame, dict[tuple[str, str, str], np.ndarray]]:
     """Point, 95% CI per (backbone, method, metric) on shared resamples, plus every row's samples.
@@ -161,12 +173,14 @@ def bootstrap_rows(evals: list[BackboneEval], deltas: tuple[int, ...], fixed_tau
                 weights[key] = ci.resample_weights(n, resamples, seed + (0 if kind == "head" else 1))
             ones = np.ones((1, n), dtype=np.float32)  # (1, N): the plain estimate
             for spec in SPECS:
-                if (spec.kind, spec.mode) != (kind, mode) or method not in ev.chosen:
+                if (spec.kind, spec.mode) != (kind, mode):
+                    continue
+                reason = _unusable(spec, cube, ev, method, deltas, fixed_tau)
+                if reason:
+                    log.warning("%s/%s: no CI for %s: %s", ev.backbone, method, spec.name, reason)
                     continue
                 top1 = ev.top1_ok.get(cube.split) if spec.top1 else None
-                if spec.top1 and top1 is None:
-                    continue
-                args = (ev.chosen[method], deltas, fixed_tau, top1)
+                args = (ev.chosen.get(method, {}), deltas, fixed_tau, top1)
                 point = float(metric_scores(spec, cube, ones, *args)[0])
                 boot = metric_scores(spec, cube, weights[key], *args)
                 lo, hi = ci.percentile_ci(boot)
