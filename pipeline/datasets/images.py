@@ -32,6 +32,8 @@ class Decoded:
     repairs: list[str] = field(default_factory=list)
     body_box: tuple[int, int, int, int] | None = None
     trimap_note: str | None = None  # why no body box came out of the trimap
+    head: pets.VocObject | None = None  # first object of the xml, 0-based, not yet clipped
+    head_note: str | None = None  # why the xml gave no head box
 
 
 def decode_rgb(path: Path, max_pixels: int) -> tuple[np.ndarray, list[str]]:
@@ -116,9 +118,20 @@ def read_trimap(path: Path, shape: tuple[int, int]) -> tuple[tuple[int, int, int
     return (box, None) if box is not None else (None, "trimap marks no pet pixels")
 
 
-def process(task: tuple[str, str, str | None, int, int]) -> Decoded:
-    """Worker entry: (image_id, image path, trimap path or None, max_pixels, cache size) → Decoded."""
-    image_id, path, trimap, max_pixels, size = task
+def read_head(path: Path) -> tuple[pets.VocObject | None, str | None]:
+    """The first object of a Pets VOC xml, or (None, reason)."""
+    try:
+        return pets.parse_voc(path.read_bytes())[1][0], None
+    except FileNotFoundError:
+        return None, "no head-box xml (image kept, unboxed)"
+    except ValueError as e:
+        return None, f"head box unusable: {e}"
+
+
+def process(task: tuple[str, str, str | None, str | None, int, int]) -> Decoded:
+    """Worker entry: (image_id, image path, trimap path or None, xml path or None, max_pixels,
+    cache size) → Decoded."""
+    image_id, path, trimap, xml, max_pixels, size = task
     out = Decoded(image_id)
     try:
         rgb, out.repairs = decode_rgb(Path(path), max_pixels)
@@ -132,4 +145,6 @@ def process(task: tuple[str, str, str | None, int, int]) -> Decoded:
     out.cache = resize_cache(rgb, size)
     if trimap is not None:
         out.body_box, out.trimap_note = read_trimap(Path(trimap), (out.height, out.width))
+    if xml is not None:
+        out.head, out.head_note = read_head(Path(xml))
     return out

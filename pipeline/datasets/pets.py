@@ -169,6 +169,8 @@ def trimap_box(trimap: np.ndarray) -> tuple[int, int, int, int] | None:
 
 def check_trimap_values(trimap: np.ndarray) -> str | None:
     """The reason a trimap is not a Pets trimap (values outside {1, 2, 3}), or None when it is."""
+    if trimap.size and TRIMAP_PET <= trimap.min() and trimap.max() <= TRIMAP_BORDER:
+        return None  # the fast path: np.unique sorts, min/max do not
     bad = np.setdiff1d(np.unique(trimap), (TRIMAP_PET, TRIMAP_BG, TRIMAP_BORDER))
     if bad.size:
         return f"trimap holds values {bad[:5].tolist()} outside 1 (pet), 2 (background), 3 (boundary)"

@@ -52,29 +52,23 @@ def read_index(raw: Path) -> tuple[list[pets.ListEntry], list[pets.ListEntry], d
     return trainval, test, notes
 
 
-def head_box(raw: Path, entry: pets.ListEntry, size: tuple[int, int], report: dict) -> tuple | None:
-    """The 0-based head box of a trainval image from its xml, clipped to the decoded image."""
-    path = raw / "annotations" / "xmls" / f"{entry.image_id}.xml"
-    if not path.is_file():
-        report["skipped"].append({"file": _rel(path), "reason": "no head-box xml (image kept, unboxed)"})
+def head_box(d: Decoded, xml: str, report: dict) -> tuple | None:
+    """The decoded image's 0-based head box, clipped to the image; problems go to the report."""
+    if d.head is None:
+        report["skipped"].append({"file": xml, "reason": d.head_note})
         return None
-    try:
-        _, objects = pets.parse_voc(path.read_bytes())
-    except ValueError as e:
-        report["skipped"].append({"file": _rel(path), "reason": f"head box unusable: {e}"})
-        return None
-    w, h = size
-    x0, y0, x1, y1 = objects[0].box
-    if objects[0].name not in ("cat", "dog", ""):
-        report["repaired"].append({"file": _rel(path), "reason": f"object name {objects[0].name!r} ignored"})
-    clipped = (max(0, x0), max(0, y0), min(w - 1, x1), min(h - 1, y1))
+    w, h = d.width, d.height
+    box = d.head.box
+    if d.head.name not in ("cat", "dog"):
+        report["repaired"].append({"file": xml, "reason": f"object name {d.head.name!r} is not cat/dog; "
+                                   "box kept"})
+    clipped = (max(0, box[0]), max(0, box[1]), min(w - 1, box[2]), min(h - 1, box[3]))
     if clipped[0] > clipped[2] or clipped[1] > clipped[3]:
-        report["skipped"].append({"file": _rel(path), "reason": f"head box {objects[0].box} lies outside "
-                                  f"the {w}x{h} image"})
+        report["skipped"].append({"file": xml, "reason": f"head box {box} lies outside the {w}x{h} image"})
         return None
-    if clipped != (x0, y0, x1, y1):
-        report["repaired"].append({"file": _rel(path), "reason": f"head box {objects[0].box} clipped to "
-                                   f"the {w}x{h} image: {clipped}"})
+    if clipped != box:
+        report["repaired"].append({"file": xml, "reason": f"head box {box} clipped to the {w}x{h} image: "
+                                   f"{clipped}"})
     return clipped
 
 
@@ -118,46 +112,56 @@ def _unlisted(raw: Path, listed: set[str]) -> tuple[list[dict], int]:
         if p.name.startswith(pets.APPLEDOUBLE_PREFIX):
             continue
         if p.suffix.lower() != ".jpg" or p.stem not in listed:
-            kind = "a MATLAB file, not an image" if p.suffix.lower() == ".mat" else "an image"
-            out.append({"file": _rel(p), "reason": f"{kind} in no split file (not used)"})
+            kind = "a MATLAB file (not an image)" if p.suffix.lower() == ".mat" else "an image"
+            out.append({"file": _rel(p), "reason": f"{kind} listed in no split file: not used"})
     apple = sum(n.startswith(pets.APPLEDOUBLE_PREFIX) for _, _, files in os.walk(raw) for n in files)
     return out, apple
+
+
+def _tasks(params: Params, raw: Path, trainval: list, test: list) -> list[tuple]:
+    ann = raw / "annotations"
+    xml = [str(ann / "xmls" / f"{e.image_id}.xml") for e in trainval] + [None] * len(test)
+    return [(e.image_id, str(raw / "images" / f"{e.image_id}.jpg"), str(ann / "trimaps" / f"{e.image_id}.png"),
+             x, params.dataset.max_image_pixels, params.prepare.cache_size)
+            for e, x in zip(trainval + test, xml, strict=True)]
+
+
+def _collect(entries, decoded, labels, rel: Path, report: dict) -> tuple[list, list, dict, set]:
+    """Decoded images → sample rows, boxes, row of each kept image in decode order, boxed ids."""
+    rows, boxes, keep, boxed = [], [], {}, set()
+    for row, (e, d) in enumerate(zip(entries, decoded, strict=True)):
+        img, trimap = rel / "images" / f"{e.image_id}.jpg", rel / "annotations" / "trimaps" / f"{e.image_id}.png"
+        if d.skip:
+            report["skipped"].append({"file": str(img), "reason": d.skip})
+            continue
+        report["repaired"] += [{"file": str(img), "reason": r} for r in d.repairs]
+        if d.body_box is not None:
+            boxes.append((e.image_id, "body", *d.body_box))
+        else:
+            report["skipped"].append({"file": str(trimap), "reason": f"no body box: {d.trimap_note}"})
+        if d.head is not None or d.head_note is not None:
+            hb = head_box(d, str(rel / "annotations" / "xmls" / f"{e.image_id}.xml"), report)
+            if hb is not None:
+                boxes.append((e.image_id, "head", *hb))
+                boxed.add(e.image_id)
+        keep[e.image_id] = row
+        rows.append({"image_id": e.image_id, "path": str(img), "label": labels(e.class_id),
+                     "class_name": pets.breed_of(e.image_id), "species": e.species,
+                     "width": d.width, "height": d.height,
+                     "trimap_path": str(trimap) if d.trimap_note != "no trimap" else None})
+    return rows, boxes, keep, boxed
 
 
 def build(params: Params, raw: Path, tmp: Path) -> dict:
     """Write the prepared files into the (temporary) folder `tmp`; returns report.json's content."""
     trainval, test, notes = read_index(raw)
     classes = manifest.class_table(trainval + test, str(raw / "annotations"))
-    entries = trainval + test
-    tasks = [(e.image_id, str(raw / "images" / f"{e.image_id}.jpg"),
-              str(raw / "annotations" / "trimaps" / f"{e.image_id}.png"),
-              params.dataset.max_image_pixels, params.prepare.cache_size) for e in entries]
     decode_file = tmp / "decode-order.npy"
-    decoded = decode_all(tasks, params.prepare.workers, decode_file, params.prepare.cache_size)
+    decoded = decode_all(_tasks(params, raw, trainval, test), params.prepare.workers, decode_file,
+                         params.prepare.cache_size)
     report: dict = {"skipped": [], "repaired": []}
+    rows, boxes, keep, boxed = _collect(trainval + test, decoded, classes.label, Path(_rel(raw)), report)
     official = {e.image_id: "trainval" for e in trainval} | {e.image_id: "test" for e in test}
-    rows, boxes, keep, boxed = [], [], {}, set()
-    for row, (e, d) in enumerate(zip(entries, decoded, strict=True)):
-        img = raw / "images" / f"{e.image_id}.jpg"
-        if d.skip:
-            report["skipped"].append({"file": _rel(img), "reason": d.skip})
-            continue
-        report["repaired"] += [{"file": _rel(img), "reason": r} for r in d.repairs]
-        trimap = raw / "annotations" / "trimaps" / f"{e.image_id}.png"
-        if d.body_box is not None:
-            boxes.append((e.image_id, "body", *d.body_box))
-        else:
-            report["skipped"].append({"file": _rel(trimap), "reason": f"no body box: {d.trimap_note}"})
-        if official[e.image_id] == "trainval":
-            hb = head_box(raw, e, (d.width, d.height), report)
-            if hb is not None:
-                boxes.append((e.image_id, "head", *hb))
-                boxed.add(e.image_id)
-        keep[e.image_id] = row
-        rows.append({"image_id": e.image_id, "path": _rel(img), "label": classes.label(e.class_id),
-                     "class_name": pets.breed_of(e.image_id), "species": e.species,
-                     "width": d.width, "height": d.height,
-                     "trimap_path": _rel(trimap) if d.trimap_note != "no trimap" else None})
     by_class: dict[int, list[str]] = {}
     for r in rows:
         if official[r["image_id"]] == "trainval":
