@@ -99,3 +99,10 @@ def test_report_params_name_the_bad_key(raw, key):
 
     with pytest.raises(ParamsError, match=key.replace(".", r"\.")):
         parse(ReportParams, raw, "report")
+
+
+def test_a_column_where_every_row_ties_has_no_bold():
+    df = pd.DataFrame({"method": ["a", "b"], "v": [0.0, 0.0]})
+    md = writers.to_markdown(writers.render_cells(df, [writers.Column("method", "m"),
+                                                       writers.Column("v", "v", bold_best=True)]))
+    assert "**" not in md

@@ -64,7 +64,8 @@ def render_cells(df: pd.DataFrame, columns: list[Column]) -> Cells:
             is_num = pd.api.types.is_numeric_dtype(df[col.key])
             numeric.append(bool(is_num))
             best = _fmt(float(df[col.key].max()), col.digits) if is_num and df[col.key].notna().any() else None
-            flags = [bool(col.bold_best and best is not None and t == best) for t in texts]
+            tied = len(set(texts)) == 1  # a column where every row ties has no best
+            flags = [bool(col.bold_best and best is not None and t == best and not tied) for t in texts]
         for i, (t, f) in enumerate(zip(texts, flags, strict=True)):
             rows[i].append(t)
             bold[i].append(f)
