@@ -52,16 +52,16 @@ def read_index(raw: Path) -> tuple[list[pets.ListEntry], list[pets.ListEntry], d
     return trainval, test, notes
 
 
-def head_box(d: Decoded, xml: str, report: dict) -> tuple | None:
+def head_box(d: Decoded, xml: str, species: str, report: dict) -> tuple | None:
     """The decoded image's 0-based head box, clipped to the image; problems go to the report."""
     if d.head is None:
         report["skipped"].append({"file": xml, "reason": d.head_note})
         return None
     w, h = d.width, d.height
     box = d.head.box
-    if d.head.name not in ("cat", "dog"):
-        report["repaired"].append({"file": xml, "reason": f"object name {d.head.name!r} is not cat/dog; "
-                                   "box kept"})
+    if d.head.name != species:
+        report["repaired"].append({"file": xml, "reason": f"object name {d.head.name!r} differs from the "
+                                   f"split file's species {species!r}; the split file wins, box kept"})
     clipped = (max(0, box[0]), max(0, box[1]), min(w - 1, box[2]), min(h - 1, box[3]))
     if clipped[0] > clipped[2] or clipped[1] > clipped[3]:
         report["skipped"].append({"file": xml, "reason": f"head box {box} lies outside the {w}x{h} image"})
@@ -140,7 +140,7 @@ def _collect(entries, decoded, labels, rel: Path, report: dict) -> tuple[list, l
         else:
             report["skipped"].append({"file": str(trimap), "reason": f"no body box: {d.trimap_note}"})
         if d.head is not None or d.head_note is not None:
-            hb = head_box(d, str(rel / "annotations" / "xmls" / f"{e.image_id}.xml"), report)
+            hb = head_box(d, str(rel / "annotations" / "xmls" / f"{e.image_id}.xml"), e.species, report)
             if hb is not None:
                 boxes.append((e.image_id, "head", *hb))
                 boxed.add(e.image_id)

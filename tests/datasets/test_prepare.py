@@ -157,3 +157,43 @@ def test_rerun_is_byte_identical(synthpets_raw, prepared_dir, tmp_path, tiny_par
     run(tiny_params(), synthpets_raw, tmp_path / "again")
     for name in ("samples.parquet", "boxes.parquet", "classes.json", "report.json", "images.npy"):
         assert (tmp_path / "again" / name).read_bytes() == (prepared_dir / name).read_bytes(), name
+
+
+def test_annotation_defects_are_repaired_or_reported(raw_copy, tmp_path, tiny_params):
+    ann = raw_copy / "annotations"
+    xmls = sorted(p for p in (ann / "xmls").glob("[!.]*.xml"))
+    a, b, c = xmls[0], xmls[1], xmls[2]
+    text = a.read_text()
+    species = "dog" if "<name>cat</name>" in text else "cat"
+    a.write_text(text.replace("<name>cat</name>", f"<name>{species}</name>")
+                 .replace("<name>dog</name>", f"<name>{species}</name>"))
+    b.write_text(_set_box(b.read_text(), xmax=100000))
+    c.write_text(_set_box(c.read_text(), xmin=90000, xmax=90010))
+    ids = [e.image_id for e in pets.read_list(ann / "test.txt")]
+    (ann / "trimaps" / f"{ids[0]}.png").unlink()
+    Image.new("L", (5, 5), 2).save(ann / "trimaps" / f"{ids[1]}.png")
+    Image.new("L", (5, 5), 7).resize(Image.open(raw_copy / "images" / f"{ids[2]}.jpg").size).save(
+        ann / "trimaps" / f"{ids[2]}.png")
+    run(tiny_params(split=SplitParams(val_per_class=1, test_per_class=1)), raw_copy, tmp_path / "p")
+    report = json.loads((tmp_path / "p" / "report.json").read_text())
+    rep = {r["file"].rsplit("/", 1)[-1]: r["reason"] for r in report["repaired"]}
+    skip = {r["file"].rsplit("/", 1)[-1]: r["reason"] for r in report["skipped"]}
+    assert "the split file wins" in rep[a.name]
+    assert "clipped" in rep[b.name] and "outside" in skip[c.name]
+    assert "no trimap" in skip[f"{ids[0]}.png"] and "does not match" in skip[f"{ids[1]}.png"]
+    assert "outside 1 (pet)" in skip[f"{ids[2]}.png"]
+    samples = pd.read_parquet(tmp_path / "p" / "samples.parquet").set_index("image_id")
+    boxes = pd.read_parquet(tmp_path / "p" / "boxes.parquet")
+    assert pd.isna(samples.loc[ids[0], "trimap_path"]) and not pd.isna(samples.loc[ids[1], "trimap_path"])
+    assert not set(ids[:3]) & set(boxes.loc[boxes.kind == "body", "image_id"])
+    head = boxes[(boxes.kind == "head") & (boxes.image_id == b.stem)].iloc[0]
+    assert head.x1 == samples.loc[b.stem, "width"] - 1
+    assert c.stem not in set(boxes.loc[boxes.kind == "head", "image_id"])
+
+
+def _set_box(xml: str, **vals) -> str:
+    import re
+
+    for tag, v in vals.items():
+        xml = re.sub(f"<{tag}>\\d+</{tag}>", f"<{tag}>{v}</{tag}>", xml)
+    return xml
