@@ -182,10 +182,15 @@ def obtain(name: str, spec: Archive, base_url: str, downloads: Path, archives: P
         except CamlocError as e:
             log.warning("%s; downloading it again", e)
             dest.unlink()
-    part = dest.with_name(name + ".part")
-    have = part.stat().st_size if part.exists() else 0
-    require_free(downloads, spec.size - min(have, spec.size), f"to download {name}")
+    require_free(downloads, _missing_bytes(dest, spec), f"to download {name}")
     return download(base_url.rstrip("/") + "/" + name, dest, spec, retries, backoff)
+
+
+def _missing_bytes(dest: Path, spec: Archive) -> int:
+    if dest.is_file():
+        return 0 if dest.stat().st_size == spec.size else spec.size
+    part = dest.with_name(dest.name + ".part")
+    return spec.size - min(part.stat().st_size if part.exists() else 0, spec.size)
 
 
 def fetch_pets(params: Params, out_dir: Path, archives: Path | None = None, *,
@@ -199,6 +204,9 @@ def fetch_pets(params: Params, out_dir: Path, archives: Path | None = None, *,
     if archives is not None and not archives.is_dir():
         raise CamlocError(f"--archives {archives} is not a folder; give the folder holding "
                           "images.tar.gz and annotations.tar.gz")
+    if archives is None:  # say up front how much the whole download needs, not archive by archive
+        require_free(downloads, sum(_missing_bytes(downloads / n, s) for n, s in table.items()),
+                     "to download the Pets archives")
     paths = [obtain(n, s, params.dataset.base_url, downloads, archives, retries, backoff)
              for n, s in table.items()]
     with replace_dir(out_dir) as tmp:
