@@ -80,6 +80,7 @@ def run(params, backbone: str, prepared_dir, cams_dir, metrics_path, curves_path
             if "test_official" in splits:
                 pixels.append(_pixels(method, splits["test_official"], size, tau_grid, flat))
                 curves.append(_pr_curve(pixels[-1]))
+            log.info("evaluate %s: %s scored", backbone, method)
 
     clean_stale_tmp(Path(per_image_dir).parent)
     with atomic_path(per_image_dir) as tmp:

@@ -176,7 +176,7 @@ def run(params, backbone_key: str, prepared_dir, model_dir, out_dir) -> str:
     file_dtypes, nonfinite, rates, frames = {}, {}, [], []
     with atomic_path(out_dir) as tmp:
         for split, (rows, images) in splits.items():
-            maps, preds, rate = dump_split(model, meta, images, rows["label"].to_numpy(), cp.methods, cp,
+            maps, preds, rate = dump_split(model, meta, images, rows["label"].to_numpy(copy=True), cp.methods, cp,
                                            f"cams {backbone_key} {split}")
             rates.append(rate)
             (tmp / split).mkdir(parents=True)
@@ -187,6 +187,7 @@ def run(params, backbone_key: str, prepared_dir, model_dir, out_dir) -> str:
                     log.warning("%s %s/%s_%s: %d maps hold NaN/inf (scored as all-zero maps)",
                                 backbone_key, split, m, kind, bad)
             write_parquet(tmp / split / "index.parquet", _index_frame(rows, preds))
+            log.info("cams %s %s: maps written (%d images)", backbone_key, split, len(rows))
             frames.append(_index_frame(rows, preds, split))
         write_parquet(tmp / "predictions.parquet", pd.concat(frames, ignore_index=True))
         write_json(tmp / "meta.json", {

@@ -1,0 +1,144 @@
+"""The real `dvc repro`, end to end, on a reduced params set (tiny images, the tiny backbone).
+
+One temporary copy of the project runs the whole stage graph once; the tests then check that a second
+`dvc repro` does nothing, that `--force` gives byte-identical outputs (CPU determinism), that
+`dvc metrics show` reads the metrics, and that a stage killed with SIGKILL part-way leaves nothing
+under its final name and, re-run, gives the outputs an uninterrupted run gave.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BACKBONE = "tiny_gap_cnn"
+REDUCED = {
+    "seed": 0,
+    "dataset": {"name": "synthpets"},
+    "synthpets": {"num_classes": 3, "trainval_per_class": 24, "test_per_class": 6, "min_size": 48,
+                  "max_size": 72, "seed": 0},
+    "split": {"val_per_class": 3, "test_per_class": 5, "seed": 0},
+    "prepare": {"cache_size": 48, "workers": 1},
+    "backbones": {BACKBONE: {"epochs": 2, "batch_size": 16, "lr": 0.05, "head_lr_mult": 1.0,
+                             "image_size": 48, "workers": 0}},
+    "cams": {"methods": ["cam", "gradcam", "center", "full"], "batch_size": 16},
+    "evaluate": {"interval": 0.05},
+    "report": {"bootstrap": 100, "gallery_samples": 2, "gallery_extremes": 1},
+}
+# What "identical rerun" compares: every number a user reads, and the maps behind them.
+COMPARED = ("reports/metrics", "reports/curves", "reports/leaderboard.md", "reports/leaderboard.csv",
+            "reports/leaderboard.tex", "data/cams", "data/models", "data/eval", "data/prepared")
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    return env
+
+
+def _run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(args, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def _digest(root: Path, rels=COMPARED) -> dict[str, str]:
+    """sha256 of every file under the compared paths (relative path → digest)."""
+    out = {}
+    for rel in rels:
+        p = root / rel
+        files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file())
+        for f in files:
+            out[str(f.relative_to(root))] = hashlib.sha256(f.read_bytes()).hexdigest()
+    return out
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A fresh copy of the project (tracked files only) with the reduced params, after one `dvc repro`."""
+    root = tmp_path_factory.mktemp("e2e") / "camloc"
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for rel in files:
+        if (REPO / rel).is_file():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, root / rel)
+    (root / "params.yaml").write_text(yaml.safe_dump(REDUCED, sort_keys=False))
+    _run(["git", "init", "-q"], root)
+    _run(["dvc", "repro"], root)
+    return root
+
+
+def test_repro_writes_every_output_and_second_run_is_noop(project):
+    for rel in ("data/prepared/samples.parquet", f"data/models/{BACKBONE}/model.pt",
+                f"data/cams/{BACKBONE}/test/cam_gt.npy", f"reports/metrics/{BACKBONE}.json",
+                f"reports/curves/{BACKBONE}.csv", "reports/leaderboard.md", "reports/gallery/index.html"):
+        assert (project / rel).is_file(), rel
+    second = _run(["dvc", "repro"], project)
+    assert "Running stage" not in second.stdout, second.stdout
+    status = _run(["dvc", "status", "--json"], project)
+    assert json.loads(status.stdout) == {}
+
+
+def test_dvc_metrics_show_reads_the_metrics(project):
+    shown = json.loads(_run(["dvc", "metrics", "show", "--json"], project).stdout)
+    text = json.dumps(shown)
+    assert "cam.maxboxacc_v2_head" in text and "classification.top1" in text
+    metrics = json.loads((project / f"reports/metrics/{BACKBONE}.json").read_text())
+    assert 0 <= metrics["cam.maxboxacc_v2_head"] <= 100
+
+
+def test_forced_rerun_is_byte_identical(project):
+    before = _digest(project)
+    _run(["dvc", "repro", "--force"], project)
+    after = _digest(project)
+    assert before.keys() == after.keys()
+    changed = [k for k in before if before[k] != after[k]]
+    assert not changed, f"a forced rerun changed: {changed[:10]}"
+
+
+# Each stage is killed when its log shows it is part-way through: training after its first epoch,
+# cams after its first split's maps, evaluate after its first method.
+STAGES = {
+    "train": ("train", f"data/models/{BACKBONE}/model.pt", "epoch 1:"),
+    "cams": ("cams", f"data/cams/{BACKBONE}", "maps written"),
+    "evaluate": ("evaluate", f"data/eval/{BACKBONE}", "scored"),
+}
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_sigkill_mid_stage_leaves_no_half_output_and_rerun_matches(project, stage):
+    command, final, marker = STAGES[stage]
+    reference = _digest(project)
+    target = project / final
+    shutil.rmtree(target) if target.is_dir() else target.unlink()  # as DVC does before running a stage
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "-v", command, BACKBONE], cwd=project,
+                            env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if marker in line:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, f"{command} ended before {marker!r}:\n{''.join(seen)[-2000:]}"
+    assert not target.exists(), f"{final} exists after SIGKILL: a half output under its final name"
+    _run(["dvc", "repro", f"{command}@{BACKBONE}"], project)
+    after = _digest(project)
+    changed = [k for k in reference if reference.get(k) != after.get(k)]
+    assert not changed, f"rerun after SIGKILL differs from the uninterrupted run: {changed[:10]}"
+    leftovers = list((project / "data").rglob(".camloc-tmp-*"))
+    assert not leftovers, f"temporaries left behind: {leftovers[:5]}"
