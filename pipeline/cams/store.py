@@ -1,8 +1,8 @@
 """On-disk layout of dumped maps (docs/contracts.md, cams@B): sizes, dtypes, writing and reading.
 
 `data/cams/<B>/<split>/<method>_{gt,pred}.npy` hold N×h×w raw maps, memory-mappable. float16 halves
-the disk; a map whose values would overflow float16 (|x| > 65504) is stored as float32 instead of
-turning into inf, and meta.json records the dtype of each file.
+the disk; a file whose values would overflow float16 (|x| > 65504) or lose precision is stored as
+float32 instead, and meta.json records the dtype of each file.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 KINDS = ("gt", "pred")  # maps for the ground-truth class and for the top-1 predicted class
 FLOAT16_MAX = float(np.finfo(np.float16).max)
+PRECISION = 1 / 1024  # largest float16 rounding error tolerated, relative to a map's range
 
 
 def map_file(split_dir: str | Path, method: str, kind: str) -> Path:
@@ -66,21 +67,32 @@ def check_disk(need: int, out_dir: str | Path, max_disk_gb: float) -> None:
         )
 
 
-def storage_dtype(maps: np.ndarray, dtype: str) -> str:
-    """The dtype to store `maps` in: `dtype`, or float32 where float16 would overflow to inf."""
-    if dtype == "float16" and maps.size:
-        finite = maps[np.isfinite(maps)]
-        if finite.size and float(np.abs(finite).max()) > FLOAT16_MAX:
-            return "float32"
-    return dtype
+def storage_dtype(maps: np.ndarray, dtype: str) -> tuple[str, str]:
+    """The dtype to store `maps` (N, h, w) in, and why it differs from `dtype` ("" when it does not).
+
+    float16 is refused (float32 used) when a value would overflow to inf, or when rounding would move
+    some map by more than 1/1024 of its own range (values deep in the subnormal range, e.g. tiny
+    gradients, or a large offset): evaluation min-max normalises each map and bins it to 256 levels.
+    """
+    if dtype != "float16" or not maps.size:
+        return dtype, ""
+    flat = maps.reshape(len(maps), -1).astype(np.float64)  # (N, h*w)
+    finite = np.where(np.isfinite(flat), flat, 0.0)
+    if np.abs(finite).max() > FLOAT16_MAX:
+        return "float32", f"values beyond the float16 range (max |x| {np.abs(finite).max():.3g})"
+    err = np.abs(finite.astype(np.float16).astype(np.float64) - finite).max(1)  # (N,)
+    span = finite.max(1) - finite.min(1)  # (N,)
+    worst = np.max(np.where(span > 0, err / np.where(span > 0, span, 1.0), 0.0))
+    if worst > PRECISION:
+        return "float32", f"float16 rounding moves a map by {worst:.2g} of its range"
+    return dtype, ""
 
 
 def save_maps(path: str | Path, maps: np.ndarray, dtype: str) -> str:
-    """Write float32 `maps` (N, h, w) as a .npy in `dtype` (float32 on float16 overflow); return it."""
-    used = storage_dtype(maps, dtype)
-    if used != dtype:
-        log.warning("%s: values beyond the float16 range (max |x| %.3g); stored as float32",
-                    path, float(np.nanmax(np.abs(maps))))
+    """Write float32 `maps` (N, h, w) as a .npy in `dtype` (float32 where float16 fails); return it."""
+    used, why = storage_dtype(maps, dtype)
+    if why:
+        log.warning("%s: %s; stored as float32", path, why)
     np.save(path, np.ascontiguousarray(maps, dtype=used), allow_pickle=False)
     return used
 
