@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -31,6 +32,11 @@ def replace_dir(final: str | Path, owned: Iterable[str] = RAW_ENTRIES) -> Iterat
                 f"{final} holds files camloc did not write ({', '.join(foreign[:5])}); "
                 "move them away or choose another --out (nothing was changed)"
             )
+    for stale in final.parent.glob(f"{TMP_PREFIX}{final.name}.*"):  # left by a killed earlier run
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
     with atomic_path(final) as tmp:
         tmp.mkdir(parents=True)
         yield tmp

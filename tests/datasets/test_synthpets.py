@@ -125,3 +125,13 @@ def test_refuses_to_replace_a_foreign_folder(tmp_path):
     generate(sp, tmp_path / "raw", workers=1)
     generate(sp, tmp_path / "raw", workers=1)  # a previous raw tree is replaced
     assert not list(tmp_path.glob(".camloc-tmp-*"))
+
+
+def test_leftovers_of_a_killed_run_are_cleaned(tmp_path):
+    stale = tmp_path / ".camloc-tmp-raw.abc123"
+    (stale / "images").mkdir(parents=True)
+    other = tmp_path / ".camloc-tmp-prepared.xyz"  # another stage's temporary: not ours to remove
+    other.mkdir()
+    sp = SynthPetsParams(num_classes=2, trainval_per_class=2, test_per_class=1, min_size=48, max_size=64)
+    generate(sp, tmp_path / "raw", workers=1)
+    assert not stale.exists() and other.exists() and (tmp_path / "raw" / "images").is_dir()
