@@ -1,4 +1,5 @@
-"""The train stage on a tiny, learnable prepared dir: outputs, determinism, resume after a kill."""
+"""The train stage: outputs, determinism, resume after a kill (on the shared tiny synthpets `prepared_dir`),
+and learning (on a trivially learnable colour-square set written here per docs/contracts.md)."""
 
 from __future__ import annotations
 
@@ -50,11 +51,11 @@ def write_prepared(folder: Path, per_split=(("train", 12), ("val", 4)), size: in
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory) -> Path:
-    return write_prepared(tmp_path_factory.mktemp("prepared"))
+def prepared(prepared_dir) -> Path:
+    return prepared_dir
 
 
-def tiny_params(**kw) -> Params:
+def train_params(**kw) -> Params:
     recipe = {"epochs": 3, "batch_size": 8, "lr": 0.05, "head_lr_mult": 1.0, "image_size": SIZE, "workers": 0,
               "augment": AugmentParams(scale_min=0.8)} | kw
     bp = BackboneParams(**recipe)
@@ -65,7 +66,7 @@ def tiny_params(**kw) -> Params:
 def reference(prepared, tmp_path_factory) -> Path:
     """One uninterrupted run, shared by the checks below."""
     out = tmp_path_factory.mktemp("ref") / "models" / "tiny_gap_cnn"
-    train.run(tiny_params(), "tiny_gap_cnn", prepared, out)
+    train.run(train_params(), "tiny_gap_cnn", prepared, out)
     return out
 
 
@@ -77,16 +78,24 @@ def _same_weights(a: Path, b: Path) -> None:
         assert torch.equal(sa[k], sb[k]), k
 
 
-def test_outputs_follow_the_contract_and_the_model_learns(reference, prepared):
+def test_the_model_learns(tmp_path):
+    colours = write_prepared(tmp_path / "prepared")
+    out = tmp_path / "models" / "tiny_gap_cnn"
+    train.run(train_params(), "tiny_gap_cnn", colours, out)
+    history = pd.read_csv(out / "history.csv")
+    assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
+    assert history["val_acc"].iloc[-1] >= 75.0, "a colour square per class is learnable in 3 epochs"
+
+
+def test_outputs_follow_the_contract(reference, prepared):
     assert sorted(p.name for p in reference.iterdir()) == ["history.csv", "meta.json", "metrics.json", "model.pt"]
     history = pd.read_csv(reference / "history.csv")
     assert list(history.columns) == list(train.HISTORY_FIELDS) and list(history["epoch"]) == [1, 2, 3]
-    assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
     metrics = json.loads((reference / "metrics.json").read_text())
     assert metrics["val_acc"] == pytest.approx(history["val_acc"].iloc[-1], abs=1e-3)
-    assert metrics["val_acc"] >= 75.0, "a colour square per class is learnable in 3 epochs"
     model, meta = load_model(reference)
-    assert meta["class_names"] == ["c0", "c1", "c2"] and meta["image_size"] == SIZE
+    assert meta["class_names"] == imagecache.load_classes(prepared) and meta["image_size"] == SIZE
+    assert meta["train_images"] == 21 and meta["val_images"] == 6
     assert meta["params"]["lr"] == 0.05 and "torch" in meta["versions"]
     # The saved model reproduces the logged val accuracy through the shared eval input.
     rows, images = imagecache.load_split(prepared, "val")
@@ -97,14 +106,14 @@ def test_outputs_follow_the_contract_and_the_model_learns(reference, prepared):
 
 def test_two_cpu_runs_are_identical(reference, prepared, tmp_path):
     out = tmp_path / "models" / "tiny_gap_cnn"
-    train.run(tiny_params(), "tiny_gap_cnn", prepared, out)
+    train.run(train_params(), "tiny_gap_cnn", prepared, out)
     _same_weights(reference, out)
     for name in ("metrics.json", "meta.json"):
         assert (out / name).read_bytes() == (reference / name).read_bytes(), name
 
 
 def test_resume_after_an_exception_gives_the_same_weights(reference, prepared, tmp_path):
-    params = tiny_params(resume=True)
+    params = train_params(resume=True)
     out = tmp_path / "models" / "tiny_gap_cnn"
 
     def stop(epoch, row):
@@ -129,18 +138,18 @@ def test_resume_after_sigkill_gives_the_same_weights(reference, prepared, tmp_pa
     child = textwrap.dedent(f"""
         import os, signal, sys
         sys.path.insert(0, {str(REPO)!r}); sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from test_train import tiny_params
+        from test_train import train_params
         from pipeline import train
         def die(epoch, row):
             if epoch == 2:
                 os.kill(os.getpid(), signal.SIGKILL)
-        train.run(tiny_params(resume=True), "tiny_gap_cnn", {str(prepared)!r}, {str(out)!r}, on_epoch_end=die)
+        train.run(train_params(resume=True), "tiny_gap_cnn", {str(prepared)!r}, {str(out)!r}, on_epoch_end=die)
     """)
     proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=300)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert not out.exists()
     epochs_run = []
-    train.run(tiny_params(resume=True), "tiny_gap_cnn", prepared, out,
+    train.run(train_params(resume=True), "tiny_gap_cnn", prepared, out,
               on_epoch_end=lambda e, r: epochs_run.append(e))
     assert epochs_run == [3]
     _same_weights(reference, out)
@@ -153,9 +162,9 @@ def test_resume_checkpoint_of_other_params_is_ignored(prepared, tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train.run(tiny_params(resume=True, epochs=2), "tiny_gap_cnn", prepared, out, on_epoch_end=stop)
+        train.run(train_params(resume=True, epochs=2), "tiny_gap_cnn", prepared, out, on_epoch_end=stop)
     epochs_run = []
-    train.run(tiny_params(resume=True, epochs=1), "tiny_gap_cnn", prepared, out,
+    train.run(train_params(resume=True, epochs=1), "tiny_gap_cnn", prepared, out,
               on_epoch_end=lambda e, r: epochs_run.append(e))
     assert epochs_run == [1]
 
@@ -168,7 +177,7 @@ def test_augmentation_does_not_depend_on_worker_count(prepared):
         loader, sampler = imagecache.make_train_loader(ds, batch_size=8, workers=workers)
         sampler.set_epoch(1)
         batches[workers] = [(x.clone(), y.clone()) for x, y in loader]
-    assert len(batches[0]) == len(batches[2]) == 5
+    assert len(batches[0]) == len(batches[2]) == 3
     for (x0, y0), (x2, y2) in zip(batches[0], batches[2], strict=True):
         assert torch.equal(x0, x2) and torch.equal(y0, y2)
     sampler.set_epoch(2)
@@ -178,7 +187,7 @@ def test_augmentation_does_not_depend_on_worker_count(prepared):
 def test_missing_split_and_missing_cache_are_clear_errors(tmp_path, prepared):
     bare = write_prepared(tmp_path / "p", per_split=(("train", 2),))
     with pytest.raises(CamlocError, match=r"no images in split 'val'"):
-        train.run(tiny_params(), "tiny_gap_cnn", bare, tmp_path / "m")
+        train.run(train_params(), "tiny_gap_cnn", bare, tmp_path / "m")
     (bare / "images.npy").unlink()
     with pytest.raises(CamlocError, match=r"images\.npy is missing.*prepare"):
         imagecache.load_split(bare, "train")
@@ -187,7 +196,7 @@ def test_missing_split_and_missing_cache_are_clear_errors(tmp_path, prepared):
 def test_cli_train_and_backbones(prepared, tmp_path):
     import yaml
 
-    params = tiny_params()
+    params = train_params()
     raw = {"prepare": {"cache_size": SIZE},
            "backbones": {"tiny_gap_cnn": {"epochs": 1, "batch_size": 8, "image_size": SIZE, "workers": 0}}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
