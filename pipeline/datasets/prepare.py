@@ -13,6 +13,7 @@ import os
 from collections import Counter
 from pathlib import Path
 
+import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -81,7 +82,7 @@ def decode_all(tasks: list[tuple], workers: int, cache_file: Path, size: int) ->
         it = map(process, tasks)
         pool = None
     else:
-        pool = multiprocessing.get_context("fork").Pool(workers)
+        pool = multiprocessing.get_context("fork").Pool(workers, initializer=_one_thread)
         it = pool.imap(process, tasks, chunksize=32)
     try:
         for i, d in enumerate(tqdm(it, **bar)):
@@ -95,6 +96,11 @@ def decode_all(tasks: list[tuple], workers: int, cache_file: Path, size: int) ->
     cache.flush()
     del cache
     return results
+
+
+def _one_thread() -> None:
+    # The processes are the parallelism: OpenCV's own threads would only oversubscribe the cores.
+    cv2.setNumThreads(1)
 
 
 def _rel(path: Path) -> str:
