@@ -42,14 +42,13 @@ def read_index(raw: Path) -> tuple[list[pets.ListEntry], list[pets.ListEntry], d
                                   "the split files are damaged: re-run `camloc download`")
             seen[e.image_id] = split
     listed = {e.image_id: e for e in trainval + test}
-    notes: dict = {"list_txt_only": []}
+    notes: dict = {"list_txt_only": [], "list_txt_disagrees": []}
     if (ann / "list.txt").is_file():
         for e in pets.read_list(ann / "list.txt"):
             if e.image_id not in listed:
                 notes["list_txt_only"].append(e.image_id)
-            elif listed[e.image_id] != e:
-                raise CamlocError(f"{ann / 'list.txt'}: {e.image_id} has ids differing from "
-                                  f"{seen[e.image_id]}; re-run `camloc download`")
+            elif listed[e.image_id] != e:  # the split file is what defines the sample: it wins
+                notes["list_txt_disagrees"].append(e.image_id)
     return trainval, test, notes
 
 
@@ -172,6 +171,9 @@ def build(params: Params, raw: Path, tmp: Path) -> dict:
     for r in rows:
         if official[r["image_id"]] == "trainval":
             by_class.setdefault(r["label"], []).append(r["image_id"])
+    if not by_class:
+        raise CamlocError(f"{raw / 'annotations' / 'trainval.txt'} lists no usable image (every one is "
+                          "missing, empty or undecodable); re-run `camloc download`")
     split_of = manifest.assign_splits(by_class, boxed, classes.names, params.split)
     for r in rows:
         r["split"] = split_of.get(r["image_id"], "test_official")
@@ -180,7 +182,7 @@ def build(params: Params, raw: Path, tmp: Path) -> dict:
     unlisted, apple = _unlisted(raw, set(official))
     report["skipped"] += unlisted
     report |= {"counts": manifest.counts(samples, classes.names), "appledouble_ignored": apple,
-               "list_txt_only": notes["list_txt_only"], "cache_size": params.prepare.cache_size}
+               **notes, "cache_size": params.prepare.cache_size}
     write_parquet(tmp / "samples.parquet", samples)
     write_parquet(tmp / "boxes.parquet", manifest.boxes_table(boxes, samples["image_id"]))
     write_json(tmp / "classes.json", {"class_names": list(classes.names), "species": list(classes.species)})

@@ -197,3 +197,10 @@ def _set_box(xml: str, **vals) -> str:
     for tag, v in vals.items():
         xml = re.sub(f"<{tag}>\\d+</{tag}>", f"<{tag}>{v}</{tag}>", xml)
     return xml
+
+
+def test_no_usable_trainval_image_is_a_clear_error(raw_copy, tmp_path, tiny_params):
+    for e in pets.read_list(raw_copy / "annotations" / "trainval.txt"):
+        (raw_copy / "images" / f"{e.image_id}.jpg").write_bytes(b"")
+    with pytest.raises(CamlocError, match="trainval.txt lists no usable image"):
+        run(tiny_params(), raw_copy, tmp_path / "p")
