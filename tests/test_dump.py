@@ -27,7 +27,7 @@ from pipeline.params import BackboneParams, CamsParams, Params
 
 S, SIZE, CLASSES = 40, 32, 4
 SPLIT_SIZES = {"val": 5, "test": 7, "test_official": 6}
-METHODS = ("cam", "gradcam", "eigencam", "center")
+METHODS = ("cam", "gradcam", "scorecam", "eigencam", "center")
 
 
 def _prepared(root: Path, n_total: int | None = None) -> Path:
@@ -103,7 +103,7 @@ def test_stage_maps_equal_compute_maps_for_gt_and_predicted_class(stage):
     assert index["pred"].tolist() == logits.argmax(1).tolist()
     assert index["label"].tolist() == rows["label"].tolist()
     assert (index["pred"] != index["label"]).any(), "the fixture must exercise the pred != gt path"
-    for m in ("cam", "gradcam"):
+    for m in ("cam", "gradcam", "scorecam"):
         for kind, classes in (("gt", index["label"].tolist()), ("pred", index["pred"].tolist())):
             expected = compute_maps(model, x, classes, m).numpy()
             got = np.load(out / "test" / f"{m}_{kind}.npy").astype(np.float32)

@@ -77,19 +77,24 @@ def predictions(logits: torch.Tensor, k: int = 5) -> dict[str, np.ndarray]:
     return {"pred": c[:, 0].cpu().numpy(), "top5": c.cpu().numpy(), "top5_prob": p.cpu().numpy()}
 
 
-def _subset(batch: Batch, rows: torch.Tensor) -> Batch:
-    return Batch(batch.model, batch.images[rows], batch.features[rows], batch.logits[rows])
+NEEDS_IMAGES = ("scorecam",)  # methods that run the model again on (masked) images
+
+
+def _subset(batch: Batch, rows: torch.Tensor, with_images: bool) -> Batch:
+    images = batch.images[rows] if with_images else batch.images[:0]  # (n, 3, H, W) only when used
+    return Batch(batch.model, images, batch.features[rows], batch.logits[rows])
 
 
 def batch_maps(batch: Batch, labels: torch.Tensor, pred: torch.Tensor, methods, chunk: int) -> dict:
     """{(method, kind): (N, h, w) float32 numpy} for the GT and the predicted class of one batch."""
     wrong = (pred != labels).nonzero().view(-1)
+    sub = _subset(batch, wrong, any(m in NEEDS_IMAGES for m in methods)) if len(wrong) else None
     out = {}
     for m in methods:
         gt = maps_for_batch(batch, labels, m, **method_opts(m, chunk))
         pr = gt.clone()
-        if len(wrong):
-            pr[wrong] = maps_for_batch(_subset(batch, wrong), pred[wrong], m, **method_opts(m, chunk))
+        if sub is not None:
+            pr[wrong] = maps_for_batch(sub, pred[wrong], m, **method_opts(m, chunk))
         out[(m, "gt")], out[(m, "pred")] = gt.cpu().numpy(), pr.cpu().numpy()
     return out
 
