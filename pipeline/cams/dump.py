@@ -198,7 +198,8 @@ def run(params, backbone_key: str, prepared_dir, model_dir, out_dir) -> str:
         write_json(tmp / "meta.json", {
             "backbone": backbone_key, "methods": list(cp.methods), "dtype": cp.dtype,
             "file_dtypes": file_dtypes, "nonfinite_maps": nonfinite, "image_size": int(meta["image_size"]),
-            "map_size": list(map_size), "splits": {s: len(r) for s, (r, _) in splits.items()},
+            "map_size": list(map_size), "splits": list(splits),
+            "images": {s: len(r) for s, (r, _) in splits.items()},
             "kinds": list(KINDS), "scorecam_chunk": cp.scorecam_chunk, "bytes": need,
         })
     return (f"cams {backbone_key}: {n_total} images, {len(cp.methods)} methods, maps {map_size[0]}×{map_size[1]} "
