@@ -145,6 +145,13 @@ class CamsParams:
         _positive(f"{key}.scorecam_chunk", self.scorecam_chunk)
         for s in self.splits:
             _choice(f"{key}.splits", s, SPLITS)
+        if not self.splits:
+            raise ParamsError(f"{key}.splits", [], f"a non-empty list of {', '.join(SPLITS)}")
+        for name in ("methods", "splits"):
+            values = getattr(self, name)
+            if len(set(values)) != len(values):
+                raise ParamsError(f"{key}.{name}", list(values), "a list without repeated entries")
+        _positive(f"{key}.max_disk_gb", self.max_disk_gb)
 
 
 @dataclass(frozen=True)

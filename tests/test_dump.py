@@ -270,3 +270,13 @@ def test_cli_methods_and_cams_errors(folder, tmp_path):
                                  "--method", "cam", "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "bad.png" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("bad,key", [({"methods": ["cam", "cam"]}, "cams.methods"), ({"splits": []}, "cams.splits"),
+                                     ({"max_disk_gb": 0}, "cams.max_disk_gb"), ({"dtype": "float64"}, "cams.dtype"),
+                                     ({"splits": ["val", "train2"]}, "cams.splits")])
+def test_bad_cams_params_name_the_key(bad, key):
+    from pipeline.params import parse
+
+    with pytest.raises(ParamsError, match=key.replace(".", r"\.")):
+        parse(CamsParams, bad, "cams")
