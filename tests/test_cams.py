@@ -189,4 +189,22 @@ def test_center_and_full_baselines(tiny):
     torch.testing.assert_close(centre[0], centre[0].flip(0).flip(1))  # symmetric about the centre
     assert centre[0, h // 2, w // 2] > centre[0, 0, 0] > 0
     full = compute_maps(tiny, x, [0, 1], "full")
-    assert torch.equal(full, torch.ones(2, h, w))
+    expected = torch.ones(2, h, w)
+    expected[:, 0, 0] = 0
+    assert torch.equal(full, expected)
+
+
+@pytest.mark.parametrize("map_side", [3, 7, 14])
+def test_full_baseline_scores_as_the_whole_image(map_side):
+    """Through the evaluation protocol (bicubic, min-max, uint8, strict threshold), `full` gives the
+    whole-frame box at every tau of the default grid below 0.9."""
+    from pipeline import localize
+    from pipeline.cams.methods import Batch
+
+    batch = Batch(model=None, images=None, features=torch.zeros(1, 1, map_side, map_side), logits=None)
+    raw = METHODS.get("full")(batch, None)[0].numpy()
+    smap = localize.normalize_map(raw, (96, 96))
+    taus = localize.taus(0.01)
+    for tau, boxes in zip(taus, localize.boxes_at_taus(smap, taus, "all"), strict=True):
+        if tau < 0.9:
+            assert [0, 0, 95, 95] in boxes.tolist(), tau

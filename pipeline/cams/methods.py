@@ -205,10 +205,15 @@ def center(batch: Batch, classes: Tensor, sigma: float = 0.25) -> Tensor:
 
 @METHODS.register("full")
 def full(batch: Batch, classes: Tensor) -> Tensor:
-    """Full-image baseline: a constant map of ones, i.e. the box is the whole image (no model).
+    """Full-image baseline: ones with a single zero in the top-left cell, so the box is the whole image.
 
-    M(x, y) = 1. Evaluation must treat a constant map as covering the whole image.
+    M(x, y) = 1, except M(0, 0) = 0. A truly constant map would not do: the evaluation protocol turns a
+    constant map into zeros (no contour, box (0, 0, 0, 0)). With the one low corner, min–max
+    normalisation keeps almost every pixel near 1, so for every τ below ~0.9 the contour spans the
+    whole frame and its box is (0, 0, S−1, S−1) — the "predict the whole image" baseline.
     """
     n, _, h, w = batch.features.shape
-    return torch.ones(n, h, w, device=batch.features.device)
+    out = torch.ones(n, h, w, device=batch.features.device)
+    out[:, 0, 0] = 0.0
+    return out
 
