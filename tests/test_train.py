@@ -132,7 +132,7 @@ def test_resume_after_an_exception_gives_the_same_weights(reference, prepared, t
     assert not (tmp_path / ".resume" / "tiny_gap_cnn").exists(), "the resume checkpoint is removed when done"
 
 
-@pytest.mark.slow  # a fresh interpreter importing torch: ~15 s on a busy 2-core machine
+# A fresh interpreter importing torch: ~8 s on 2 free cores (up to ~18 s on a busy machine).
 def test_resume_after_sigkill_gives_the_same_weights(reference, prepared, tmp_path):
     out = tmp_path / "models" / "tiny_gap_cnn"
     child = textwrap.dedent(f"""
