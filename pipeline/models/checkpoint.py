@@ -6,6 +6,7 @@ code, or weights that do not fit the backbone named in meta.json stop with a Cam
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import pickle
@@ -33,8 +34,12 @@ def save_model(folder: str | Path, model: nn.Module, meta: dict) -> None:
         raise ValueError(f"meta lacks {missing}")
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    # Serialise through memory: torch.save names the zip records after the file it writes, and a
+    # temporary file's random name would make identical weights give different bytes.
+    buf = io.BytesIO()
+    torch.save(state, buf)
     with atomic_path(folder / MODEL_FILE, suffix=".pt") as tmp:
-        torch.save(state, tmp)
+        tmp.write_bytes(buf.getvalue())
     write_json(folder / META_FILE, meta)
 
 
