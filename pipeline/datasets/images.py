@@ -55,8 +55,9 @@ def decode_rgb(path: Path, max_pixels: int) -> tuple[np.ndarray, list[str]]:
                     raise
                 im = _load_truncated(path)
                 repairs.append("truncated file: decoded with the missing part filled in")
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ValueError(f"more than dataset.max_image_pixels={max_pixels} pixels") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            raise ValueError(f"{str(e)[:60]}: more than dataset.max_image_pixels={max_pixels} pixels "
+                             "(raise that key in params.yaml to keep such images)") from None
         except DECODE_ERRORS as e:
             raise ValueError(f"not a decodable image ({type(e).__name__}: {str(e)[:80]})") from None
     if im.format and im.format != "JPEG":
@@ -73,9 +74,10 @@ def decode_rgb(path: Path, max_pixels: int) -> tuple[np.ndarray, list[str]]:
 def _open_checked(path: Path, max_pixels: int) -> Image.Image:
     im = Image.open(path)
     w, h = im.size
-    if w <= 0 or h <= 0:
-        raise ValueError(f"header says zero size {w}x{h}")
-    if w * h > max_pixels:
+    if w <= 0 or h <= 0 or w * h > max_pixels:
+        im.close()  # refused before any pixel is decoded
+        if w <= 0 or h <= 0:
+            raise ValueError(f"header says zero size {w}x{h}")
         raise Image.DecompressionBombError(f"{w}x{h}")
     return im
 
