@@ -6,6 +6,7 @@ same `prepare` stage then reads any of them. Heavy modules are imported only whe
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +22,8 @@ def fetch_synthpets(params: Params, out_dir: Path, archives: Path | None = None)
     """Generate the synthetic twin (offline, seeded); `archives` does not apply."""
     from pipeline.datasets.synthpets import generate
 
+    if archives is not None:
+        logging.getLogger(__name__).warning("archives %s ignored: they apply to dataset.name=pets only", archives)
     c = generate(params.synthpets, out_dir)
     return (f"synthpets: generated {c['images']} images of {c['classes']} classes "
             f"({c['trainval']} trainval, {c['test']} test) into {out_dir}")

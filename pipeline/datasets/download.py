@@ -8,6 +8,7 @@ reuses them. Offline, `--archives DIR` (or `dataset.archives`) points at a folde
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import logging
@@ -110,9 +111,11 @@ def _open(url: str, start: int):
 def fetch_once(url: str, part: Path, total: int) -> None:
     """Append the missing bytes of `url` to `part` (resuming at its current size)."""
     start = part.stat().st_size if part.exists() else 0
-    if start >= total:
+    if start == total:
+        return  # complete already (a run killed before the checksum): just verify it
+    if start > total:
         start = 0
-        part.unlink(missing_ok=True)
+        part.unlink()
     try:
         resp = _open(url, start)
     except CannotResume:
@@ -134,7 +137,12 @@ def fetch_once(url: str, part: Path, total: int) -> None:
                     if bar.n > total:
                         raise CamlocError(f"{url} sent more than the expected {total:,} bytes: it is "
                                           "not the official archive; check dataset.base_url")
-            except (TimeoutError, ConnectionError, http.client.HTTPException) as e:
+            except http.client.HTTPException as e:
+                raise Transient(f"connection lost ({e})") from None
+            except OSError as e:  # socket errors are transient; a full disk is not
+                if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise CamlocError(f"disk full while writing {part}; free some space and re-run "
+                                      "`camloc download` (it resumes where it stopped)") from None
                 raise Transient(f"connection lost ({e})") from None
     got = part.stat().st_size
     if got < total:

@@ -273,3 +273,11 @@ def test_user_folder_is_never_replaced(archives, tmp_path):
     assert (out / "holiday.jpg").read_bytes() == b"precious"
 
 
+
+
+def test_complete_part_file_is_verified_not_downloaded_again(server, tmp_path, archives):
+    (tmp_path / "downloads").mkdir()
+    (tmp_path / "downloads" / "images.tar.gz.part").write_bytes(archives["images.tar.gz"])
+    _fetch(server, tmp_path)
+    assert not [p for p, _ in server.requests if p.endswith("images.tar.gz")]
+    assert (tmp_path / "downloads" / "images.tar.gz").read_bytes() == archives["images.tar.gz"]
