@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing as mp
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from pipeline import localize
 from pipeline import metrics as M
 from pipeline.errors import CamlocError
 from pipeline.fsutil import atomic_path, clean_stale_tmp, write_json, write_parquet, write_text
+from pipeline.parallel import fork_pool
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def run(params, backbone: str, prepared_dir, cams_dir, metrics_path, curves_path
 
     flat: dict[str, float] = _classification(splits.get("test_official") or splits.get("test"))
     curves, per_image, chosen, pixels = [], [], {}, []
-    with mp.get_context("fork").Pool(_workers()) as pool:
+    with fork_pool(_workers()) as pool:
         for method in meta["methods"]:
             scores = _method_scores(pool, splits, method, size, tau_grid, ep.fixed_tau)
             flat.update({f"{method}.{k}": v for k, v in _method_metrics(scores, splits, deltas, tau_grid,

@@ -30,6 +30,7 @@ from pipeline.errors import CamlocError
 from pipeline.fsutil import write_json, write_text
 from pipeline.localize import best_ious, normalize_map, taus
 from pipeline.metrics import DELTAS, IGNORE, PixelAccumulator, max_box_acc, max_box_acc_v2, rescale_boxes
+from pipeline.parallel import fork_pool
 
 log = logging.getLogger(__name__)
 COLUMNS = ["image_id", "x0", "y0", "x1", "y1", "width", "height"]
@@ -184,9 +185,8 @@ def _score_all(table: dict, maps_dir, masks_dir, raw, grid, workers: int):
     if workers <= 1 or len(jobs) < 2:
         chunks = map(_score_chunk, jobs)
     else:
-        import multiprocessing
 
-        pool = multiprocessing.get_context("fork").Pool(workers)
+        pool = fork_pool(workers)
         chunks = pool.imap(_score_chunk, jobs)  # ordered: the first bad image is the first reported
     try:
         for chunk in chunks:

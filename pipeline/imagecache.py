@@ -28,6 +28,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from pipeline.errors import CamlocError
+from pipeline.parallel import fork_safe_opencv
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +235,8 @@ def make_train_loader(
     Keeps the last partial batch (tiny datasets), yields uint8 batches: normalise on the device.
     """
     sampler = EpochSampler(len(dataset), dataset.seed)
+    if workers > 0:
+        fork_safe_opencv()
     loader = DataLoader(
         dataset,
         batch_size=batch_size,
@@ -247,6 +250,6 @@ def make_train_loader(
 
 
 def _worker_init(_: int) -> None:
-    # One OpenCV/torch thread per worker: on few cores, oversubscription costs more than it gives.
-    cv2.setNumThreads(1)
+    # One torch thread per worker: on few cores, oversubscription costs more than it gives. (OpenCV's
+    # threads were turned off in the parent before the fork: see pipeline.parallel.)
     torch.set_num_threads(1)

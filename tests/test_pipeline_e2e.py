@@ -136,7 +136,8 @@ def test_sigkill_mid_stage_leaves_no_half_output_and_rerun_matches(project, stag
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, f"{command} ended before {marker!r}:\n{''.join(seen)[-2000:]}"
     assert not target.exists(), f"{final} exists after SIGKILL: a half output under its final name"
-    _run(["dvc", "repro", f"{command}@{BACKBONE}"], project)
+    # --force --single-item: really run the stage code (DVC would otherwise restore it from its run cache)
+    _run(["dvc", "repro", "--force", "--single-item", f"{command}@{BACKBONE}"], project)
     after = _digest(project)
     changed = [k for k in reference if reference.get(k) != after.get(k)]
     assert not changed, f"rerun after SIGKILL differs from the uninterrupted run: {changed[:10]}"

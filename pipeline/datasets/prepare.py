@@ -8,12 +8,10 @@ decoded once (in `prepare.workers` processes) into a memory-mappable uint8 cache
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 from collections import Counter
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -22,6 +20,7 @@ from pipeline.datasets.images import Decoded, process
 from pipeline.datasets.layout import PREPARED_ENTRIES, replace_dir
 from pipeline.errors import CamlocError
 from pipeline.fsutil import write_json, write_parquet
+from pipeline.parallel import fork_pool
 from pipeline.params import Params
 
 log = logging.getLogger(__name__)
@@ -81,7 +80,7 @@ def decode_all(tasks: list[tuple], workers: int, cache_file: Path, size: int) ->
         it = map(process, tasks)
         pool = None
     else:
-        pool = multiprocessing.get_context("fork").Pool(workers, initializer=_one_thread)
+        pool = fork_pool(workers)
         it = pool.imap(process, tasks, chunksize=32)
     try:
         for i, d in enumerate(tqdm(it, **bar)):
@@ -95,11 +94,6 @@ def decode_all(tasks: list[tuple], workers: int, cache_file: Path, size: int) ->
     cache.flush()
     del cache
     return results
-
-
-def _one_thread() -> None:
-    # The processes are the parallelism: OpenCV's own threads would only oversubscribe the cores.
-    cv2.setNumThreads(1)
 
 
 def _rel(path: Path) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import logging
-import multiprocessing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from tqdm import tqdm
 
 from pipeline.datasets import pets
 from pipeline.datasets.layout import replace_dir
+from pipeline.parallel import fork_pool
 from pipeline.params import SynthPetsParams
 
 log = logging.getLogger(__name__)
@@ -260,7 +260,7 @@ def generate(sp: SynthPetsParams, out_dir: str | Path, workers: int | None = Non
             for t in tqdm(tasks, **bar):
                 _write_one(t)
         else:
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
+            with fork_pool(workers) as pool:
                 for _ in tqdm(pool.imap_unordered(_write_one, tasks, chunksize=16), **bar):
                     pass
         _write_lists(root, items, breeds)
