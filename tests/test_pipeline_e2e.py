@@ -23,9 +23,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BACKBONE = "tiny_gap_cnn"
+# Overrides of the repository's params.yaml (sections are merged key by key; backbones replaced).
 REDUCED = {
-    "seed": 0,
-    "dataset": {"name": "synthpets"},
     "synthpets": {"num_classes": 3, "trainval_per_class": 24, "test_per_class": 6, "min_size": 48,
                   "max_size": 72, "seed": 0},
     "split": {"val_per_class": 3, "test_per_class": 5, "seed": 0},
@@ -76,7 +75,10 @@ def project(tmp_path_factory) -> Path:
         if (REPO / rel).is_file():
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / rel, root / rel)
-    (root / "params.yaml").write_text(yaml.safe_dump(REDUCED, sort_keys=False))
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for section, values in REDUCED.items():
+        params[section] = values if section == "backbones" else {**params[section], **values}
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _run(["git", "init", "-q"], root)
     _run(["dvc", "repro"], root)
     return root
@@ -143,3 +145,17 @@ def test_sigkill_mid_stage_leaves_no_half_output_and_rerun_matches(project, stag
     assert not changed, f"rerun after SIGKILL differs from the uninterrupted run: {changed[:10]}"
     leftovers = list((project / "data").rglob(".camloc-tmp-*"))
     assert not leftovers, f"temporaries left behind: {leftovers[:5]}"
+
+
+def test_changing_one_backbones_lr_reruns_only_its_chain(project):
+    params_path = project / "params.yaml"
+    original = params_path.read_text()
+    params = yaml.safe_load(original)
+    params["backbones"][BACKBONE]["lr"] = 0.01
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        changed = set(json.loads(_run(["dvc", "status", "--json"], project).stdout))
+    finally:
+        params_path.write_text(original)
+    assert f"train@{BACKBONE}" in changed
+    assert not changed & {"download", "prepare"}, changed
