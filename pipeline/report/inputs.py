@@ -49,6 +49,12 @@ class InputPaths:
         return self.root / "data" / "prepared"
 
 
+def _require(path: Path, stage: str) -> None:
+    """Raise the 'missing stage output' error unless `path` is a file."""
+    if not path.is_file():
+        raise _missing(path, stage)
+
+
 def _missing(path: Path, stage: str) -> CamlocError:
     return CamlocError(f"{path} is missing: run `dvc repro {stage}` first (the report reads stage outputs only)")
 
@@ -63,8 +69,7 @@ def _need_columns(df: pd.DataFrame, columns, path: Path) -> None:
 def load_metrics(paths: InputPaths, backbone: str) -> dict[str, float]:
     """The flat `<method>.<metric>` dict of reports/metrics/<backbone>.json."""
     path = paths.metrics(backbone)
-    if not path.is_file():
-        raise _missing(path, f"evaluate@{backbone}")
+    _require(path, f"evaluate@{backbone}")
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as e:
@@ -76,8 +81,7 @@ def load_metrics(paths: InputPaths, backbone: str) -> dict[str, float]:
 
 def load_curves(paths: InputPaths, backbone: str) -> pd.DataFrame:
     path = paths.curves(backbone)
-    if not path.is_file():
-        raise _missing(path, f"evaluate@{backbone}")
+    _require(path, f"evaluate@{backbone}")
     df = pd.read_csv(path)
     _need_columns(df, CURVE_COLUMNS, path)
     return df
@@ -85,8 +89,7 @@ def load_curves(paths: InputPaths, backbone: str) -> pd.DataFrame:
 
 def load_per_image(paths: InputPaths, backbone: str) -> pd.DataFrame:
     path = paths.eval_dir(backbone) / "per_image.parquet"
-    if not path.is_file():
-        raise _missing(path, f"evaluate@{backbone}")
+    _require(path, f"evaluate@{backbone}")
     df = pd.read_parquet(path, columns=list(PER_IMAGE_COLUMNS))
     _need_columns(df, PER_IMAGE_COLUMNS, path)
     return df
@@ -94,8 +97,7 @@ def load_per_image(paths: InputPaths, backbone: str) -> pd.DataFrame:
 
 def load_chosen(paths: InputPaths, backbone: str) -> dict:
     path = paths.eval_dir(backbone) / "chosen.json"
-    if not path.is_file():
-        raise _missing(path, f"evaluate@{backbone}")
+    _require(path, f"evaluate@{backbone}")
     return json.loads(path.read_text())
 
 
@@ -112,37 +114,32 @@ def load_history(paths: InputPaths, backbone: str) -> pd.DataFrame | None:
 
 def load_samples(paths: InputPaths) -> pd.DataFrame:
     path = paths.prepared / "samples.parquet"
-    if not path.is_file():
-        raise _missing(path, "prepare")
+    _require(path, "prepare")
     return pd.read_parquet(path)
 
 
 def load_boxes(paths: InputPaths) -> pd.DataFrame:
     path = paths.prepared / "boxes.parquet"
-    if not path.is_file():
-        raise _missing(path, "prepare")
+    _require(path, "prepare")
     return pd.read_parquet(path)
 
 
 def load_classes(paths: InputPaths) -> list[str]:
     path = paths.prepared / "classes.json"
-    if not path.is_file():
-        raise _missing(path, "prepare")
+    _require(path, "prepare")
     return list(json.loads(path.read_text())["class_names"])
 
 
 def load_image_cache(paths: InputPaths) -> np.ndarray:
     """The uint8 N×S×S×3 cache, memory-mapped (only the gallery's few rows are read)."""
     path = paths.prepared / "images.npy"
-    if not path.is_file():
-        raise _missing(path, "prepare")
+    _require(path, "prepare")
     return np.load(path, mmap_mode="r")
 
 
 def load_cams_index(paths: InputPaths, backbone: str, split: str) -> pd.DataFrame:
     path = paths.cams_dir(backbone) / split / "index.parquet"
-    if not path.is_file():
-        raise _missing(path, f"cams@{backbone}")
+    _require(path, f"cams@{backbone}")
     df = pd.read_parquet(path)
     _need_columns(df, ("image_id", "label", "pred"), path)
     return df
@@ -150,14 +147,12 @@ def load_cams_index(paths: InputPaths, backbone: str, split: str) -> pd.DataFram
 
 def load_cams_meta(paths: InputPaths, backbone: str) -> dict:
     path = paths.cams_dir(backbone) / "meta.json"
-    if not path.is_file():
-        raise _missing(path, f"cams@{backbone}")
+    _require(path, f"cams@{backbone}")
     return json.loads(path.read_text())
 
 
 def load_maps(paths: InputPaths, backbone: str, split: str, method: str) -> np.ndarray:
     """Raw GT-class maps N×h×w of one method, memory-mapped."""
     path = paths.cams_dir(backbone) / split / f"{method}_gt.npy"
-    if not path.is_file():
-        raise _missing(path, f"cams@{backbone}")
+    _require(path, f"cams@{backbone}")
     return np.load(path, mmap_mode="r")
