@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.errors import ParamsError
+from pipeline.errors import CamlocError, ParamsError
 
 DATASETS = ("synthpets", "pets")
 SPLITS = ("train", "val", "test", "test_official")
@@ -219,7 +219,7 @@ def load_params(path: str | Path = "params.yaml", check_registries: bool = True)
     """Read and validate params.yaml; raises ParamsError (exit code 2 at the CLI) on any bad value."""
     path = Path(path)
     if not path.is_file():
-        raise ParamsError("params.yaml", str(path), "a params file; run from the repository root")
+        raise CamlocError(f"no params file at {path}: run from the repository root or pass --params FILE")
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
