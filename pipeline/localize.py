@@ -184,8 +184,6 @@ _POP = np.array([bin(c).count("1") for c in range(16)])  # pixels in a 2×2 cell
 _CLASS = np.full(256, 4, np.uint8)  # a cv2.LUT: 0 one pixel, 1 three, 2 four, 3 a diagonal pair, 4 other
 _CLASS[:16] = np.where(_POP == 1, 0, np.where(_POP == 3, 1, 4))
 _CLASS[15], _CLASS[[6, 9]] = 2, 3
-_CELL = np.ones((2, 2), np.uint8)
-_FLOAT32_EXACT = 2 ** 24  # integers below it are exact in float32
 
 
 def _cell_stats(lab: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -198,16 +196,17 @@ def _cell_stats(lab: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     4E = #1-pixel − #3-pixel − 2·#diagonal cells, and holes remain iff E ≠ 1. A cell's foreground
     pixels are 8-adjacent, so they belong to one component (tests/test_localize_cc.py checks both).
     """
-    labp = cv2.copyMakeBorder(lab.astype(np.float32), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)  # (H+2, W+2)
-    fg = (labp > 0).view(np.uint8)  # float32 labels (cv2.dilate takes them): exact for 5(n+1) < 2**24
+    labp = cv2.copyMakeBorder(lab, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)  # (H+2, W+2)
+    fg = (labp > 0).view(np.uint8)
     around = fg[:-2, 1:-1] + fg[2:, 1:-1] + fg[1:-1, :-2] + fg[1:-1, 2:]  # (H, W) 4-neighbours
     pin = (around == 4) & (fg[1:-1, 1:-1] == 0)
     if pin.any():  # a one-pixel hole: its 4-neighbours are 8-adjacent, one component; fill it
         np.copyto(labp[1:-1, 1:-1], labp[:-2, 1:-1], where=pin)
         fg[1:-1, 1:-1] |= pin.view(np.uint8)
     code = fg[:-1, :-1] + 2 * fg[:-1, 1:] + 4 * fg[1:, :-1] + 8 * fg[1:, 1:]  # (H+1, W+1)
-    owner = cv2.dilate(labp, _CELL, anchor=(0, 0))[:-1, :-1]  # (H+1, W+1) the cell's component, or 0
-    key = (owner * 5 + cv2.LUT(code, _CLASS)).astype(np.int64)  # component and class of each cell
+    key = cv2.max(cv2.max(labp[:-1, :-1], labp[:-1, 1:]), cv2.max(labp[1:, :-1], labp[1:, 1:]))  # owner
+    key *= 5
+    key += cv2.LUT(code, _CLASS)  # (H+1, W+1) component and class of each cell
     q1, q3, q4, qd, _ = np.bincount(key.ravel(), minlength=(n + 1) * 5).reshape(n + 1, 5)[1:].T  # (n,)
     return 2 * q4 + q3, q1 - q3 - 2 * qd != 4
 
@@ -230,12 +229,10 @@ def _largest_component(lab: np.ndarray, st: np.ndarray) -> int:
     area = _blocks(lab[y:y + h, x:x + w] == best + 1)  # cheapest first: one dominant component
     if area > 0 and ((bound >= area) & (bound > 0)).sum() == 1:
         return best
-    cand = np.flatnonzero((bound >= area) & (bound > 0))
-    if 5 * (len(st) + 1) < _FLOAT32_EXACT:  # _cell_stats' float32 keys stay exact
-        twice, holed = _cell_stats(lab, len(st))  # (n,)
-        cand = np.flatnonzero(np.where(holed, 2 * bound, twice) >= twice.max())
-        if len(cand) == 1 or not holed[cand].any():  # the winner, or all exact: all equal twice.max()
-            return _last_raster(lab, st, cand)
+    twice, holed = _cell_stats(lab, len(st))  # (n,)
+    cand = np.flatnonzero(np.where(holed, 2 * bound, twice) >= twice.max())
+    if len(cand) == 1 or not holed[cand].any():  # the winner, or all exact: all equal twice.max()
+        return _last_raster(lab, st, cand)
     lut = np.zeros(len(st) + 1, np.uint8)
     lut[cand + 1] = 1
     x0, y0 = st[cand, :2].min(axis=0).tolist()

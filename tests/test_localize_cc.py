@@ -137,19 +137,6 @@ def test_best_ious_through_the_component_routes_equals_reference(monkeypatch, ma
         np.testing.assert_array_equal(loc.best_ious(smap, gt, grid), np.array(expected).T, err_msg=f"map {i}")
 
 
-def test_best_ious_without_cell_stats_traces_and_equals_reference(monkeypatch):
-    monkeypatch.setattr(loc, "_MANY", 3)
-    monkeypatch.setattr(loc, "_FLOAT32_EXACT", 0)  # as if the labels were too many for float32 keys
-    rng = np.random.default_rng(21)
-    grid = loc.taus(0.02)
-    for i, smap in enumerate(_random_maps(rng, 30)):
-        h, w = smap.shape
-        gt = np.array([[0, 0, w // 2, h // 2]])
-        expected = [[max(ref_iou(b, g) for b in boxes for g in gt.tolist()) for boxes in ref_boxes_both(smap, t)]
-                    for t in grid]  # (T, 2)
-        np.testing.assert_array_equal(loc.best_ious(smap, gt, grid), np.array(expected).T, err_msg=f"map {i}")
-
-
 @pytest.mark.parametrize("gt", [[[10, 20, 60, 80], [0, 0, 3, 3]], [[0, 0, 95, 95]], [[40, 40, 41, 41]]])
 def test_noise_map_with_thousands_of_contours_equals_reference(monkeypatch, gt):
     rng = np.random.default_rng(3)
