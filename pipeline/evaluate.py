@@ -30,7 +30,7 @@ from tqdm import tqdm
 from pipeline import localize
 from pipeline import metrics as M
 from pipeline.errors import CamlocError
-from pipeline.fsutil import atomic_path, clean_stale_tmp, write_json, write_parquet, write_text
+from pipeline.fsutil import atomic_path, clean_own_tmp, write_json, write_parquet, write_text
 from pipeline.parallel import fork_pool
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,8 @@ def run(params, backbone: str, prepared_dir, cams_dir, metrics_path, curves_path
                 curves.append(_pr_curve(pixels[-1]))
             log.info("evaluate %s: %s scored", backbone, method)
 
-    clean_stale_tmp(Path(per_image_dir).parent)
+    for out in (per_image_dir, curves_path, metrics_path):
+        clean_own_tmp(out)
     with atomic_path(per_image_dir) as tmp:
         tmp.mkdir(parents=True)
         write_parquet(tmp / "per_image.parquet", pd.concat(per_image, ignore_index=True))

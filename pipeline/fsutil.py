@@ -56,12 +56,13 @@ def write_parquet(path: str | os.PathLike, df) -> None:
         df.to_parquet(tmp, index=False)
 
 
-def clean_stale_tmp(folder: str | os.PathLike) -> None:
-    """Remove temporaries left by a killed run so they never accumulate."""
-    folder = Path(folder)
-    if not folder.is_dir():
+def clean_own_tmp(final: str | os.PathLike) -> None:
+    """Remove the temporaries a killed earlier run left for this output (`atomic_path`'s siblings of
+    `final`, and only those: other outputs in the same folder may be being written right now)."""
+    final = Path(final)
+    if not final.parent.is_dir():
         return
-    for p in folder.rglob(TMP_PREFIX + "*"):
+    for p in final.parent.glob(f"{TMP_PREFIX}{final.name}.*"):
         if p.is_dir():
             shutil.rmtree(p, ignore_errors=True)
         else:

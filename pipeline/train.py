@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from pipeline import imagecache
 from pipeline.errors import CamlocError
-from pipeline.fsutil import atomic_path, clean_stale_tmp, write_json
+from pipeline.fsutil import atomic_path, clean_own_tmp, write_json
 from pipeline.models import build_backbone
 from pipeline.models.checkpoint import save_model
 from pipeline.params import BackboneParams, Params, arch_of, to_dict
@@ -63,7 +63,7 @@ def run(
     arch = arch_of(backbone_key, bp)
     out_dir, prepared_dir = Path(out_dir), Path(prepared_dir)
     resume_dir = Path(resume_dir) if resume_dir else out_dir.parent.parent / ".resume" / out_dir.name
-    clean_stale_tmp(out_dir.parent)
+    clean_own_tmp(out_dir)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     threads = _setup_determinism(params.seed, device)
 

@@ -13,7 +13,6 @@ with several, `<out>/<method>/<image_id>.npy`; plus `predictions.csv`, `predicti
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from pathlib import Path
 
@@ -36,7 +35,7 @@ from pipeline.cams.store import (
     save_maps,
 )
 from pipeline.errors import CamlocError
-from pipeline.fsutil import TMP_PREFIX, atomic_path, write_json, write_parquet
+from pipeline.fsutil import atomic_path, clean_own_tmp, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -148,13 +147,6 @@ def probe_map_size(model, meta) -> tuple[int, int]:
     return int(f.shape[-2]), int(f.shape[-1])
 
 
-def _clean_own_tmp(out_dir: Path) -> None:
-    """Remove this output's temporaries from a killed run (not other stages' ones)."""
-    if out_dir.parent.is_dir():
-        for p in out_dir.parent.glob(f"{TMP_PREFIX}{out_dir.name}.*"):
-            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-
-
 def run(params, backbone_key: str, prepared_dir, model_dir, out_dir) -> str:
     """Dump raw maps (GT and predicted class) and predictions for `params.cams.splits`; return a summary."""
     cp, out_dir = params.cams, Path(out_dir)
@@ -177,7 +169,7 @@ def run(params, backbone_key: str, prepared_dir, model_dir, out_dir) -> str:
     log.info("cams %s: %d images × %d methods × (gt + pred) × %d×%d × %s = %s", backbone_key, n_total,
              len(cp.methods), *map_size, cp.dtype, human_bytes(need))
     check_disk(need, out_dir, cp.max_disk_gb)
-    _clean_own_tmp(out_dir)
+    clean_own_tmp(out_dir)
     file_dtypes, nonfinite, rates, frames = {}, {}, [], []
     with atomic_path(out_dir) as tmp:
         for split, (rows, images) in splits.items():

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from pipeline.errors import CamlocError
-from pipeline.fsutil import TMP_PREFIX, atomic_path
+from pipeline.fsutil import TMP_PREFIX, atomic_path, clean_own_tmp
 
 RAW_ENTRIES = ("images", "annotations")
 PREPARED_ENTRIES = ("samples.parquet", "boxes.parquet", "classes.json", "report.json", "images.npy")
@@ -32,11 +31,7 @@ def replace_dir(final: str | Path, owned: Iterable[str] = RAW_ENTRIES) -> Iterat
                 f"{final} holds files camloc did not write ({', '.join(foreign[:5])}); "
                 "move them away or choose another --out (nothing was changed)"
             )
-    for stale in final.parent.glob(f"{TMP_PREFIX}{final.name}.*"):  # left by a killed earlier run
-        if stale.is_dir():
-            shutil.rmtree(stale, ignore_errors=True)
-        else:
-            stale.unlink(missing_ok=True)
+    clean_own_tmp(final)  # left by a killed earlier run
     with atomic_path(final) as tmp:
         tmp.mkdir(parents=True)
         yield tmp
