@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.cams.store import map_file
 from pipeline.errors import CamlocError
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,6 @@ def load_cams_meta(paths: InputPaths, backbone: str) -> dict:
 
 def load_maps(paths: InputPaths, backbone: str, split: str, method: str) -> np.ndarray:
     """Raw GT-class maps N×h×w of one method, memory-mapped."""
-    path = paths.cams_dir(backbone) / split / f"{method}_gt.npy"
+    path = map_file(paths.cams_dir(backbone) / split, method, "gt")
     _require(path, f"cams@{backbone}")
     return np.load(path, mmap_mode="r")

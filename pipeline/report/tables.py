@@ -70,11 +70,6 @@ def rank(board: pd.DataFrame, by: str = RANK_BY) -> pd.DataFrame:
     return board.sort_values(by, ascending=False, kind="stable", na_position="last").reset_index(drop=True)
 
 
-def best_values(board: pd.DataFrame, columns) -> dict[str, float]:
-    """Column → its maximum (the value to mark in bold); columns that are all missing are left out."""
-    return {c: float(board[c].max()) for c in columns if c in board and board[c].notna().any()}
-
-
 def group_breakdown(scores: pd.DataFrame, samples: pd.DataFrame, by: str) -> pd.DataFrame:
     """MaxBoxAccV2 per group at the split's chosen τ, per (backbone, method, kind).
 
