@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from pipeline import localize
 from pipeline import metrics as M
+from pipeline.cams.store import open_maps
 from pipeline.errors import CamlocError
 from pipeline.fsutil import atomic_path, clean_own_tmp, write_json, write_parquet, write_text
 from pipeline.parallel import fork_pool
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 MODES = localize.MODES  # ("largest", "all"): rows of localize.best_ious
 BOX_SPLITS = {"head": ("val", "test"), "body": ("val", "test_official")}
 HOLDOUT = "val"
+PIXEL_SPLIT = "test_official"  # trimap PxAP / PxIoU
+AUX = ("fixed", "pixels")  # score keys that are not (split, box kind)
 
 
 @dataclass(frozen=True)
@@ -50,10 +53,7 @@ class SplitMaps:
     trimaps: list[str | None]
 
     def maps(self, method: str, kind: str = "gt") -> np.ndarray:
-        path = self.folder / f"{method}_{kind}.npy"
-        if not path.is_file():
-            raise CamlocError(f"{path} is missing; re-run `dvc repro cams@...` for this backbone")
-        return np.load(path, mmap_mode="r")  # (N, h, w)
+        return open_maps(self.folder.parent, self.folder.name, method, kind)  # (N, h, w), memory-mapped
 
 
 def run(params, backbone: str, prepared_dir, cams_dir, metrics_path, curves_path, per_image_dir) -> str:
@@ -77,8 +77,8 @@ def run(params, backbone: str, prepared_dir, cams_dir, metrics_path, curves_path
             chosen[method] = _chosen(scores, deltas, tau_grid)
             curves.append(_curves(method, scores, deltas, tau_grid))
             per_image.append(_long(method, scores, splits, tau_grid))
-            if "test_official" in splits:
-                pixels.append(_pixels(method, splits["test_official"], size, tau_grid, flat))
+            if ("pixels", PIXEL_SPLIT) in scores:
+                pixels.append(_pixels(method, scores[("pixels", PIXEL_SPLIT)], flat))
                 curves.append(_pr_curve(pixels[-1]))
             log.info("evaluate %s: %s scored", backbone, method)
 
@@ -143,10 +143,11 @@ def _workers() -> int:
 # Per-image IoUs
 
 
-def _ious_one(args) -> tuple[np.ndarray, float]:
-    """One image: (K, 2, T) best IoU per τ for each GT kind (NaN where a kind has no box), and the
-    largest-contour IoU with the head boxes at the fixed τ (NaN without head boxes)."""
-    raw, size, gts, head, tau_grid, fixed_tau = args
+def _ious_one(args) -> tuple[np.ndarray, float, M.PixelAccumulator | None]:
+    """One image, its map normalised once: (K, 2, T) best IoU per τ for each GT kind (NaN where a kind
+    has no box), the largest-contour IoU with the head boxes at the fixed τ (NaN without head boxes),
+    and its pixel counts against the trimap (None without one)."""
+    raw, size, gts, head, trimap, tau_grid, fixed_tau = args
     smap = localize.normalize_map(raw, (size, size))
     out = np.full((len(gts), 2, len(tau_grid)), np.nan)
     for k, gt in enumerate(gts):
@@ -155,23 +156,30 @@ def _ious_one(args) -> tuple[np.ndarray, float]:
     fixed = np.nan
     if head is not None:
         fixed = float(localize.best_iou_per_tau(smap, head, np.array([fixed_tau]), "largest")[0])
-    return out, fixed
+    pixels = None
+    if trimap is not None:
+        pixels = M.PixelAccumulator(tau_grid)
+        pixels.add(smap, _trimap_mask(trimap, size))
+    return out, fixed, pixels
 
 
 def _method_scores(pool, splits: dict[str, SplitMaps], method: str, size: int, tau_grid, fixed_tau) -> dict:
-    """{(split, kind): ((N, 2, T) IoUs, (N,) row numbers)} and {("fixed", "test"): (N,) IoU at fixed τ}."""
+    """{(split, kind): ((N, 2, T) IoUs, (N,) row numbers)}, {("fixed", "test"): (N,) IoU at fixed τ}
+    and {("pixels", "test_official"): PixelAccumulator over its trimaps}."""
     scores = {}
     for split, sm in splits.items():
         kinds = [k for k, sp in BOX_SPLITS.items() if split in sp]
         if not kinds:
             continue
         maps = sm.maps(method)
-        heads = sm.boxes["head"] if split == "test" else [None] * len(sm.index)
-        jobs = [(np.asarray(maps[i], np.float64), size, [sm.boxes[k][i] for k in kinds], heads[i], tau_grid,
-                 fixed_tau) for i in range(len(sm.index))]
+        none = [None] * len(sm.index)
+        heads = sm.boxes["head"] if split == "test" else none
+        trimaps = sm.trimaps if split == PIXEL_SPLIT else none
+        jobs = [(np.asarray(maps[i], np.float64), size, [sm.boxes[k][i] for k in kinds], heads[i], trimaps[i],
+                 tau_grid, fixed_tau) for i in range(len(sm.index))]
         done = list(tqdm(pool.imap(_ious_one, jobs, chunksize=16), total=len(jobs), disable=None,
                          desc=f"evaluate {method} {split}", unit="img", leave=False))
-        res = np.stack([r for r, _ in done])  # (N, K, 2, T)
+        res = np.stack([r for r, _, _ in done])  # (N, K, 2, T)
         for j, kind in enumerate(kinds):
             have = ~np.isnan(res[:, j, 0, 0])
             if kind == "head" and split == "test" and not have.all():
@@ -180,7 +188,13 @@ def _method_scores(pool, splits: dict[str, SplitMaps], method: str, size: int, t
             if have.any():
                 scores[(split, kind)] = (res[have, j], np.flatnonzero(have))
         if split == "test":
-            scores[("fixed", split)] = np.array([f for _, f in done])
+            scores[("fixed", split)] = np.array([f for _, f, _ in done])
+        if split == PIXEL_SPLIT:
+            acc = M.PixelAccumulator(tau_grid)
+            for _, _, pixels in done:
+                if pixels is not None:
+                    acc.merge(pixels)
+            scores[("pixels", split)] = acc
     return scores
 
 
@@ -254,7 +268,7 @@ def _chosen(scores, deltas, tau_grid) -> dict:
     """The τ each score used: {"oracle"|"val": {kind: {"v1", "30", "50", "70"}}}."""
     out: dict = {"oracle": {}, "val": {}}
     for (split, kind), value in scores.items():
-        if split == "fixed":
+        if split in AUX:
             continue
         flavour = "val" if split == HOLDOUT else "oracle"
         ious = value[0]
@@ -282,7 +296,7 @@ def _long(method: str, scores, splits, tau_grid) -> pd.DataFrame:
     """Long-format per-image IoUs: image_id, split, method, kind, mode, tau_index, tau, iou, correct."""
     frames = []
     for (split, kind), value in scores.items():
-        if split == "fixed":
+        if split in AUX:
             continue
         ious, rows = value  # (N, 2, T), (N,)
         ids = splits[split].index["image_id"].to_numpy()[rows]
@@ -307,13 +321,8 @@ def _trimap_mask(path: str, size: int) -> np.ndarray:
     return np.where(tri == 1, 1, np.where(tri == 2, 0, M.IGNORE)).astype(np.uint8)
 
 
-def _pixels(method: str, sm: SplitMaps, size: int, tau_grid, flat: dict) -> pd.DataFrame:
-    """PxAP / PxIoU over the split's trimaps (into `flat`) and the PR curve points (returned)."""
-    acc = M.PixelAccumulator(tau_grid)
-    maps = sm.maps(method)
-    for i, path in enumerate(sm.trimaps):
-        if path is not None:
-            acc.add(localize.normalize_map(np.asarray(maps[i], np.float64), (size, size)), _trimap_mask(path, size))
+def _pixels(method: str, acc: M.PixelAccumulator, flat: dict) -> pd.DataFrame:
+    """PxAP / PxIoU from the split's pooled pixel counts (into `flat`) and the PR curve points (returned)."""
     if acc.n_images == 0:
         return pd.DataFrame(columns=["method", "threshold", "precision", "recall"])
     flat[f"{method}.pxap"], flat[f"{method}.pxiou"] = acc.pxap(), acc.pxiou()

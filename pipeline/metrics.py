@@ -129,6 +129,13 @@ class PixelAccumulator:
         self.hist += flat.reshape(2, self.n_bins)
         self.n_images += 1
 
+    def merge(self, other: PixelAccumulator) -> None:
+        """Add another accumulator's counts (same τ grid), e.g. one filled in a worker process."""
+        if not np.array_equal(self.edges, other.edges):
+            raise ValueError("cannot merge pixel counts over different τ grids")
+        self.hist += other.hist
+        self.n_images += other.n_images
+
     def _counts(self) -> tuple[np.ndarray, np.ndarray, float]:
         """tp, fp (from the highest bin down, float64 as the reference) and the positive count."""
         true_hist, false_hist = self.hist[1].astype(np.float64), self.hist[0].astype(np.float64)
