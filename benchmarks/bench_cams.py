@@ -23,7 +23,7 @@ import time
 import numpy as np
 import torch
 
-from pipeline import imagecache
+from pipeline.datasets import loader as imagecache
 from pipeline.cams import compute_maps, dump
 from pipeline.cams.store import disk_bytes, human_bytes
 from pipeline.models import BACKBONES, build_backbone

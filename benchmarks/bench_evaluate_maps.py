@@ -1,7 +1,7 @@
 """evaluate-maps throughput against the naive reference loop (tests/reference.py), side by side.
 
 Prints ratios measured in one process run (absolute times on a shared machine are noise):
-1. images/s of ``pipeline.evaluate_maps.run`` vs the reference loop on N CAM-like 224×224 maps at
+1. images/s of ``pipeline.metrics.folder.run`` vs the reference loop on N CAM-like 224×224 maps at
    interval 0.001 (goal ≥ 8×), and the largest JSON difference (goal ≤ 1e-9);
 2. time of one white-noise map vs one smooth map through the fast path (goal ≤ 20×);
 3. PxAP accumulation over 3,669 maps + masks of 224×224 (goal < 10 s).
@@ -22,8 +22,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from reference import ref_evaluate  # noqa: E402
 
-from pipeline.evaluate_maps import run  # noqa: E402
-from pipeline.localize import best_ious, normalize_map, taus  # noqa: E402
+from pipeline.metrics.folder import run  # noqa: E402
+from pipeline.metrics import best_ious, normalize_map, taus  # noqa: E402
 from pipeline.metrics import PixelAccumulator  # noqa: E402
 
 S = 224

@@ -4,7 +4,7 @@ Generates a synthpets tree (default params: 6 classes × 360 images, 112–176 p
 300–500 px images like the real photos), then times, in this same process and on the same files:
   baseline  — one process: PIL open + convert("RGB") + np.asarray for every listed image (no resize,
               no trimaps, no boxes, nothing written);
-  prepare   — `pipeline.datasets.prepare.run` with prepare.workers processes (decode, resize to the
+  prepare   — `pipeline.stages.prepare.run` with prepare.workers processes (decode, resize to the
               cache, trimaps, xmls, splits, parquet + images.npy written atomically).
 The goal is >= 200 images/s for prepare on 2 cores; the ratio says what the workers buy on this
 machine (noisy when shared). Also prints the synthpets generation time (goal < 30 s on 2 cores).
@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageFile
 
 from pipeline.datasets import pets
-from pipeline.datasets.prepare import run
+from pipeline.stages.prepare import run
 from pipeline.datasets.synthpets import generate
 from pipeline.params import Params, PrepareParams, SynthPetsParams
 

@@ -2,7 +2,7 @@
 
 Trains the same backbone, batch size and resolution two ways in one process, interleaved in rounds so
 machine load hits both alike:
-  loader  — the real input: `imagecache.TrainDataset` (random resized crop + flip from the uint8 cache)
+  loader  — the real input: `datasets.loader.TrainDataset` (random resized crop + flip from the uint8 cache)
             through `make_train_loader` with --workers processes;
   tensors — the same loop fed pre-made uint8 batches (no decoding, no augmentation).
 Prints images/s for both and RATIO = loader / tensors (goal >= 0.9).
@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline import imagecache
+from pipeline.datasets import loader as imagecache
 from pipeline.models import build_backbone
 from pipeline.params import AugmentParams, BackboneParams
-from pipeline.train import make_optimizer
+from pipeline.training.loop import make_optimizer
 
 
 def _images(args) -> tuple[np.ndarray, np.ndarray]:

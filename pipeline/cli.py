@@ -1,7 +1,7 @@
 """The `camloc` command: one thin command per stage.
 
-Each command parses paths, loads params and calls its stage's `run()`; heavy modules (torch) are
-imported inside the command, so `--help` and `evaluate-maps` start fast. User errors (CamlocError)
+Each command parses paths, loads params and calls its stage's `run()` (pipeline/stages/); heavy
+modules (torch) are imported inside the command, so `--help` and `evaluate-maps` start fast. User errors (CamlocError)
 print one message and exit with code 2; `--debug` shows the traceback instead.
 """
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from pipeline.contracts import Paths
 from pipeline.errors import CamlocError
 
 PARAMS = click.option(
@@ -57,94 +58,97 @@ def _params(path: Path):
     return load_params(path)
 
 
+def _dir(name: str, default: Path, help: str):
+    return click.option(f"--{name}", name, type=click.Path(path_type=Path), default=default, show_default=True,
+                        help=help)
+
+
+D = Paths()
+RAW = _dir("raw", D.raw, "The raw dataset tree (download's output).")
+PREPARED = _dir("prepared", D.prepared, "Manifests and image cache (prepare's output).")
+MODELS = _dir("models", D.models, "Trained models, one folder per backbone (train's output).")
+CAMS = _dir("cams", D.cams, "Dumped maps, one folder per backbone (cams' output).")
+EVAL = _dir("eval", D.eval, "Per-image IoUs, one folder per backbone (evaluate's output).")
+METRICS = _dir("metrics", D.metrics, "Metrics JSON, one file per backbone (evaluate's output).")
+CURVES = _dir("curves", D.curves, "Curves CSV, one file per backbone (evaluate's output).")
+
+
 @cli.command()
 @PARAMS
-@click.option("--out", type=click.Path(path_type=Path), default="data/raw", show_default=True)
+@_dir("out", D.raw, "Where the raw tree goes.")
 @click.option("--archives", type=click.Path(path_type=Path), default=None,
               help="Folder holding images.tar.gz and annotations.tar.gz (offline Pets; overrides params).")
 def download(params_path: Path, out: Path, archives: Path | None) -> None:
     """Fetch Oxford-IIIT Pet (verified, resumable) or generate its synthetic twin `synthpets`."""
-    from pipeline.datasets.download import run
+    from pipeline.stages.download import run
 
-    summary = run(_params(params_path), out, archives=archives)
-    click.echo(summary)
+    click.echo(run(_params(params_path), Paths(raw=out), archives=archives))
 
 
 @cli.command()
 @PARAMS
-@click.option("--raw", type=click.Path(path_type=Path), default="data/raw", show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), default="data/prepared", show_default=True)
+@RAW
+@_dir("out", D.prepared, "Where the prepared manifests and cache go.")
 def prepare(params_path: Path, raw: Path, out: Path) -> None:
     """Parse the raw Pets-layout tree into samples/boxes manifests, splits and an image cache."""
-    from pipeline.datasets.prepare import run
+    from pipeline.stages.prepare import run
 
-    summary = run(_params(params_path), raw, out)
-    click.echo(summary)
+    click.echo(run(_params(params_path), Paths(raw=raw, prepared=out)))
 
 
 @cli.command()
 @click.argument("backbone")
 @PARAMS
-@click.option("--prepared", type=click.Path(path_type=Path), default="data/prepared", show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Default: data/models/BACKBONE.")
-def train(backbone: str, params_path: Path, prepared: Path, out: Path | None) -> None:
-    """Train the GAP classifier of one `backbones` entry from image labels only."""
-    from pipeline.train import run
+@PREPARED
+@MODELS
+def train(backbone: str, params_path: Path, prepared: Path, models: Path) -> None:
+    """Train the GAP classifier of one `backbones` entry from image labels only (into MODELS/BACKBONE)."""
+    from pipeline.stages.train import run
 
-    summary = run(_params(params_path), backbone, prepared, out or Path("data/models") / backbone)
-    click.echo(summary)
+    click.echo(run(_params(params_path), Paths(prepared=prepared, models=models), backbone))
 
 
 @cli.command()
 @click.argument("backbone", required=False)
 @PARAMS
-@click.option("--prepared", type=click.Path(path_type=Path), default="data/prepared", show_default=True)
-@click.option("--model", type=click.Path(path_type=Path), default=None, help="Default: data/models/BACKBONE.")
+@PREPARED
+@MODELS
+@CAMS
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
               help="Your own model folder (model.pt + meta.json); use with --images and --method.")
 @click.option("--images", type=click.Path(path_type=Path), default=None, help="Folder of your images.")
 @click.option("--method", "methods", multiple=True, help="Map method(s) for --images mode (repeatable).")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Default: data/cams/BACKBONE.")
-def cams(backbone, params_path, prepared, model, checkpoint, images, methods, out) -> None:
-    """Dump raw score maps (CAM, Grad-CAM, ...) for val/test splits, or for your own images."""
-    from pipeline.cams import dump
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Output folder for --images mode.")
+def cams(backbone, params_path, prepared, models, cams, checkpoint, images, methods, out) -> None:
+    """Dump raw score maps (CAM, Grad-CAM, ...) for val/test splits (into CAMS/BACKBONE), or for your own
+    images (--checkpoint, --images, --method, --out)."""
+    from pipeline.stages import cams as stage
 
     if checkpoint or images:
         if not (checkpoint and images and methods and out):
             raise click.UsageError("--checkpoint, --images, --method and --out go together")
-        summary = dump.run_folder(checkpoint, images, list(methods), out)
+        summary = stage.run_folder(checkpoint, images, list(methods), out)
     else:
         if not backbone:
             raise click.UsageError("give a BACKBONE (a key of params.yaml backbones) or --checkpoint/--images")
-        summary = dump.run(_params(params_path), backbone, prepared,
-                           model or Path("data/models") / backbone, out or Path("data/cams") / backbone)
+        summary = stage.run(_params(params_path), Paths(prepared=prepared, models=models, cams=cams), backbone)
     click.echo(summary)
 
 
 @cli.command()
 @click.argument("backbone")
 @PARAMS
-@click.option("--prepared", type=click.Path(path_type=Path), default="data/prepared", show_default=True)
-@click.option("--cams", "cams_dir", type=click.Path(path_type=Path), default=None,
-              help="Default: data/cams/BACKBONE.")
-@click.option("--metrics", type=click.Path(path_type=Path), default=None,
-              help="Default: reports/metrics/BACKBONE.json.")
-@click.option("--curves", type=click.Path(path_type=Path), default=None,
-              help="Default: reports/curves/BACKBONE.csv.")
-@click.option("--per-image", type=click.Path(path_type=Path), default=None,
-              help="Default: data/eval/BACKBONE.")
-def evaluate(backbone, params_path, prepared, cams_dir, metrics, curves, per_image) -> None:
+@PREPARED
+@CAMS
+@EVAL
+@METRICS
+@CURVES
+def evaluate(backbone, params_path, prepared, cams, eval, metrics, curves) -> None:
     """Score one backbone's maps: MaxBoxAcc(V2), Top-1/5 Loc, PxAP, box AP, with test-oracle and val tau."""
-    from pipeline.evaluate import run
+    from pipeline.stages.evaluate import run
 
-    summary = run(
-        _params(params_path), backbone, prepared,
-        cams_dir or Path("data/cams") / backbone,
-        metrics or Path("reports/metrics") / f"{backbone}.json",
-        curves or Path("reports/curves") / f"{backbone}.csv",
-        per_image or Path("data/eval") / backbone,
-    )
-    click.echo(summary)
+    paths = Paths(prepared=prepared, cams=cams, eval=eval, metrics=metrics, curves=curves)
+    click.echo(run(_params(params_path), paths, backbone))
 
 
 @cli.command("evaluate-maps")
@@ -161,10 +165,11 @@ def evaluate(backbone, params_path, prepared, cams_dir, metrics, curves, per_ima
 @click.option("--per-image", type=click.Path(path_type=Path), default=None, help="Per-image CSV.")
 def evaluate_maps(maps, boxes, masks, interval, raw, skip_bad, out, per_image) -> None:
     """Score your own maps with the reference protocol (no torch needed)."""
-    from pipeline.evaluate_maps import run
+    from pipeline.metrics.folder import run
+    from pipeline.stages import bar
 
     result = run(maps, boxes, masks=masks, interval=interval, raw=raw, skip_bad=skip_bad,
-                 out=out, per_image=per_image)
+                 out=out, per_image=per_image, bar=bar)
     import json
 
     click.echo(json.dumps(result, indent=2, sort_keys=True))
@@ -172,13 +177,20 @@ def evaluate_maps(maps, boxes, masks, interval, raw, skip_bad, out, per_image) -
 
 @cli.command()
 @PARAMS
-@click.option("--out", type=click.Path(path_type=Path), default="reports", show_default=True)
-def report(params_path: Path, out: Path) -> None:
+@PREPARED
+@MODELS
+@CAMS
+@EVAL
+@METRICS
+@CURVES
+@_dir("out", D.reports, "Where the leaderboard, breakdowns, plots and gallery go.")
+def report(params_path, prepared, models, cams, eval, metrics, curves, out) -> None:
     """Leaderboard (md/csv/tex/html) with CIs, breakdowns, plots and CAM galleries from stage outputs."""
-    from pipeline.report import run
+    from pipeline.stages.report import run
 
-    summary = run(_params(params_path), out)
-    click.echo(summary)
+    paths = Paths(prepared=prepared, models=models, cams=cams, eval=eval, metrics=metrics, curves=curves,
+                  reports=out)
+    click.echo(run(_params(params_path), paths))
 
 
 @cli.command()
@@ -205,8 +217,7 @@ def methods() -> None:
     from pipeline.cams import METHODS
 
     for name in METHODS.names():
-        doc = (METHODS.get(name).__doc__ or "").strip().splitlines()
-        click.echo(f"{name:12s} {doc[0] if doc else ''}")
+        click.echo(f"{name:12s} {METHODS.get(name).summary}")
 
 
 def main() -> None:

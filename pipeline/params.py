@@ -16,10 +16,10 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.contracts import SPLITS
 from pipeline.errors import CamlocError, ParamsError
 
 DATASETS = ("synthpets", "pets")
-SPLITS = ("train", "val", "test", "test_official")
 
 
 @dataclass(frozen=True)
@@ -296,8 +296,8 @@ def _convert(tp, value, key: str):
 
 def check_names(params: Params) -> None:
     """Registry names (backbones, methods) and what each backbone needs of its image size."""
-    from pipeline.cams import METHODS
-    from pipeline.models import BACKBONES
+    from pipeline.cams.catalog import METHODS
+    from pipeline.models.catalog import BACKBONES
 
     for key, bp in params.backbones.items():
         arch = arch_of(key, bp)
@@ -305,8 +305,7 @@ def check_names(params: Params) -> None:
             raise ParamsError(
                 f"backbones.{key}.arch", arch, f"a registered backbone: {', '.join(BACKBONES.names())}"
             )
-        spec = BACKBONES.get(arch)
-        divisor = getattr(spec, "size_divisor", 1)
+        divisor = BACKBONES.get(arch).size_divisor
         if bp.image_size % divisor:
             raise ParamsError(
                 f"backbones.{key}.image_size", bp.image_size, f"a multiple of {divisor} for {arch}"

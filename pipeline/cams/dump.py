@@ -1,43 +1,23 @@
-"""The cams stage: dump raw maps and predictions for the evaluation splits, or for a folder of images.
-
-`run()` is `cams@<backbone>` of dvc.yaml (layout in docs/contracts.md): per split, one forward pass per
-batch feeds every method, for the ground-truth class and for the top-1 predicted class (the latter is
-computed only for misclassified rows; the rest are copies). The whole output folder is written under a
-temporary sibling and renamed at the end, so a killed run leaves nothing under the final name.
-
-`run_folder()` is `camloc cams --checkpoint DIR --images DIR --method M --out DIR`: your own model folder
-and images, maps for the predicted class, float32. Layout: with one method, `<out>/<image_id>.npy`;
-with several, `<out>/<method>/<image_id>.npy`; plus `predictions.csv`, `predictions.parquet`, `meta.json`.
+"""Batched map dumping (torch), the core of cams@B and `camloc cams --images`: one forward pass per batch
+feeds every method, for the ground-truth class and for the top-1 predicted class (the latter computed
+only for misclassified rows; the rest are copies), plus the top-5 predictions.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
-from tqdm import tqdm
 
-from pipeline import imagecache
-from pipeline.cams import METHODS, maps_for_batch
+from pipeline.cams.catalog import METHODS
+from pipeline.cams.compute import maps_for_batch
 from pipeline.cams.hooks import eval_mode
 from pipeline.cams.methods import Batch, forward_batch
-from pipeline.cams.store import (
-    KINDS,
-    check_disk,
-    count_nonfinite,
-    disk_bytes,
-    human_bytes,
-    map_file,
-    save_maps,
-)
+from pipeline.datasets import loader
 from pipeline.errors import CamlocError
-from pipeline.fsutil import atomic_path, clean_own_tmp, write_json, write_parquet
-
-log = logging.getLogger(__name__)
+from pipeline.progress import Bar, no_bar
 
 
 def default_device() -> torch.device:
@@ -76,9 +56,6 @@ def predictions(logits: torch.Tensor, k: int = 5) -> dict[str, np.ndarray]:
     return {"pred": c[:, 0].cpu().numpy(), "top5": c.cpu().numpy(), "top5_prob": p.cpu().numpy()}
 
 
-NEEDS_IMAGES = ("scorecam",)  # methods that run the model again on (masked) images
-
-
 def _subset(batch: Batch, rows: torch.Tensor, with_images: bool) -> Batch:
     images = batch.images[rows] if with_images else batch.images[:0]  # (n, 3, H, W) only when used
     return Batch(batch.model, images, batch.features[rows], batch.logits[rows])
@@ -87,7 +64,7 @@ def _subset(batch: Batch, rows: torch.Tensor, with_images: bool) -> Batch:
 def batch_maps(batch: Batch, labels: torch.Tensor, pred: torch.Tensor, methods, chunk: int) -> dict:
     """{(method, kind): (N, h, w) float32 numpy} for the GT and the predicted class of one batch."""
     wrong = (pred != labels).nonzero().view(-1)
-    sub = _subset(batch, wrong, any(m in NEEDS_IMAGES for m in methods)) if len(wrong) else None
+    sub = _subset(batch, wrong, any(METHODS.get(m).needs_images for m in methods)) if len(wrong) else None
     out = {}
     for m in methods:
         gt = maps_for_batch(batch, labels, m, **method_opts(m, chunk))
@@ -98,16 +75,17 @@ def batch_maps(batch: Batch, labels: torch.Tensor, pred: torch.Tensor, methods, 
     return out
 
 
-def dump_split(model, meta, images: np.ndarray, labels: np.ndarray, methods, params_cams, desc: str):
+def dump_split(model, meta, images: np.ndarray, labels: np.ndarray, methods, params_cams, desc: str,
+               bar: Bar = no_bar):
     """Run one split; returns ({(method, kind): (N, h, w) float32}, predictions dict, images/s)."""
     device = next(model.parameters()).device
     n, bs = len(images), params_cams.batch_size
-    mean, std = meta.get("mean", imagecache.IMAGENET_MEAN), meta.get("std", imagecache.IMAGENET_STD)
+    mean, std = meta.get("mean", loader.IMAGENET_MEAN), meta.get("std", loader.IMAGENET_STD)
     maps: dict = {}
     preds: dict[str, list] = {"pred": [], "top5": [], "top5_prob": []}
     start = time.perf_counter()
-    with eval_mode(model), tqdm(total=n, desc=desc, unit="img", disable=None) as bar:
-        batches = imagecache.iter_eval_batches(images, meta["image_size"], bs, mean, std, device)
+    with eval_mode(model), bar(total=n, desc=desc, unit="img") as progress:
+        batches = loader.iter_eval_batches(images, meta["image_size"], bs, mean, std, device)
         for i, x in enumerate(batches):
             y = torch.as_tensor(labels[i * bs : i * bs + len(x)], dtype=torch.long, device=device)
             batch = forward_batch(model, x)
@@ -120,22 +98,9 @@ def dump_split(model, meta, images: np.ndarray, labels: np.ndarray, methods, par
                 if key not in maps:
                     maps[key] = np.empty((n, *arr.shape[1:]), dtype=np.float32)
                 maps[key][i * bs : i * bs + len(x)] = arr
-            bar.update(len(x))
+            progress.update(len(x))
     rate = n / max(time.perf_counter() - start, 1e-9)
     return maps, {k: np.concatenate(v) for k, v in preds.items()}, rate
-
-
-def _index_frame(samples: pd.DataFrame, preds: dict, split: str | None = None) -> pd.DataFrame:
-    df = pd.DataFrame({
-        "image_id": samples["image_id"].astype(str).to_numpy(),
-        "label": samples["label"].astype("int64").to_numpy(),
-        "pred": preds["pred"].astype("int64"),
-        "top5": [list(map(int, r)) for r in preds["top5"]],
-        "top5_prob": [list(map(float, r)) for r in preds["top5_prob"]],
-    })
-    if split is not None:
-        df.insert(0, "split", split)
-    return df
 
 
 def probe_map_size(model, meta) -> tuple[int, int]:
@@ -145,161 +110,3 @@ def probe_map_size(model, meta) -> tuple[int, int]:
     with eval_mode(model), torch.no_grad():
         f = model.features(torch.zeros(1, 3, s, s, device=device))
     return int(f.shape[-2]), int(f.shape[-1])
-
-
-def run(params, backbone_key: str, prepared_dir, model_dir, out_dir) -> str:
-    """Dump raw maps (GT and predicted class) and predictions for `params.cams.splits`; return a summary."""
-    cp, out_dir = params.cams, Path(out_dir)
-    params.backbone(backbone_key)  # unknown key → ParamsError listing the keys
-    for m in cp.methods:
-        METHODS.get(m)
-    device = default_device()
-    model, meta = load_checkpoint(model_dir, device, backbone_key)
-    class_names = imagecache.load_classes(prepared_dir)
-    if len(class_names) != int(meta["num_classes"]):
-        raise CamlocError(
-            f"{Path(model_dir) / 'meta.json'}: the model has {meta['num_classes']} classes but "
-            f"{Path(prepared_dir) / 'classes.json'} lists {len(class_names)}; retrain `{backbone_key}` "
-            f"on this dataset"
-        )
-    splits = {s: imagecache.load_split(prepared_dir, s) for s in cp.splits}
-    map_size = probe_map_size(model, meta)
-    n_total = sum(len(rows) for rows, _ in splits.values())
-    need = disk_bytes(n_total, len(cp.methods), map_size, cp.dtype)
-    log.info("cams %s: %d images × %d methods × (gt + pred) × %d×%d × %s = %s", backbone_key, n_total,
-             len(cp.methods), *map_size, cp.dtype, human_bytes(need))
-    check_disk(need, out_dir, cp.max_disk_gb)
-    clean_own_tmp(out_dir)
-    file_dtypes, nonfinite, rates, frames = {}, {}, [], []
-    with atomic_path(out_dir) as tmp:
-        for split, (rows, images) in splits.items():
-            maps, preds, rate = dump_split(model, meta, images, rows["label"].to_numpy(copy=True), cp.methods, cp,
-                                           f"cams {backbone_key} {split}")
-            rates.append(rate)
-            (tmp / split).mkdir(parents=True)
-            for (m, kind), arr in sorted(maps.items()):
-                file_dtypes[f"{split}/{m}_{kind}"] = save_maps(map_file(tmp / split, m, kind), arr, cp.dtype)
-                if (bad := count_nonfinite(arr)) > 0:
-                    nonfinite[f"{split}/{m}_{kind}"] = bad
-                    log.warning("%s %s/%s_%s: %d maps hold NaN/inf (scored as all-zero maps)",
-                                backbone_key, split, m, kind, bad)
-            write_parquet(tmp / split / "index.parquet", _index_frame(rows, preds))
-            log.info("cams %s %s: maps written (%d images)", backbone_key, split, len(rows))
-            frames.append(_index_frame(rows, preds, split))
-        write_parquet(tmp / "predictions.parquet", pd.concat(frames, ignore_index=True))
-        write_json(tmp / "meta.json", {
-            "backbone": backbone_key, "methods": list(cp.methods), "dtype": cp.dtype,
-            "file_dtypes": file_dtypes, "nonfinite_maps": nonfinite, "image_size": int(meta["image_size"]),
-            "map_size": list(map_size), "splits": list(splits),
-            "images": {s: len(r) for s, (r, _) in splits.items()},
-            "kinds": list(KINDS), "scorecam_chunk": cp.scorecam_chunk, "bytes": need,
-        })
-    return (f"cams {backbone_key}: {n_total} images, {len(cp.methods)} methods, maps {map_size[0]}×{map_size[1]} "
-            f"{cp.dtype}, {human_bytes(need)} → {out_dir} ({min(rates):.1f}–{max(rates):.1f} images/s)"
-            + (f"; {sum(nonfinite.values())} maps with NaN/inf" if nonfinite else ""))
-
-
-# --------------------------------------------------------------------------------------------------
-# Your own model and images: `camloc cams --checkpoint DIR --images DIR --method M --out DIR`
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-FOLDER_KIND = "camloc-cams-folder"  # meta.json marker: an --out folder we may replace
-
-
-def list_images(images_dir: str | Path) -> tuple[list[Path], list[Path]]:
-    """Image files (by suffix, sorted) and the other files that are skipped; ids must be unique."""
-    images_dir = Path(images_dir)
-    if not images_dir.is_dir():
-        raise CamlocError(f"--images {images_dir} is not a folder")
-    files = sorted(p for p in images_dir.iterdir() if p.is_file() and not p.name.startswith("."))
-    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
-    if not images:
-        raise CamlocError(f"--images {images_dir} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
-    seen: dict[str, Path] = {}
-    for p in images:
-        if p.stem in seen:
-            raise CamlocError(f"{p} and {seen[p.stem]} share the image id {p.stem!r}; rename one")
-        seen[p.stem] = p
-    return images, [p for p in files if p not in images]
-
-
-def decode_image(path: Path, max_pixels: int = 40_000_000) -> np.ndarray:
-    """uint8 (H, W, 3) RGB; a CamlocError naming the file when it cannot be decoded."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-            if w * h > max_pixels:
-                raise CamlocError(f"{path}: {w}×{h} pixels is over the {max_pixels} limit "
-                                  f"(decompression-bomb guard); shrink the image")
-            arr = np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
-        raise CamlocError(f"{path} cannot be decoded as an image ({e}); remove or replace it") from None
-    if arr.ndim != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise CamlocError(f"{path} decodes to an empty image {arr.shape}; remove or replace it")
-    return arr
-
-
-def _check_out(out_dir: Path, images_dir: Path) -> None:
-    if out_dir.resolve() == images_dir.resolve():
-        raise CamlocError(f"--out {out_dir} is the --images folder; choose another folder")
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        marker = out_dir / "meta.json"
-        if not (marker.is_file() and FOLDER_KIND in marker.read_text(errors="replace")):
-            raise CamlocError(f"--out {out_dir} exists and is not an earlier `camloc cams` output; "
-                              f"choose a new or empty folder")
-
-
-def _folder_batch(paths: list[Path], meta: dict, device) -> torch.Tensor:
-    s = int(meta["image_size"])
-    pixels = np.stack([imagecache.resize_uint8(decode_image(p), s) for p in paths])  # (n, s, s, 3)
-    mean, std = meta.get("mean", imagecache.IMAGENET_MEAN), meta.get("std", imagecache.IMAGENET_STD)
-    return imagecache.eval_batch(pixels, s, mean, std, device)
-
-
-def run_folder(checkpoint_dir, images_dir, methods, out_dir, batch_size: int = 32, scorecam_chunk: int = 32) -> str:
-    """Raw maps (predicted class, float32) and predictions for every image of a folder; return a summary."""
-    methods, out_dir, images_dir = list(dict.fromkeys(methods)), Path(out_dir), Path(images_dir)
-    for m in methods:
-        METHODS.get(m)
-    paths, skipped = list_images(images_dir)
-    _check_out(out_dir, images_dir)
-    model, meta = load_checkpoint(checkpoint_dir, default_device())
-    device = next(model.parameters()).device
-    names = meta.get("class_names") or [str(i) for i in range(int(meta["num_classes"]))]
-    rows = []
-    with atomic_path(out_dir) as tmp, eval_mode(model), tqdm(total=len(paths), unit="img", disable=None) as bar:
-        for m in methods if len(methods) > 1 else []:
-            (tmp / m).mkdir(parents=True)
-        tmp.mkdir(exist_ok=True)
-        for i in range(0, len(paths), batch_size):
-            chunk = paths[i : i + batch_size]
-            batch = forward_batch(model, _folder_batch(chunk, meta, device))
-            pr = predictions(batch.logits)
-            pred = torch.as_tensor(pr["pred"], device=device)
-            for m in methods:
-                maps = maps_for_batch(batch, pred, m, **method_opts(m, scorecam_chunk)).cpu().numpy()
-                folder = tmp / m if len(methods) > 1 else tmp
-                for p, arr in zip(chunk, maps, strict=True):
-                    np.save(folder / f"{p.stem}.npy", arr.astype(np.float32), allow_pickle=False)
-            for j, p in enumerate(chunk):
-                top5 = [int(c) for c in pr["top5"][j]]
-                rows.append({"image_id": p.stem, "file": p.name, "pred": top5[0], "pred_name": names[top5[0]],
-                             "prob": float(pr["top5_prob"][j][0]), "top5": top5,
-                             "top5_prob": [float(q) for q in pr["top5_prob"][j]]})
-            bar.update(len(chunk))
-        df = pd.DataFrame(rows)
-        write_parquet(tmp / "predictions.parquet", df)
-        csv = df.assign(top5=[" ".join(map(str, t)) for t in df["top5"]],
-                        top5_prob=[" ".join(f"{q:.6g}" for q in t) for t in df["top5_prob"]])
-        csv.to_csv(tmp / "predictions.csv", index=False)
-        write_json(tmp / "meta.json", {"kind": FOLDER_KIND, "methods": methods, "class": "predicted",
-                                       "layout": "<id>.npy" if len(methods) == 1 else "<method>/<id>.npy",
-                                       "image_size": int(meta["image_size"]), "images": len(paths),
-                                       "skipped_files": [p.name for p in skipped]})
-    for p in skipped:
-        log.warning("skipped %s: not an image file (suffix %r)", p, p.suffix)
-    return (f"cams: {len(paths)} images × {len(methods)} method(s) → {out_dir}"
-            + (f"; skipped {len(skipped)} non-image file(s): {', '.join(p.name for p in skipped[:5])}"
-               if skipped else ""))

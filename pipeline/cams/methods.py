@@ -1,4 +1,5 @@
-"""Map methods: each turns one batch of features into RAW score maps at feature resolution.
+"""The map methods (torch), for cams@B: each turns one batch of features into RAW score maps at feature
+resolution. Their names are the torch-free registry `cams.catalog.METHODS`.
 
 Every method returns `(N, h, w)` float32 maps *before* any final ReLU, resize or normalisation: those
 belong to evaluation (PROTOCOL §1) and are the same for every method, so method rows differ only in the
@@ -21,7 +22,7 @@ from torch import Tensor, nn
 
 from pipeline.registry import Registry
 
-METHODS: Registry = Registry("map method")
+IMPLEMENTATIONS: Registry = Registry("map method")  # the names of cams.catalog.METHODS, implemented
 EPS = 1e-7  # keeps the Grad-CAM++ / XGrad-CAM denominators finite where activations vanish
 
 
@@ -60,7 +61,7 @@ def _weighted(weights: Tensor, feats: Tensor) -> Tensor:
     return torch.einsum("nc,nchw->nhw", weights, feats)
 
 
-@METHODS.register("cam")
+@IMPLEMENTATIONS.register("cam")
 def cam(batch: Batch, classes: Tensor) -> Tensor:
     """CAM: class weights of the linear head times the last feature map (no bias, no ReLU).
 
@@ -71,7 +72,7 @@ def cam(batch: Batch, classes: Tensor) -> Tensor:
     return _weighted(weight[classes], batch.features)
 
 
-@METHODS.register("gradcam")
+@IMPLEMENTATIONS.register("gradcam")
 def gradcam(batch: Batch, classes: Tensor) -> Tensor:
     """Grad-CAM: channels weighted by their spatially averaged logit gradient.
 
@@ -83,7 +84,7 @@ def gradcam(batch: Batch, classes: Tensor) -> Tensor:
     return _weighted(grads.mean((2, 3)), batch.features)
 
 
-@METHODS.register("gradcampp")
+@IMPLEMENTATIONS.register("gradcampp")
 def gradcampp(batch: Batch, classes: Tensor) -> Tensor:
     """Grad-CAM++: pixel-weighted positive gradients, closed form of the exponential-score trick.
 
@@ -101,7 +102,7 @@ def gradcampp(batch: Batch, classes: Tensor) -> Tensor:
     return _weighted(alpha, batch.features)
 
 
-@METHODS.register("xgradcam")
+@IMPLEMENTATIONS.register("xgradcam")
 def xgradcam(batch: Batch, classes: Tensor) -> Tensor:
     """XGrad-CAM: gradients weighted by each channel's normalised activation.
 
@@ -114,7 +115,7 @@ def xgradcam(batch: Batch, classes: Tensor) -> Tensor:
     return _weighted(alpha, feats)
 
 
-@METHODS.register("layercam")
+@IMPLEMENTATIONS.register("layercam")
 def layercam(batch: Batch, classes: Tensor) -> Tensor:
     """LayerCAM: element-wise positive gradients times activations, summed over channels.
 
@@ -126,7 +127,7 @@ def layercam(batch: Batch, classes: Tensor) -> Tensor:
     return (grads.clamp(min=0) * batch.features).sum(1)
 
 
-@METHODS.register("hirescam")
+@IMPLEMENTATIONS.register("hirescam")
 def hirescam(batch: Batch, classes: Tensor) -> Tensor:
     """HiResCAM: element-wise gradients times activations (no averaging), summed over channels.
 
@@ -138,7 +139,7 @@ def hirescam(batch: Batch, classes: Tensor) -> Tensor:
     return (grads * batch.features).sum(1)
 
 
-@METHODS.register("scorecam")
+@IMPLEMENTATIONS.register("scorecam")
 def scorecam(batch: Batch, classes: Tensor, chunk: int = 32) -> Tensor:
     """Score-CAM: channels weighted by the class score of the image masked by each channel.
 
@@ -168,7 +169,7 @@ def scorecam(batch: Batch, classes: Tensor, chunk: int = 32) -> Tensor:
     return _weighted(alpha, feats)
 
 
-@METHODS.register("eigencam")
+@IMPLEMENTATIONS.register("eigencam")
 def eigencam(batch: Batch, classes: Tensor) -> Tensor:
     """Eigen-CAM: projection of the centred features on their first principal component (class-free).
 
@@ -187,7 +188,7 @@ def eigencam(batch: Batch, classes: Tensor) -> Tensor:
     return proj.reshape(n, h, w).float()
 
 
-@METHODS.register("center")
+@IMPLEMENTATIONS.register("center")
 def center(batch: Batch, classes: Tensor, sigma: float = 0.25) -> Tensor:
     """Center baseline: a centred isotropic Gaussian prior, the same for every image (no model).
 
@@ -203,7 +204,7 @@ def center(batch: Batch, classes: Tensor, sigma: float = 0.25) -> Tensor:
     return g.float().expand(n, h, w).clone()
 
 
-@METHODS.register("full")
+@IMPLEMENTATIONS.register("full")
 def full(batch: Batch, classes: Tensor) -> Tensor:
     """Full-image baseline: ones with a single zero in the top-left cell, so the box is the whole image.
 

@@ -1,6 +1,7 @@
 """The prepared manifest: class table, seeded per-class splits and the samples/boxes tables.
 
-Pure functions over parsed annotations; prepare.py does the file I/O. Schemas: docs/contracts.md.
+Pure functions over parsed annotations, for the prepare stage (which does the file I/O).
+Schemas: pipeline/contracts.py and docs/contracts.md.
 """
 
 from __future__ import annotations
@@ -10,13 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from pipeline.contracts import BOX_COLUMNS, SAMPLE_COLUMNS, SPLITS
 from pipeline.datasets.pets import ListEntry, breed_of
 from pipeline.errors import CamlocError, ParamsError
-from pipeline.params import SPLITS, SplitParams
-
-SAMPLE_COLUMNS = ("image_id", "path", "label", "class_name", "species", "split", "width", "height",
-                  "trimap_path", "cache_index")
-BOX_COLUMNS = ("image_id", "kind", "x0", "y0", "x1", "y1")
+from pipeline.params import SplitParams
 
 
 @dataclass(frozen=True)

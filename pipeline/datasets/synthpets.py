@@ -21,12 +21,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
+from pipeline.atomic import replace_dir
+from pipeline.contracts import RAW_ENTRIES
 from pipeline.datasets import pets
-from pipeline.datasets.layout import replace_dir
 from pipeline.parallel import fork_pool
 from pipeline.params import SynthPetsParams
+from pipeline.progress import Bar, no_bar
 
 log = logging.getLogger(__name__)
 
@@ -246,23 +247,24 @@ def _plant_files(root: Path, items: list[Item]) -> None:
     (root / "images" / f"{first}.mat").write_bytes(header.ljust(128, b" ") + bytes(16))
 
 
-def generate(sp: SynthPetsParams, out_dir: str | Path, workers: int | None = None) -> dict:
+def generate(sp: SynthPetsParams, out_dir: str | Path, workers: int | None = None, bar: Bar = no_bar) -> dict:
     """Write the synthpets tree to `out_dir` (replaced atomically); returns counts for the summary."""
     items = plan(sp)
     breeds = pets.interleaved_breeds()[: sp.num_classes]
     workers = sp.workers if workers is None else workers
-    with replace_dir(out_dir) as root:
+    with replace_dir(out_dir, RAW_ENTRIES) as root:
         for sub in ("images", "annotations/xmls", "annotations/trimaps"):
             (root / sub).mkdir(parents=True)
         tasks = [(it, sp.seed, sp.min_size, sp.max_size, str(root)) for it in items]
-        bar = dict(total=len(tasks), desc="synthpets", unit="img", disable=None)
-        if workers <= 1:
-            for t in tqdm(tasks, **bar):
-                _write_one(t)
-        else:
-            with fork_pool(workers) as pool:
-                for _ in tqdm(pool.imap_unordered(_write_one, tasks, chunksize=16), **bar):
-                    pass
+        with bar(total=len(tasks), desc="synthpets", unit="img") as progress:
+            if workers <= 1:
+                for t in tasks:
+                    _write_one(t)
+                    progress.update(1)
+            else:
+                with fork_pool(workers) as pool:
+                    for _ in pool.imap_unordered(_write_one, tasks, chunksize=16):
+                        progress.update(1)
         _write_lists(root, items, breeds)
         _plant_files(root, items)
     counts = {s: sum(it.split == s for it in items) for s in ("trainval", "test")}

@@ -1,5 +1,19 @@
-"""Backbone registry and checkpoints: `build_backbone(name, num_classes, ...)` → a CAM-exact GAP classifier."""
+"""Backbones, for params validation (names), train@B and cams@B.
 
-from pipeline.models.backbones import BACKBONES, BackboneSpec, GapNet, build_backbone
+`BACKBONES` (name → BackboneInfo) is torch-free; `build_backbone`, `GapNet` and the checkpoint helpers
+load torch on first use (a module-level `__getattr__`, as torch-cam does), so validating names never
+imports torch.
+"""
 
-__all__ = ["BACKBONES", "BackboneSpec", "GapNet", "build_backbone"]
+from pipeline.models.catalog import BACKBONES, BackboneInfo
+
+_LAZY = {"build_backbone": "pipeline.models.backbones", "GapNet": "pipeline.models.backbones"}
+__all__ = ["BACKBONES", "BackboneInfo", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'pipeline.models' has no attribute {name!r}")

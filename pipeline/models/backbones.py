@@ -1,4 +1,4 @@
-"""Backbones as GAP classifiers: a CNN trunk, global average pooling, one linear layer.
+"""The backbone builders (torch), for train@B and cams@B: a CNN trunk, global average pooling, one linear layer.
 
 Every registered name builds a `GapNet`: `features(x)` → (N, C, h, w) and `classifier: nn.Linear`, with
 `model(x) == classifier(features(x).mean((2, 3)))`. That structure is what makes a class activation map
@@ -16,7 +16,6 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -25,7 +24,7 @@ import torchvision
 from torch import nn
 
 from pipeline.errors import CamlocError
-from pipeline.registry import Registry
+from pipeline.models.catalog import BACKBONES
 
 log = logging.getLogger(__name__)
 
@@ -42,27 +41,6 @@ class GapNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x).mean((2, 3)))  # (N, C, h, w) → (N, C) → (N, classes)
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    """A registry entry: how to turn a torchvision model (or nothing) into a GAP trunk."""
-
-    name: str
-    summary: str  # one line for `camloc backbones`
-    size_divisor: int  # the trunk's total stride: image sizes must be multiples of it
-    channels: int
-    arch: str | None  # torchvision architecture name; None for our own tiny CNN
-    trunk: Callable[..., nn.Module]  # (torchvision model or None, **options) → features module
-    options: tuple[str, ...] = ()  # option names this trunk accepts (besides weights)
-    scratch_base: Callable[[], nn.Module] | None = None  # a cheaper untrained base than get_model(arch)
-
-
-BACKBONES: Registry[BackboneSpec] = Registry("backbone")
-
-
-def _register(spec: BackboneSpec) -> None:
-    BACKBONES.register(spec.name)(spec)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -130,21 +108,11 @@ def _tiny_trunk(_: None) -> nn.Module:
     return nn.Sequential(*[layer for cin, cout, s in widths for layer in _conv_bn(cin, cout, s)])
 
 
-for _name, _ch in (("resnet18", 512), ("resnet50", 2048)):
-    _register(BackboneSpec(_name, f"torchvision {_name}; output_stride 32/16/8 (layer4/layer3 dilated)",
-                           32, _ch, _name, _resnet_trunk, ("output_stride",)))
-_register(BackboneSpec("vgg16_gap", "VGG16 without pool5 + 3x3 conv to 1024 (CAM paper), stride 16",
-                       16, 1024, "vgg16", _vgg_gap_trunk, scratch_base=_vgg16_features_only))
-_register(BackboneSpec("mobilenet_v3_large", "torchvision MobileNetV3-Large trunk (960 channels)",
-                       32, 960, "mobilenet_v3_large", _plain_trunk))
-_register(BackboneSpec("efficientnet_b0", "torchvision EfficientNet-B0 trunk (1280 channels)",
-                       32, 1280, "efficientnet_b0", _plain_trunk))
-_register(BackboneSpec("densenet121", "torchvision DenseNet-121 trunk + final ReLU (1024 channels)",
-                       32, 1024, "densenet121", _densenet_trunk))
-_register(BackboneSpec("convnext_tiny", "torchvision ConvNeXt-T trunk + per-position LayerNorm (768 ch)",
-                       32, 768, "convnext_tiny", _convnext_trunk))
-_register(BackboneSpec("tiny_gap_cnn", "6-layer conv-BN-ReLU GAP CNN, stride 8; fast on CPU (tests, default)",
-                       8, 128, None, _tiny_trunk))
+TRUNKS: dict[str, Callable[..., nn.Module]] = {  # BackboneInfo.trunk → (base model, **options) → trunk
+    "resnet": _resnet_trunk, "vgg_gap": _vgg_gap_trunk, "plain": _plain_trunk, "densenet": _densenet_trunk,
+    "convnext": _convnext_trunk, "tiny": _tiny_trunk,
+}
+SCRATCH_BASES: dict[str, Callable[[], nn.Module]] = {"vgg16_features": _vgg16_features_only}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -179,10 +147,10 @@ def build_backbone(
             raise CamlocError(f"backbone {name} has no pretrained weights; set pretrained: false, weights: null")
         base = None
     elif spec.scratch_base is not None and not (pretrained or weights):
-        base = spec.scratch_base()
+        base = SCRATCH_BASES[spec.scratch_base]()
     else:
         base = _torchvision_model(spec.arch, pretrained, weights)
-    return GapNet(spec.trunk(base, **options), spec.channels, num_classes)
+    return GapNet(TRUNKS[spec.trunk](base, **options), spec.channels, num_classes)
 
 
 def _torchvision_model(arch: str, pretrained: bool, weights: str | None) -> nn.Module:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from pipeline.errors import CamlocError
-from pipeline.fsutil import atomic_path, write_json
+from pipeline.atomic import atomic_path, write_json
 from pipeline.models.backbones import GapNet, build_backbone
 
 log = logging.getLogger(__name__)

@@ -1,10 +1,9 @@
 """Bootstrap confidence intervals and a paired bootstrap test, vectorised over resamples.
 
 A resample of N images is a row of counts (how often each image was drawn), so a batch of B resamples
-is a (B, N) weight matrix W. For a per-image correctness matrix C (N, T) — one column per threshold τ —
-`W @ C / N` gives BoxAcc at every τ in every resample at once, and MaxBoxAcc re-chooses τ inside each
-resample by taking the max over columns (PROTOCOL §4: one τ per split, never per image). Fixed-τ metrics
-(val-chosen τ, GT-known Loc at τ=0.2) are the single-column case.
+is a (B, N) weight matrix W. The metric functions of `pipeline.metrics.boxacc` take W and score every
+resample at once (MaxBoxAcc re-chooses τ inside each resample: PROTOCOL §4, one τ per split, never per
+image); this module draws W and turns the (B,) scores into intervals and a paired test.
 
 Every row of the leaderboard is scored on the same W (same images resampled), so CIs of different rows
 are comparable and the paired test between two rows is just the distribution of their difference.
@@ -25,28 +24,6 @@ def resample_weights(n: int, b: int, seed: int) -> np.ndarray:
     draws = rng.integers(0, n, size=(b, n))  # (B, N) image indices
     flat = draws + (np.arange(b)[:, None] * n)  # offset each row so one bincount counts all rows
     return np.bincount(flat.ravel(), minlength=b * n).reshape(b, n).astype(np.float32)  # (B, N)
-
-
-def max_boxacc(weights: np.ndarray, iou: np.ndarray, deltas: tuple[float, ...]) -> np.ndarray:
-    """MaxBoxAcc averaged over `deltas` (fractions), τ re-chosen per δ inside each resample, in percent.
-
-    weights (B, N) resample counts (a row of ones is the plain estimate); iou (N, T) per image and τ.
-    Returns (B,). One δ = MaxBoxAcc(δ); δ ∈ {0.3, 0.5, 0.7} with all-contour IoUs = MaxBoxAccV2.
-    """
-    n = iou.shape[0]
-    out = np.zeros(weights.shape[0], dtype=np.float64)
-    for d in deltas:
-        correct = (iou >= d).astype(np.float32)  # (N, T)
-        boxacc = weights @ correct  # (B, T) correct images per resample and τ
-        out += boxacc.max(axis=1).astype(np.float64) / n
-    return 100.0 * out / len(deltas)
-
-
-def fixed_accuracy(weights: np.ndarray, correct: np.ndarray) -> np.ndarray:
-    """Share of correct images per resample, in percent. correct (N,) or (N, K): mean over K columns
-    (one per δ, each at its own fixed τ). Returns (B,)."""
-    c = correct.reshape(correct.shape[0], -1).astype(np.float32)  # (N, K)
-    return 100.0 * (weights @ c).mean(axis=1).astype(np.float64) / c.shape[0]
 
 
 def percentile_ci(samples: np.ndarray) -> tuple[float, float]:

@@ -14,9 +14,9 @@ import logging
 from pathlib import Path
 
 import pandas as pd
+from pipeline.atomic import write_text
 
 from pipeline.errors import CamlocError
-from pipeline.fsutil import write_text
 from pipeline.params import Params
 from pipeline.report import writers
 

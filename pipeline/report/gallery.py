@@ -21,6 +21,9 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from pipeline.contracts import BOX_KINDS
+from pipeline.metrics import boxes_at_taus, iou_matrix, normalize_map, rescale_boxes
+from pipeline.progress import Bar, no_bar
 from pipeline.report.writers import HTML_STYLE
 
 log = logging.getLogger(__name__)
@@ -57,27 +60,6 @@ class Thumb:
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
-
-
-def to_eval_frame(boxes: np.ndarray, width: int, height: int, size: int) -> np.ndarray:
-    """(K, 4) original-pixel boxes → S×S frame: int(x·S/W), product first, float64 (PROTOCOL §2)."""
-    b = boxes.astype(np.float64)  # (K, 4)
-    scale = np.array([size, size, size, size], dtype=np.float64)
-    denom = np.array([width, height, width, height], dtype=np.float64)
-    return np.trunc(b * scale / denom).astype(np.int64)
-
-
-def box_iou(box: np.ndarray, gts: np.ndarray) -> float:
-    """Max IoU of one box against (K, 4) GT boxes, +1 pixel convention (PROTOCOL §4)."""
-    if gts.size == 0:
-        return 0.0
-    ix = np.maximum(0, np.minimum(box[2], gts[:, 2]) - np.maximum(box[0], gts[:, 0]) + 1)
-    iy = np.maximum(0, np.minimum(box[3], gts[:, 3]) - np.maximum(box[1], gts[:, 1]) + 1)
-    inter = ix * iy
-    area = lambda b: (b[..., 2] - b[..., 0] + 1) * (b[..., 3] - b[..., 1] + 1)  # noqa: E731
-    union = area(box) + area(gts) - inter
-    iou = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
-    return float(iou.max())
 
 
 def render(image: np.ndarray, smap: np.ndarray, heads: np.ndarray, bodies: np.ndarray,
@@ -167,8 +149,6 @@ class SharedInput:
 
 def _predicted_box(raw: np.ndarray, size: int, tau: float) -> tuple[np.ndarray, np.ndarray]:
     """(S, S) normalised map and the largest-contour box at τ, through the evaluator's own code."""
-    from pipeline.localize import boxes_at_taus, normalize_map
-
     smap = normalize_map(np.asarray(raw, dtype=np.float32), (size, size))  # (S, S)
     found = boxes_at_taus(smap, np.asarray([tau]), "largest")
     box = np.asarray(found[0], dtype=np.int64).reshape(-1, 4)[0]  # largest mode: one box per τ
@@ -180,8 +160,9 @@ def _render_thumb(t: Thumb, g: GalleryInput, shared: SharedInput, folder: Path) 
     row = shared.samples.loc[t.image_id]
     size = g.image_size
     smap, pred = _predicted_box(g.maps(t.method, t.image_id), size, t.tau)
-    frame = {kind: to_eval_frame(shared.boxes.get((t.image_id, kind), np.zeros((0, 4))), int(row["width"]),
-                                 int(row["height"]), size) for kind in ("head", "body")}
+    wh = (int(row["width"]), int(row["height"]))
+    frame = {kind: rescale_boxes(shared.boxes.get((t.image_id, kind), np.zeros((0, 4))), wh, (size, size))
+             for kind in BOX_KINDS}
     img = render(shared.cache[int(row["cache_index"])], smap, frame["head"], frame["body"], pred)
     path = folder / t.relpath
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -189,17 +170,16 @@ def _render_thumb(t: Thumb, g: GalleryInput, shared: SharedInput, folder: Path) 
     if not ok:
         raise RuntimeError(f"PNG encoding failed for {path}")
     path.write_bytes(buf.tobytes())
-    return abs(box_iou(pred, frame["head"]) - t.iou) <= 1e-3
+    drawn = float(iou_matrix(pred, frame["head"]).max()) if len(frame["head"]) else 0.0
+    return abs(drawn - t.iou) <= 1e-3
 
 
 def write_gallery(folder: Path, inputs: list[GalleryInput], shared: SharedInput, samples: int,
-                  extremes: int, seed: int) -> tuple[int, int]:
+                  extremes: int, seed: int, bar: Bar = no_bar) -> tuple[int, int]:
     """index.html, one page per backbone and their thumbnails under `folder` (a fresh, empty folder).
 
     Returns (thumbnails written, thumbnails whose redrawn box disagrees with the evaluated IoU).
     """
-    from tqdm import tqdm
-
     written: set[str] = set()
     mismatches = 0
     pages = []
@@ -218,9 +198,11 @@ def write_gallery(folder: Path, inputs: list[GalleryInput], shared: SharedInput,
             sections += [(f"{m}: worst IoUs", [thumb(m, i) for i in worst]),
                          (f"{m}: best IoUs", [thumb(m, i) for i in best])]
         todo = {t.relpath: t for _, ts in sections for t in ts if t.relpath not in written}
-        for rel, t in tqdm(sorted(todo.items()), desc=f"gallery {g.backbone}", disable=None, leave=False):
-            mismatches += not _render_thumb(t, g, shared, folder)
-            written.add(rel)
+        with bar(total=len(todo), desc=f"gallery {g.backbone}", unit="img") as progress:
+            for rel, t in sorted(todo.items()):
+                mismatches += not _render_thumb(t, g, shared, folder)
+                written.add(rel)
+                progress.update(1)
         name = f"{_safe(g.backbone)}.html"
         intro = (f"Backbone <b>{html.escape(g.backbone)}</b>: test images (head boxes), evaluation size "
                  f"{g.image_size}×{g.image_size}; each method's box is drawn at its own split-chosen τ.")
@@ -228,5 +210,5 @@ def write_gallery(folder: Path, inputs: list[GalleryInput], shared: SharedInput,
         pages.append((g.backbone, name, len(todo)))
     (folder / "index.html").write_text(index_html(pages))
     if mismatches:
-        log.warning("%d gallery boxes do not reproduce the evaluated IoU (localize vs per_image drift)", mismatches)
+        log.warning("%d gallery boxes do not reproduce the evaluated IoU (metrics vs per_image drift)", mismatches)
     return len(written), mismatches

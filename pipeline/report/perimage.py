@@ -14,14 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from pipeline.contracts import HOLDOUT, SCORED_SPLIT
 from pipeline.errors import CamlocError
+from pipeline.metrics.boxacc import loc_accuracy, max_box_acc_resampled
 from pipeline.report import ci
 
 log = logging.getLogger(__name__)
 
-# Which split each box kind is scored on (head boxes exist for trainval only; whole-pet boxes come from
-# trimaps, scored on the official test set). A kind found on one other non-val split uses that one.
-EVAL_SPLIT = {"head": "test", "body": "test_official"}
 TAU_TOLERANCE = 1e-4
 
 
@@ -69,16 +68,16 @@ class IouCube:
 
 def eval_split(per_image: pd.DataFrame, kind: str) -> str | None:
     """The split `kind` is scored on, or None when per_image has no such rows."""
-    splits = sorted(set(per_image.loc[(per_image["kind"] == kind) & (per_image["split"] != "val"), "split"]))
-    if EVAL_SPLIT[kind] in splits:
-        return EVAL_SPLIT[kind]
+    splits = sorted(set(per_image.loc[(per_image["kind"] == kind) & (per_image["split"] != HOLDOUT), "split"]))
+    if SCORED_SPLIT[kind] in splits:
+        return SCORED_SPLIT[kind]
     return splits[0] if len(splits) == 1 else None
 
 
 def build_cubes(per_image: pd.DataFrame, source: str) -> dict[tuple[str, str, str], IouCube]:
     """(method, kind, mode) → IouCube on that kind's evaluation split."""
     cubes: dict[tuple[str, str, str], IouCube] = {}
-    for kind in ("head", "body"):
+    for kind in SCORED_SPLIT:
         split = eval_split(per_image, kind)
         if split is None:
             log.warning("%s: no unambiguous evaluation split for %s boxes; their CIs are skipped", source, kind)
@@ -101,20 +100,16 @@ def metric_scores(spec: MetricSpec, cube: IouCube, weights: np.ndarray, chosen: 
     """(B,) scores in percent of `spec` under each resample's weights (B, N)."""
     fracs = tuple(d / 100 for d in deltas) if spec.v2 else (0.5,)
     if spec.tau == "oracle":
-        return ci.max_boxacc(weights, cube.iou, fracs)
+        return max_box_acc_resampled(cube.iou, fracs, weights)
     if spec.tau == "val":
         taus = chosen["val"][spec.kind]
         keys = [str(d) for d in deltas] if spec.v2 else ["v1"]
         cols = [cube.column(float(taus[k]), f"chosen.json val/{spec.kind}/{k}") for k in keys]
-        correct = cube.iou[:, cols] >= np.asarray(fracs, dtype=np.float32)  # (N, K)
-    else:
-        col = cube.column(fixed_tau, "evaluate.fixed_tau")
-        correct = cube.iou[:, col] >= 0.5  # (N,)
-        if spec.top1:
-            if top1_ok is None:
-                raise CamlocError("top-1 correctness is unknown for the head split")
-            correct = correct & top1_ok
-    return ci.fixed_accuracy(weights, correct)
+        return loc_accuracy(cube.iou[:, cols], delta=np.asarray(fracs, dtype=np.float32), weights=weights)
+    col = cube.column(fixed_tau, "evaluate.fixed_tau")
+    if spec.top1 and top1_ok is None:
+        raise CamlocError("top-1 correctness is unknown for the head split")
+    return loc_accuracy(cube.iou[:, col], top1_ok if spec.top1 else None, 0.5, weights)
 
 
 def per_image_v2(cube: IouCube, taus_by_delta: dict[str, float], deltas: tuple[int, ...]) -> np.ndarray:

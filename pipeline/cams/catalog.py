@@ -1,0 +1,35 @@
+"""The map-method name registry, torch-free: what params validation, `camloc methods` and the stages
+need to know of a method without running it. `cams.methods` implements each name (torch); a test
+checks that both list the same names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.registry import Registry
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    name: str
+    summary: str  # one line for `camloc methods`; the formula and paper are in the implementation's docstring
+    needs_images: bool = False  # runs the model again on (masked) images, so the batch keeps them
+
+
+METHODS: Registry[MethodInfo] = Registry("map method")
+
+for _info in (
+    MethodInfo("cam", "CAM: class weights of the linear head times the last feature map (no bias, no ReLU)."),
+    MethodInfo("gradcam", "Grad-CAM: channels weighted by their spatially averaged logit gradient."),
+    MethodInfo("gradcampp", "Grad-CAM++: pixel-weighted positive gradients, closed form of the exponential-score trick."),
+    MethodInfo("xgradcam", "XGrad-CAM: gradients weighted by each channel's normalised activation."),
+    MethodInfo("layercam", "LayerCAM: element-wise positive gradients times activations, summed over channels."),
+    MethodInfo("hirescam", "HiResCAM: element-wise gradients times activations (no averaging), summed over channels."),
+    MethodInfo("scorecam", "Score-CAM: channels weighted by the class score of the image masked by each channel.",
+               needs_images=True),
+    MethodInfo("eigencam", "Eigen-CAM: projection of the centred features on their first principal component (class-free)."),
+    MethodInfo("center", "Center baseline: a centred isotropic Gaussian prior, the same for every image (no model)."),
+    MethodInfo("full", "Full-image baseline: ones with a single zero in the top-left cell, so the box is the whole image."),
+):
+    METHODS.register(_info.name)(_info)

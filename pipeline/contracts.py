@@ -1,0 +1,238 @@
+"""The on-disk layout between stages, in one place (docs/contracts.md): every stage output's path, the
+map file names, the column sets, which split scores which box kind, and checked readers whose error
+names the missing file and the stage that writes it. Every stage and the report read through here.
+
+Torch-free (json, numpy, pandas), so the data stages, evaluate and the report never load torch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import CamlocError
+
+# ---------------------------------------------------------------------------------------------------
+# Splits and what each one scores
+
+SPLITS = ("train", "val", "test", "test_official")  # samples.parquet order
+HOLDOUT = "val"  # a few boxed images per class: τ is chosen here for the honest numbers
+BOX_KINDS = ("head", "body")
+SCORED_SPLIT = {"head": "test", "body": "test_official"}  # the split each box kind is scored on
+PIXEL_SPLIT = "test_official"  # trimap PxAP / PxIoU
+CONTOUR_MODES = ("largest", "all")  # MaxBoxAcc v1 / MaxBoxAccV2 candidate boxes
+MAP_KINDS = ("gt", "pred")  # maps for the ground-truth class and for the top-1 predicted class
+
+
+def box_kinds_of(split: str) -> list[str]:
+    """The box kinds scored on `split` (the holdout scores every kind, to choose its τ)."""
+    return [k for k, s in SCORED_SPLIT.items() if split in (HOLDOUT, s)]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Files and columns
+
+RAW_ENTRIES = ("images", "annotations")
+PREPARED_FILES = ("samples.parquet", "boxes.parquet", "classes.json", "report.json", "images.npy")
+SAMPLE_COLUMNS = ("image_id", "path", "label", "class_name", "species", "split", "width", "height",
+                  "trimap_path", "cache_index")
+BOX_COLUMNS = ("image_id", "kind", "x0", "y0", "x1", "y1")
+MODEL_FILES = ("model.pt", "meta.json", "history.csv", "metrics.json")
+HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc")
+INDEX_COLUMNS = ("image_id", "label", "pred", "top5", "top5_prob")  # cams/<split>/index.parquet
+PER_IMAGE_COLUMNS = ("image_id", "split", "method", "kind", "mode", "tau_index", "tau", "iou", "correct")
+PIXEL_COLUMNS = ("method", "threshold", "precision", "recall")  # eval/<B>/pixels.parquet
+CURVE_COLUMNS = ("method", "curve", "x", "y")
+EVAL_FILES = ("per_image.parquet", "pixels.parquet", "chosen.json")
+CLASSIFICATION = "classification"  # metrics JSON prefix of the per-backbone accuracies
+# Metric names after `<method>.` in reports/metrics/<B>.json (tau_v2_* are the chosen τ, not scores).
+METRIC_NAMES = (
+    "top1_loc", "top5_loc", "gt_known_loc", "maxboxacc_head", "maxboxacc_head_val_tau",
+    "maxboxacc_v2_head", "maxboxacc_v2_head_val_tau", "maxboxacc_v2_body", "maxboxacc_v2_body_val_tau",
+    "pxap", "pxiou", "box_ap", "box_ap50",
+)
+
+
+def map_file(split_dir: str | Path, method: str, kind: str) -> Path:
+    """`<split_dir>/<method>_<kind>.npy`: one method's raw maps (N, h, w) for one split."""
+    if kind not in MAP_KINDS:
+        raise ValueError(f"kind must be one of {MAP_KINDS}, got {kind!r}")
+    return Path(split_dir) / f"{method}_{kind}.npy"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where each stage reads and writes. The defaults are dvc.yaml's; each folder is a CLI option."""
+
+    raw: Path = Path("data/raw")
+    prepared: Path = Path("data/prepared")
+    models: Path = Path("data/models")
+    cams: Path = Path("data/cams")
+    eval: Path = Path("data/eval")
+    metrics: Path = Path("reports/metrics")
+    curves: Path = Path("reports/curves")
+    reports: Path = Path("reports")
+
+    def model_dir(self, backbone: str) -> Path:
+        return self.models / backbone
+
+    def cams_dir(self, backbone: str) -> Path:
+        return self.cams / backbone
+
+    def eval_dir(self, backbone: str) -> Path:
+        return self.eval / backbone
+
+    def metrics_file(self, backbone: str) -> Path:
+        return self.metrics / f"{backbone}.json"
+
+    def curves_file(self, backbone: str) -> Path:
+        return self.curves / f"{backbone}.csv"
+
+
+def downloads_dir(raw: str | Path) -> Path:
+    """Downloaded archives live beside the raw tree (not a DVC output), so a rerun reuses them."""
+    return Path(raw).parent / "downloads"
+
+
+def resume_dir(model_dir: str | Path) -> Path:
+    """`data/.resume/<B>` for `data/models/<B>`: outside the DVC output, which DVC deletes first."""
+    model_dir = Path(model_dir)
+    return model_dir.parent.parent / ".resume" / model_dir.name
+
+
+# ---------------------------------------------------------------------------------------------------
+# Checked readers: a missing or foreign file is one clear error naming the stage that writes it
+
+
+def _require(path: Path, stage: str) -> Path:
+    if not path.is_file():
+        raise CamlocError(f"{path} is missing: run `dvc repro {stage}` first "
+                          f"(or `python -m pipeline {stage.replace('@', ' ')}`)")
+    return path
+
+
+def _columns(df: pd.DataFrame, columns, path: Path, stage: str) -> pd.DataFrame:
+    absent = [c for c in columns if c not in df.columns]
+    if absent:
+        raise CamlocError(f"{path} lacks columns {absent} (has {list(df.columns)}); it does not follow "
+                          f"docs/contracts.md: re-run `dvc repro {stage}` with the current code")
+    return df
+
+
+def _parquet(path: Path, stage: str, columns=()) -> pd.DataFrame:
+    _require(path, stage)
+    try:
+        df = pd.read_parquet(path)
+    except Exception as e:  # pyarrow raises several unrelated types for a damaged file
+        raise CamlocError(f"{path} is not a readable parquet file ({e}): re-run `dvc repro {stage}`") from None
+    return _columns(df, columns, path, stage)
+
+
+def _json(path: Path, stage: str):
+    _require(path, stage)
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CamlocError(f"{path} is not valid JSON ({e}): re-run `dvc repro {stage}`") from None
+
+
+def _backbone_stage(stage: str, folder: str | Path) -> str:
+    return f"{stage}@{Path(folder).name}"
+
+
+def read_samples(prepared: str | Path, columns=("image_id", "label", "split", "cache_index")) -> pd.DataFrame:
+    """samples.parquet (every split, manifest order), checked for `columns`."""
+    return _parquet(Path(prepared) / "samples.parquet", "prepare", columns)
+
+
+def read_boxes(prepared: str | Path) -> pd.DataFrame:
+    """boxes.parquet: one row per GT box, 0-based inclusive, original pixels."""
+    return _parquet(Path(prepared) / "boxes.parquet", "prepare", BOX_COLUMNS)
+
+
+def boxes_by_kind(boxes: pd.DataFrame) -> dict[str, dict[str, np.ndarray]]:
+    """kind → image_id → (G, 4) int64 boxes."""
+    return {k: {str(i): g[["x0", "y0", "x1", "y1"]].to_numpy(np.int64)
+                for i, g in boxes[boxes["kind"] == k].groupby("image_id", sort=False)} for k in BOX_KINDS}
+
+
+def read_classes(prepared: str | Path) -> list[str]:
+    """Class names indexed by label, from classes.json."""
+    path = Path(prepared) / "classes.json"
+    data = _json(path, "prepare")
+    names = data.get("class_names") if isinstance(data, dict) else None
+    if not isinstance(names, list):
+        raise CamlocError(f"{path} has no 'class_names' list: re-run `dvc repro prepare`")
+    return [str(n) for n in names]
+
+
+def read_image_cache(prepared: str | Path) -> np.ndarray:
+    """images.npy, uint8 (N, S, S, 3), memory-mapped (nothing is read until indexed)."""
+    path = _require(Path(prepared) / "images.npy", "prepare")
+    try:
+        images = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise CamlocError(f"{path} is not a readable .npy array ({e}): re-run `dvc repro prepare`") from None
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3 or images.shape[1] != images.shape[2]:
+        raise CamlocError(f"{path} holds {images.dtype} {images.shape}, expected uint8 N×S×S×3: "
+                          "re-run `dvc repro prepare`")
+    return images
+
+
+def read_history(model_dir: str | Path) -> pd.DataFrame | None:
+    """history.csv of a trained backbone, or None when the backbone was never trained (no file)."""
+    path = Path(model_dir) / "history.csv"
+    if not path.is_file():
+        return None
+    return _columns(pd.read_csv(path), HISTORY_COLUMNS, path, _backbone_stage("train", model_dir))
+
+
+def read_cams_meta(cams_dir: str | Path) -> dict:
+    return _json(Path(cams_dir) / "meta.json", _backbone_stage("cams", cams_dir))
+
+
+def read_cams_index(cams_dir: str | Path, split: str) -> pd.DataFrame:
+    """cams/<B>/<split>/index.parquet: row i ↔ map i of that split's map files."""
+    return _parquet(Path(cams_dir) / split / "index.parquet", _backbone_stage("cams", cams_dir), INDEX_COLUMNS)
+
+
+def open_maps(cams_dir: str | Path, split: str, method: str, kind: str = "gt") -> np.ndarray:
+    """Memory-map one dumped map file (N, h, w)."""
+    path = map_file(Path(cams_dir) / split, method, kind)
+    if not path.is_file():
+        raise CamlocError(f"{path} is missing: run `dvc repro {_backbone_stage('cams', cams_dir)}` "
+                          "(and check cams.methods / cams.splits in params.yaml)")
+    return np.load(path, mmap_mode="r", allow_pickle=False)
+
+
+def read_metrics(path: str | Path) -> dict[str, float]:
+    """The flat `<method>.<metric>` dict of reports/metrics/<B>.json."""
+    path = Path(path)
+    data = _json(path, f"evaluate@{path.stem}")
+    if not isinstance(data, dict) or not all(isinstance(v, int | float) for v in data.values()):
+        raise CamlocError(f"{path} must be a flat JSON object of numbers keyed '<method>.<metric>'")
+    return {str(k): float(v) for k, v in data.items()}
+
+
+def read_curves(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    _require(path, f"evaluate@{path.stem}")
+    return _columns(pd.read_csv(path), CURVE_COLUMNS, path, f"evaluate@{path.stem}")
+
+
+def read_per_image(eval_dir: str | Path) -> pd.DataFrame:
+    """eval/<B>/per_image.parquet, long format (every image × method × kind × mode × τ)."""
+    path = Path(eval_dir) / "per_image.parquet"
+    stage = _backbone_stage("evaluate", eval_dir)
+    _require(path, stage)
+    df = pd.read_parquet(path, columns=[c for c in PER_IMAGE_COLUMNS if c != "correct"])
+    return _columns(df, PER_IMAGE_COLUMNS[:-1], path, stage)
+
+
+def read_chosen(eval_dir: str | Path) -> dict:
+    """eval/<B>/chosen.json: method → {"oracle"|"val": {kind: {"v1"|δ: τ}}}."""
+    return _json(Path(eval_dir) / "chosen.json", _backbone_stage("evaluate", eval_dir))

@@ -1,0 +1,114 @@
+"""Score maps → boxes and best IoUs at every τ, exactly as the reference evaluator (PROTOCOL §1, §3)
+computes them; the core of evaluate@B, ``camloc evaluate-maps`` and the report's galleries.
+
+Conventions: a score map is an (H, W) float64 array in [0, 1] (the "evaluation frame", S×S for
+paper-style numbers); a box is int ``(x0, y0, x1, y1)``, 0-based with inclusive ends (docs/contracts.md).
+
+Public API (no torch import: ``evaluate-maps`` starts fast):
+- ``taus(interval) -> (T,)``: the τ grid ``np.arange(0, 1, interval)``.
+- ``normalize_map(raw, size) -> (H, W)``: compatible-mode post-processing (bicubic in float64, min–max).
+- ``boxes_at_taus(smap, taus, mode) -> list[(K, 4)]``: candidate boxes per τ (``mode`` "largest"|"all").
+- ``best_ious(smap, gt_boxes, taus) -> (2, T)``: per τ the best +1 IoU, row 0 largest-contour mode
+  (MaxBoxAcc v1), row 1 all-contours mode (MaxBoxAccV2); one contour pass serves both.
+- ``best_iou_per_tau(smap, gt_boxes, taus, mode) -> (T,)``: one row of ``best_ious``.
+
+Why it is fast and still exact: every τ of the grid maps onto one of at most 256 distinct masks, each
+traced once (``contours``); ``best_ious`` (order-free) goes from high τ to low and switches to
+connected components once a level has hundreds of contours (``components``).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from pipeline.errors import CamlocError
+from pipeline.metrics.components import MANY, component_level
+from pipeline.metrics.contours import NO_BOX, level_boxes, mask_boxes, prepare_levels, to_uint8
+from pipeline.metrics.iou import iou_matrix
+
+MODES = ("largest", "all")
+__all__ = ["MODES", "best_iou_per_tau", "best_ious", "boxes_at_taus", "normalize_map", "taus", "to_uint8"]
+
+
+def taus(interval: float) -> np.ndarray:
+    """The τ grid of PROTOCOL §3: ``np.arange(0, 1, interval)`` (1.0 is never a threshold)."""
+    if not (0.0 < float(interval) < 1.0) or not np.isfinite(interval):
+        raise CamlocError(f"interval = {interval!r} is invalid: use a step in (0, 1), e.g. 0.01 or 0.001")
+    return np.arange(0, 1, interval)
+
+
+def normalize_map(raw: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Compatible-mode post-processing (PROTOCOL §1) of one raw 2-D map to ``size = (height, width)``.
+
+    Bicubic (``cv2.INTER_CUBIC``) resize in float64, then per-image min–max with no epsilon. A constant
+    map or one with a non-finite value becomes all zeros (the reference zeroes NaN maps; an inf would
+    make it emit NaNs, so we zero those too). Returns an (H, W) float64 array in [0, 1].
+    """
+    raw = np.asarray(raw, dtype=np.float64)
+    if raw.ndim != 2 or min(raw.shape) < 1:
+        raise ValueError(f"a score map must be 2-D and non-empty, got shape {raw.shape}")
+    h, w = int(size[0]), int(size[1])
+    cam = cv2.resize(raw, (w, h), interpolation=cv2.INTER_CUBIC)
+    if not np.isfinite(cam).all() or cam.min() == cam.max():
+        return np.zeros((h, w), dtype=np.float64)
+    cam = cam - cam.min()  # the reference's order of operations, so results agree bit for bit
+    cam /= cam.max()
+    return cam
+
+
+def boxes_at_taus(smap: np.ndarray, tau_grid: np.ndarray, mode: str = "all") -> list[np.ndarray]:
+    """Candidate boxes per τ: a list of T int arrays (K, 4); K = 1 in "largest" mode.
+
+    No contour (an empty mask) gives the single box (0, 0, 0, 0), as in the reference. Boxes come in
+    findContours' order (COCO AP breaks score ties by it), so this always traces every contour.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode = {mode!r}: expected one of {MODES}")
+    all_boxes, largest, index = level_boxes(smap, tau_grid)
+    if mode == "largest":
+        return [largest[i][None, :] for i in index]
+    return [all_boxes[i] for i in index]
+
+
+def best_ious(smap: np.ndarray, gt_boxes: np.ndarray, tau_grid: np.ndarray) -> np.ndarray:
+    """(2, T) best +1 IoU per τ over candidate boxes × GT boxes: row 0 largest mode, row 1 all mode.
+
+    ``gt_boxes`` (G, 4) must already be in the map's frame (see ``metrics.rescale_boxes``).
+    """
+    gt = np.asarray(gt_boxes, dtype=np.int64).reshape(-1, 4)
+    u, thresholds, index, crops = prepare_levels(smap, tau_grid)
+    best = np.empty((2, len(thresholds)))  # (2, L)
+    proper = bool(((gt[:, 2] >= gt[:, 0]) & (gt[:, 3] >= gt[:, 1])).all())  # the IoU bounds need |g| > 0
+    bg_cover = np.full(len(gt), np.inf) if proper else None
+    counts, holes, traced, single = 0, 0, [], None  # contours (holes) at the level above
+    for i in reversed(range(len(thresholds))):  # high τ first: background components shrink as τ falls
+        t, crop = int(thresholds[i]), crops[i].tolist()
+        if crop[1] == 0:  # empty mask: no contour
+            traced.append((i, NO_BOX, 0))
+            single = None
+        elif counts <= MANY:  # few contours at the level above: tracing is fastest
+            boxes, k, counts = mask_boxes(u, t, crop)
+            traced.append((i, boxes, k))
+            single = None
+        else:
+            best[:, i], (n_outer, n_holes), bg_cover = component_level(u, t, crop, gt, bg_cover, single)
+            counts = n_outer + (holes if n_holes is None else n_holes)  # skipped holes: keep the estimate
+            holes = holes if n_holes is None else n_holes
+            single = t if n_outer == 1 else None  # the level above is one component
+    if traced:  # one IoU call for all traced levels: smooth maps are dominated by per-call overhead
+        rows, boxes, ks = zip(*traced, strict=True)
+        sizes = np.fromiter(map(len, boxes), dtype=np.int64, count=len(boxes))
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        per_box = iou_matrix(np.concatenate(boxes), gt).max(axis=1)  # (sum K,)
+        best[0, list(rows)] = per_box[starts + np.array(ks)]
+        best[1, list(rows)] = np.maximum.reduceat(per_box, starts)
+    return best[:, index]
+
+
+def best_iou_per_tau(smap: np.ndarray, gt_boxes: np.ndarray, tau_grid: np.ndarray,
+                     mode: str = "all") -> np.ndarray:
+    """(T,) best +1 IoU per τ in one mode ("largest" for MaxBoxAcc v1, "all" for MaxBoxAccV2)."""
+    if mode not in MODES:
+        raise ValueError(f"mode = {mode!r}: expected one of {MODES}")
+    return best_ious(smap, gt_boxes, tau_grid)[MODES.index(mode)]

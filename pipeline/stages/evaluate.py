@@ -1,0 +1,284 @@
+"""The `evaluate@<backbone>` stage: one backbone's dumped maps → the field's localization metrics.
+
+For every method in data/cams/<B>/meta.json:
+- head boxes (xml) on `test`, and on `val` to choose τ honestly: MaxBoxAcc (v1, largest contour),
+  MaxBoxAccV2 (all contours, δ ∈ evaluate.iou_thresholds), GT-known / Top-1 / Top-5 Loc at
+  `evaluate.fixed_tau`, and COCO box AP at the val-chosen τ (δ = 0.5);
+- whole-pet boxes (trimap extent) on `test_official` (τ from `val`'s body boxes too), and PxAP / PxIoU
+  against the trimaps (boundary band ignored);
+- classification top-1 / top-5 on `test_official`.
+Which split scores which kind is `contracts.SCORED_SPLIT`; the numbers come from `pipeline.metrics`.
+
+Maps go through `metrics.normalize_map` to the model's input size S (the evaluation frame); GT boxes
+move into that frame with `metrics.rescale_boxes` (PROTOCOL §2). Writes reports/metrics/<B>.json,
+reports/curves/<B>.csv and data/eval/<B>/ (per-image IoUs at every τ, PR points, chosen τ).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from pipeline import contracts as C
+from pipeline import metrics as M
+from pipeline.atomic import atomic_path, clean_own_tmp, write_json, write_parquet, write_text
+from pipeline.errors import CamlocError
+from pipeline.metrics import summary
+from pipeline.metrics.coco import coco_box_ap
+from pipeline.parallel import fork_pool
+from pipeline.stages import bar
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SplitMaps:
+    """One split's dumped maps and index, plus its GT in the S×S frame."""
+
+    index: pd.DataFrame  # image_id, label, pred, top5, top5_prob (row i ↔ map i)
+    cams_dir: Path
+    split: str
+    boxes: dict[str, list[np.ndarray | None]]  # kind → per image (G, 4) boxes in the S×S frame
+    trimaps: list[str | None]
+
+    def maps(self, method: str, kind: str = "gt") -> np.ndarray:
+        return C.open_maps(self.cams_dir, self.split, method, kind)  # (N, h, w), memory-mapped
+
+
+@dataclass
+class MethodScores:
+    """One method's per-image results: best IoUs per (split, kind), the head IoUs at the fixed τ, pixels."""
+
+    boxes: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]  # → ((N, 2, T) IoUs, (N,) row numbers)
+    fixed: np.ndarray | None = None  # (N,) largest-contour IoU with the head boxes at fixed τ on test
+    pixels: M.PixelAccumulator | None = None  # pooled trimap counts on the pixel split
+
+
+def run(params, paths: C.Paths, backbone: str) -> str:
+    """Score every dumped method of one backbone; write metrics JSON, curves CSV and data/eval/<B>/."""
+    params.backbone(backbone)  # an unknown key is a ParamsError naming the valid ones
+    ep = params.evaluate
+    cams_dir = paths.cams_dir(backbone)
+    meta = C.read_cams_meta(cams_dir)
+    size = int(meta["image_size"])
+    splits = _load_splits(paths.prepared, cams_dir, size, meta)
+    tau_grid = M.taus(ep.interval)
+    deltas = tuple(d / 100 for d in ep.iou_thresholds)
+
+    flat: dict[str, float] = _classification(splits.get(C.PIXEL_SPLIT) or splits.get(C.SCORED_SPLIT["head"]))
+    curves, per_image, chosen, pixels = [], [], {}, []
+    with fork_pool(_workers()) as pool:
+        for method in meta["methods"]:
+            scores = _method_scores(pool, splits, method, size, tau_grid, ep.fixed_tau)
+            flat.update({f"{method}.{k}": v for k, v in _method_metrics(scores, splits, deltas, tau_grid,
+                                                                          size, method).items()})
+            chosen[method] = summary.chosen_taus(scores.boxes, deltas, tau_grid)
+            curves.append(_curves(method, scores, deltas, tau_grid))
+            per_image.append(_long(method, scores, splits, tau_grid))
+            if scores.pixels is not None:
+                pixels.append(_pixels(method, scores.pixels, flat))
+                curves.append(_pr_curve(pixels[-1]))
+            log.info("evaluate %s: %s scored", backbone, method)
+
+    eval_dir, curves_path, metrics_path = (paths.eval_dir(backbone), paths.curves_file(backbone),
+                                           paths.metrics_file(backbone))
+    for out in (eval_dir, curves_path, metrics_path):
+        clean_own_tmp(out)
+    with atomic_path(eval_dir) as tmp:
+        tmp.mkdir(parents=True)
+        write_parquet(tmp / "per_image.parquet", pd.concat(per_image, ignore_index=True))
+        if pixels:
+            write_parquet(tmp / "pixels.parquet", pd.concat(pixels, ignore_index=True))
+        write_json(tmp / "chosen.json", chosen)
+    curves_path.parent.mkdir(parents=True, exist_ok=True)
+    write_text(curves_path, pd.concat(curves, ignore_index=True).to_csv(index=False, float_format="%.6g"))
+    write_json(metrics_path, {k: round(v, 6) for k, v in sorted(flat.items())})
+    best = max(meta["methods"], key=lambda m: flat.get(f"{m}.maxboxacc_v2_head", -1))
+    return (f"evaluate {backbone}: {len(meta['methods'])} methods; best head MaxBoxAccV2 "
+            f"{flat.get(f'{best}.maxboxacc_v2_head', float('nan')):.1f} ({best}) → {metrics_path}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Inputs
+
+
+def _load_splits(prepared_dir: Path, cams_dir: Path, size: int, meta: dict) -> dict[str, SplitMaps]:
+    samples = C.read_samples(prepared_dir, ("image_id", "width", "height", "trimap_path")).set_index("image_id")
+    by_kind = C.boxes_by_kind(C.read_boxes(prepared_dir))
+    out = {}
+    for split in meta["splits"]:
+        index = C.read_cams_index(cams_dir, split)
+        if index.empty:
+            raise CamlocError(f"{cams_dir / split / 'index.parquet'} holds no image; check the split sizes")
+        missing = set(index.image_id) - set(samples.index)
+        if missing:
+            raise CamlocError(f"{cams_dir / split}: images {sorted(missing)[:3]} are not in "
+                              f"{prepared_dir / 'samples.parquet'}; re-run the cams stage")
+        rows = samples.loc[index.image_id]
+        wh = rows[["width", "height"]].to_numpy(np.int64)
+        gt = {kind: [M.rescale_boxes(table[i], tuple(w_h), (size, size)) if i in table else None
+                     for i, w_h in zip(index.image_id, wh, strict=True)] for kind, table in by_kind.items()}
+        trimaps = [p if isinstance(p, str) else None for p in rows["trimap_path"]]
+        out[split] = SplitMaps(index, cams_dir, split, gt, trimaps)
+    return out
+
+
+def _workers() -> int:
+    return max(1, min(2, len(os.sched_getaffinity(0))))
+
+
+# --------------------------------------------------------------------------------------------------
+# Per-image IoUs
+
+
+def _ious_one(args) -> tuple[np.ndarray, float, M.PixelAccumulator | None]:
+    """One image, its map normalised once: (K, 2, T) best IoU per τ for each GT kind (NaN where a kind
+    has no box), the largest-contour IoU with the head boxes at the fixed τ (NaN without head boxes),
+    and its pixel counts against the trimap (None without one)."""
+    raw, size, gts, head, trimap, tau_grid, fixed_tau = args
+    smap = M.normalize_map(raw, (size, size))
+    out = np.full((len(gts), 2, len(tau_grid)), np.nan)
+    for k, gt in enumerate(gts):
+        if gt is not None:
+            out[k] = M.best_ious(smap, gt, tau_grid)
+    fixed = np.nan
+    if head is not None:
+        fixed = float(M.best_iou_per_tau(smap, head, np.array([fixed_tau]), "largest")[0])
+    pixels = None
+    if trimap is not None:
+        pixels = M.PixelAccumulator(tau_grid)
+        pixels.add(smap, _trimap_mask(trimap, size))
+    return out, fixed, pixels
+
+
+def _method_scores(pool, splits: dict[str, SplitMaps], method: str, size: int, tau_grid, fixed_tau) -> MethodScores:
+    """Every split's best IoUs per box kind; the fixed-τ head IoUs on test; the pixel split's counts."""
+    scores = MethodScores({})
+    head_split = C.SCORED_SPLIT["head"]
+    for split, sm in splits.items():
+        kinds = C.box_kinds_of(split)
+        if not kinds:
+            continue
+        maps = sm.maps(method)
+        none = [None] * len(sm.index)
+        heads = sm.boxes["head"] if split == head_split else none
+        trimaps = sm.trimaps if split == C.PIXEL_SPLIT else none
+        jobs = [(np.asarray(maps[i], np.float64), size, [sm.boxes[k][i] for k in kinds], heads[i], trimaps[i],
+                 tau_grid, fixed_tau) for i in range(len(sm.index))]
+        with bar(total=len(jobs), desc=f"evaluate {method} {split}", unit="img") as progress:
+            done = []
+            for result in pool.imap(_ious_one, jobs, chunksize=16):
+                done.append(result)
+                progress.update(1)
+        res = np.stack([r for r, _, _ in done])  # (N, K, 2, T)
+        for j, kind in enumerate(kinds):
+            have = ~np.isnan(res[:, j, 0, 0])
+            if kind == "head" and split == head_split and not have.all():
+                raise CamlocError(f"{int((~have).sum())} {split} images have no head box; prepare puts only "
+                                  "boxed images in test — re-run `dvc repro prepare`")
+            if have.any():
+                scores.boxes[(split, kind)] = (res[have, j], np.flatnonzero(have))
+        if split == head_split:
+            scores.fixed = np.array([f for _, f, _ in done])
+        if split == C.PIXEL_SPLIT:
+            scores.pixels = M.PixelAccumulator(tau_grid)
+            for _, _, pixels in done:
+                if pixels is not None:
+                    scores.pixels.merge(pixels)
+    return scores
+
+
+# --------------------------------------------------------------------------------------------------
+# Metrics
+
+
+def _method_metrics(scores: MethodScores, splits, deltas, tau_grid, size, method) -> dict[str, float]:
+    out = summary.box_metrics(scores.boxes, deltas, tau_grid)
+    head_split = C.SCORED_SPLIT["head"]
+    if scores.fixed is not None:
+        index = splits[head_split].index
+        out.update(summary.loc_at_fixed_tau(scores.fixed, index["pred"].to_numpy() == index["label"].to_numpy(),
+                                            _in_top5(index)))
+        out.update(_box_ap(splits[head_split], method, size, summary.box_ap_tau(scores.boxes, tau_grid)))
+    return out
+
+
+def _box_ap(sm: SplitMaps, method: str, size: int, tau: float) -> dict[str, float]:
+    """COCO box AP of the predicted-class map's boxes at `tau`."""
+    maps = sm.maps(method, "pred")
+    smaps = [M.normalize_map(np.asarray(maps[i], np.float64), (size, size)) for i in range(len(maps))]
+    probs = [float(p[0]) for p in sm.index["top5_prob"]]
+    ap = coco_box_ap(smaps, sm.boxes["head"], probs, tau)
+    return {"box_ap": ap["ap"], "box_ap50": ap["ap50"]}
+
+
+def _classification(sm: SplitMaps | None) -> dict[str, float]:
+    if sm is None:
+        return {}
+    label = sm.index["label"].to_numpy()
+    return {f"{C.CLASSIFICATION}.top1": float((sm.index["pred"].to_numpy() == label).mean() * 100),
+            f"{C.CLASSIFICATION}.top5": float(_in_top5(sm.index).mean() * 100)}
+
+
+def _in_top5(index: pd.DataFrame) -> np.ndarray:
+    """(N,) whether each image's label is among its top-5 predicted classes."""
+    return np.array([lab in set(t) for lab, t in zip(index["label"], index["top5"], strict=True)])
+
+
+def _curves(method: str, scores: MethodScores, deltas, tau_grid) -> pd.DataFrame:
+    """BoxAcc(τ, δ) per δ in all-contours mode on the scored splits (dvc plots / report)."""
+    frames = []
+    for kind, split in C.SCORED_SPLIT.items():
+        if (split, kind) in scores.boxes:
+            for d in deltas:
+                y = M.box_acc_curve(scores.boxes[(split, kind)][0][:, 1], d)
+                frames.append(pd.DataFrame({"method": method, "curve": f"boxacc_{kind}_d{summary.delta_name(d)}",
+                                            "x": tau_grid, "y": y}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(C.CURVE_COLUMNS))
+
+
+def _long(method: str, scores: MethodScores, splits, tau_grid) -> pd.DataFrame:
+    """Long-format per-image IoUs: contracts.PER_IMAGE_COLUMNS."""
+    frames = []
+    for (split, kind), (ious, rows) in scores.boxes.items():  # (N, 2, T), (N,)
+        ids = splits[split].index["image_id"].to_numpy()[rows]
+        n, t = len(rows), len(tau_grid)
+        for m, mode in enumerate(C.CONTOUR_MODES):
+            iou = ious[:, m].astype(np.float32).ravel()  # (N·T,) image-major
+            frames.append(pd.DataFrame({
+                "image_id": np.repeat(ids, t), "split": split, "method": method, "kind": kind, "mode": mode,
+                "tau_index": np.tile(np.arange(t, dtype=np.int16), n),
+                "tau": np.tile(tau_grid.astype(np.float32), n), "iou": iou, "correct": iou >= 0.5}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _trimap_mask(path: str, size: int) -> np.ndarray:
+    """Pets trimap → (S, S) mask: 1 pet → 1, 2 background → 0, anything else (3 boundary) → ignore."""
+    tri = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if tri is None:
+        raise CamlocError(f"{path}: the trimap cannot be read; re-run `dvc repro prepare`")
+    if tri.ndim == 3:
+        tri = tri[..., 0]
+    tri = cv2.resize(tri, (size, size), interpolation=cv2.INTER_NEAREST)
+    return np.where(tri == 1, 1, np.where(tri == 2, 0, M.IGNORE)).astype(np.uint8)
+
+
+def _pixels(method: str, acc: M.PixelAccumulator, flat: dict) -> pd.DataFrame:
+    """PxAP / PxIoU from the split's pooled pixel counts (into `flat`) and the PR curve points (returned)."""
+    if acc.n_images == 0:
+        return pd.DataFrame(columns=list(C.PIXEL_COLUMNS))
+    flat[f"{method}.pxap"], flat[f"{method}.pxiou"] = acc.pxap(), acc.pxiou()
+    thr, precision, recall = acc.pr_curve()
+    return pd.DataFrame({"method": method, "threshold": thr, "precision": precision, "recall": recall})
+
+
+def _pr_curve(pixels: pd.DataFrame) -> pd.DataFrame:
+    """The PR points as curve rows (x = recall, y = precision), undefined precisions dropped."""
+    ok = pixels.dropna(subset=["precision"])
+    return pd.DataFrame({"method": ok["method"], "curve": "pr", "x": ok["recall"], "y": ok["precision"]})

@@ -1,0 +1,111 @@
+"""The `prepare` stage: a raw Pets-layout tree (`data/raw/`) → `data/prepared/`: samples/boxes
+manifests, splits, report.json and the uint8 image cache (docs/contracts.md).
+
+Every listed image is decoded once (in `prepare.workers` processes) into a memory-mappable cache;
+reading the tree is `datasets.index`, decoding `datasets.images`, the tables `datasets.manifest`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.atomic import replace_dir, write_json, write_parquet
+from pipeline.contracts import PREPARED_FILES, Paths
+from pipeline.datasets import index, manifest
+from pipeline.datasets.images import Decoded, process
+from pipeline.errors import CamlocError
+from pipeline.parallel import fork_pool
+from pipeline.params import Params
+from pipeline.stages import bar
+
+log = logging.getLogger(__name__)
+
+
+def decode_all(tasks: list[tuple], workers: int, cache_file: Path, size: int) -> list[Decoded]:
+    """Decode every task, writing cache rows in task order into a (N, S, S, 3) memmap at cache_file."""
+    cache = np.lib.format.open_memmap(cache_file, mode="w+", dtype=np.uint8, shape=(len(tasks), size, size, 3))
+    results: list[Decoded] = []
+    if workers <= 1 or len(tasks) < 64:
+        it = map(process, tasks)
+        pool = None
+    else:
+        pool = fork_pool(workers)
+        it = pool.imap(process, tasks, chunksize=32)
+    try:
+        with bar(total=len(tasks), desc="prepare", unit="img") as progress:
+            for i, d in enumerate(it):
+                if d.cache is not None:
+                    cache[i] = d.cache
+                    d.cache = None  # the row lives in the memmap now
+                results.append(d)
+                progress.update(1)
+    finally:
+        if pool is not None:
+            pool.terminate()
+    cache.flush()
+    del cache
+    return results
+
+
+def build(params: Params, raw: Path, tmp: Path) -> dict:
+    """Write the prepared files into the (temporary) folder `tmp`; returns report.json's content."""
+    trainval, test, notes = index.read_index(raw)
+    classes = manifest.class_table(trainval + test, str(raw / "annotations"))
+    decode_file = tmp / "decode-order.npy"
+    decoded = decode_all(index.decode_tasks(params, raw, trainval, test), params.prepare.workers, decode_file,
+                         params.prepare.cache_size)
+    report: dict = {"skipped": [], "repaired": []}
+    rows, boxes, keep, boxed = index.collect(trainval + test, decoded, classes.label, Path(index.rel_path(raw)), report)
+    official = {e.image_id: "trainval" for e in trainval} | {e.image_id: "test" for e in test}
+    by_class: dict[int, list[str]] = {}
+    for r in rows:
+        if official[r["image_id"]] == "trainval":
+            by_class.setdefault(r["label"], []).append(r["image_id"])
+    if not by_class:
+        raise CamlocError(f"{raw / 'annotations' / 'trainval.txt'} lists no usable image (every one is "
+                          "missing, empty or undecodable); re-run `camloc download`")
+    split_of = manifest.assign_splits(by_class, boxed, classes.names, params.split)
+    for r in rows:
+        r["split"] = split_of.get(r["image_id"], "test_official")
+    samples = manifest.samples_table(rows)
+    _write_cache(decode_file, tmp / "images.npy", [keep[i] for i in samples["image_id"]])
+    unlisted, apple = index.unlisted(raw, set(official))
+    report["skipped"] += unlisted
+    report |= {"counts": manifest.counts(samples, classes.names), "appledouble_ignored": apple,
+               **notes, "cache_size": params.prepare.cache_size}
+    write_parquet(tmp / "samples.parquet", samples)
+    write_parquet(tmp / "boxes.parquet", manifest.boxes_table(boxes, samples["image_id"]))
+    write_json(tmp / "classes.json", {"class_names": list(classes.names), "species": list(classes.species)})
+    write_json(tmp / "report.json", report)
+    return report
+
+
+def _write_cache(src: Path, dst: Path, rows: list[int], chunk: int = 512) -> None:
+    """Reorder the decode-order cache into manifest order (rows = cache_index), chunk by chunk."""
+    a = np.load(src, mmap_mode="r")
+    out = np.lib.format.open_memmap(dst, mode="w+", dtype=np.uint8, shape=(len(rows), *a.shape[1:]))
+    for s in range(0, len(rows), chunk):
+        out[s: s + chunk] = a[rows[s: s + chunk]]
+    out.flush()
+    del out, a
+    src.unlink()
+
+
+def run(params: Params, paths: Paths) -> str:
+    """Prepare `paths.raw` into `paths.prepared` (replaced atomically); returns a one-paragraph summary."""
+    raw, out_dir = Path(paths.raw), Path(paths.prepared)
+    with replace_dir(out_dir, PREPARED_FILES) as tmp:
+        report = build(params, raw, tmp)
+    c = report["counts"]
+    reasons = Counter(s["reason"].split(":")[0] for s in report["skipped"])
+    log.info("prepare: skipped %s", dict(reasons))
+    n_classes = len(next(iter(c["per_class"].values())))
+    splits = ", ".join(f"{k} {v}" for k, v in c["per_split"].items())
+    return (f"prepared {c['total']} images of {n_classes} classes into {out_dir} ({splits}); "
+            f"{len(report['repaired'])} repaired, {len(report['skipped'])} skipped "
+            f"(details in {Path(out_dir) / 'report.json'})")
+

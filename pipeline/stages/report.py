@@ -1,0 +1,158 @@
+"""The `report` stage: leaderboard (md/csv/tex/html) with bootstrap CIs and a paired test, breakdowns,
+plots and CAM galleries under `reports/`, from the earlier stages' outputs only (read through
+`pipeline.contracts`; every input folder is an option of its command in dvc.yaml).
+
+Everything written is a deterministic function of those outputs and params.report (seeded resampling,
+no dates), so deleting reports/ and re-running gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline import contracts as C
+from pipeline.atomic import atomic_path, write_text
+from pipeline.report import gallery, perimage, plots, tables, writers
+from pipeline.report.leaderboard import leaderboard_texts, paired_sentence
+from pipeline.stages import bar
+
+log = logging.getLogger(__name__)
+
+
+def _load_backbone(paths: C.Paths, backbone: str) -> perimage.BackboneEval:
+    per_image = C.read_per_image(paths.eval_dir(backbone))
+    source = str(paths.eval_dir(backbone) / "per_image.parquet")
+    cubes = perimage.build_cubes(per_image, source)
+    top1 = {}
+    for (_, kind, _), cube in cubes.items():
+        if kind == "head" and cube.split not in top1:
+            index = C.read_cams_index(paths.cams_dir(backbone), cube.split)
+            top1[cube.split] = perimage.top1_correct(index, cube.image_ids, str(paths.cams_dir(backbone)))
+    return perimage.BackboneEval(backbone, cubes, C.read_chosen(paths.eval_dir(backbone)), top1)
+
+
+def _breakdown_scores(evals: list[perimage.BackboneEval], deltas: tuple[int, ...]) -> pd.DataFrame:
+    """Long (backbone, method, kind, image_id, score): each image's MaxBoxAccV2 share at the chosen τ."""
+    parts = []
+    for ev in evals:
+        for (method, kind, mode), cube in ev.cubes.items():
+            if mode != "all" or kind not in ev.chosen.get(method, {}).get("oracle", {}):
+                continue
+            score = perimage.per_image_v2(cube, ev.chosen[method]["oracle"][kind], deltas)
+            parts.append(pd.DataFrame({"backbone": ev.backbone, "method": method, "kind": kind,
+                                       "image_id": cube.image_ids, "score": score}))
+    cols = ["backbone", "method", "kind", "image_id", "score"]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
+
+
+def _gallery_input(paths: C.Paths, ev: perimage.BackboneEval) -> gallery.GalleryInput | None:
+    heads = {m: c for (m, k, mode), c in ev.cubes.items() if k == "head" and mode == "largest"
+             and "v1" in ev.chosen.get(m, {}).get("oracle", {}).get("head", {})}
+    if not heads:
+        log.warning("%s: no head-box IoUs in largest-contour mode; its gallery page is skipped", ev.backbone)
+        return None
+    first = next(iter(heads.values()))
+    ious, taus = {}, {}
+    for m, cube in sorted(heads.items()):
+        taus[m] = float(ev.chosen[m]["oracle"]["head"]["v1"])
+        ious[m] = cube.iou[:, cube.column(taus[m], f"chosen.json {m}/oracle/head/v1")]
+    cams_dir = paths.cams_dir(ev.backbone)
+    index = C.read_cams_index(cams_dir, first.split)
+    row_of = {str(i): r for r, i in enumerate(index["image_id"])}
+    preds = dict(zip(index["image_id"].astype(str), index["pred"].astype(int), strict=True))
+    size = int(C.read_cams_meta(cams_dir)["image_size"])
+    loaded: dict[str, np.ndarray] = {}
+
+    def maps(method: str, image_id: str) -> np.ndarray:
+        if method not in loaded:
+            loaded[method] = C.open_maps(cams_dir, first.split, method, "gt")
+        return np.asarray(loaded[method][row_of[image_id]])
+
+    return gallery.GalleryInput(ev.backbone, size, first.image_ids, ious, taus, preds, maps)
+
+
+def _shared_gallery(paths: C.Paths, samples: pd.DataFrame) -> gallery.SharedInput:
+    boxes = C.read_boxes(paths.prepared)
+    grouped = {(str(i), str(k)): g[["x0", "y0", "x1", "y1"]].to_numpy(dtype=np.int64)
+               for (i, k), g in boxes.groupby(["image_id", "kind"], sort=True)}
+    return gallery.SharedInput(samples.set_index(samples["image_id"].astype(str)), grouped,
+                               C.read_image_cache(paths.prepared), C.read_classes(paths.prepared))
+
+
+def run(params, paths: C.Paths) -> str:
+    """Write the whole report under `paths.reports` from the stage outputs `paths` names."""
+    out_dir = Path(paths.reports)
+    rp, deltas = params.report, tuple(params.evaluate.iou_thresholds)
+    backbones = list(params.backbones)
+    metrics = {b: C.read_metrics(paths.metrics_file(b)) for b in backbones}
+    board = tables.metrics_frame(metrics, tuple(params.cams.methods))
+    evals = [_load_backbone(paths, b) for b in backbones]
+    cis, boot = perimage.bootstrap_rows(evals, deltas, params.evaluate.fixed_tau, rp.bootstrap, rp.seed)
+    board, dropped = tables.attach_cis(board, cis)
+    for d in dropped:
+        log.warning("CI dropped, re-computed point disagrees: %s", d)
+    board = tables.rank(board)
+    sentence = paired_sentence(board, boot, {ev.backbone: ev for ev in evals})
+
+    texts = leaderboard_texts(board, sentence, rp.bootstrap, rp.seed, dropped)
+    for ext, text in texts.items():
+        write_text(out_dir / f"leaderboard.{ext}", text)
+
+    samples = C.read_samples(paths.prepared, ("image_id", "class_name", "species"))
+    scores = _breakdown_scores(evals, deltas)
+    best = board.iloc[0]
+    with atomic_path(out_dir / "breakdowns") as tmp:
+        tmp.mkdir()
+        _write_breakdowns(tmp, scores, samples, board, str(best["backbone"]), str(best["method"]))
+
+    curves = {b: C.read_curves(paths.curves_file(b)) for b in backbones}
+    histories = {b: h for b in backbones if (h := _history(paths, b)) is not None}
+    methods = {b: board.loc[board["backbone"] == b, "method"].pipe(_in_order, params.cams.methods)
+               for b in backbones}
+    with atomic_path(out_dir / "plots") as tmp:
+        tmp.mkdir()
+        plot_names = plots.write_plots(tmp, curves, board, histories, methods)
+
+    shared = _shared_gallery(paths, samples)
+    ginputs = [g for ev in evals if (g := _gallery_input(paths, ev)) is not None]
+    with atomic_path(out_dir / "gallery") as tmp:
+        tmp.mkdir()
+        n_thumbs, mismatched = gallery.write_gallery(tmp, ginputs, shared, rp.gallery_samples,
+                                                     rp.gallery_extremes, rp.seed, bar)
+    return (f"report: {len(board)} leaderboard rows ({len(backbones)} backbones) → {out_dir}/leaderboard.*; "
+            f"{len(plot_names)} plots, {n_thumbs} gallery thumbnails; {len(dropped)} CIs dropped "
+            f"(metric drift), {mismatched} gallery boxes off their evaluated IoU\n{sentence}")
+
+
+def _history(paths: C.Paths, backbone: str) -> pd.DataFrame | None:
+    history = C.read_history(paths.model_dir(backbone))
+    if history is None:
+        log.warning("no training history in %s: the training-curve plot leaves %s out",
+                    paths.model_dir(backbone), backbone)
+    return history
+
+
+def _in_order(methods: pd.Series, order) -> list[str]:
+    present = set(methods)
+    return [m for m in order if m in present] + sorted(present - set(order))
+
+
+def _write_breakdowns(folder: Path, scores: pd.DataFrame, samples: pd.DataFrame, board: pd.DataFrame,
+                      backbone: str, method: str) -> None:
+    cols = [writers.Column("n_head", "n (head)", 0), writers.Column("maxboxacc_v2_head", "MaxBoxAccV2 head"),
+            writers.Column("n_body", "n (body)", 0), writers.Column("maxboxacc_v2_body", "MaxBoxAccV2 body")]
+    species = tables.species_table(scores, samples, board)
+    breeds = tables.worst_breeds(scores, samples, backbone, method)
+    spec_cols = [writers.Column("backbone", "backbone"), writers.Column("method", "method"),
+                 writers.Column("species", "species"), *cols]
+    breed_cols = [writers.Column("class_name", "breed"), writers.Column("species", "species"), *cols]
+    for name, df, columns, title in (
+        ("species", species, spec_cols, "MaxBoxAccV2 per species (τ chosen on the whole split)"),
+        ("breeds_worst10", breeds, breed_cols, f"Ten worst breeds for the best row: {backbone} / {method}"),
+    ):
+        (folder / f"{name}.csv").write_text(writers.to_csv(df))
+        (folder / f"{name}.md").write_text(f"# {title}\n\n" + writers.to_markdown(writers.render_cells(df, columns)))

@@ -1,0 +1,208 @@
+"""The `train@<backbone>` stage: a GAP classifier from image labels only.
+
+Trains on split `train`, measures classification on `val` after every epoch, and writes
+`data/models/<B>/{model.pt, meta.json, history.csv, metrics.json}` as one folder renamed into place
+(docs/contracts.md). CUDA when present (bf16 autocast, channels_last), else CPU with deterministic
+algorithms and a fixed thread count, so two CPU runs give identical weights and metrics.
+
+With `resume: true` a checkpoint is written after each epoch to `data/.resume/<B>/` (outside the DVC
+output, which DVC deletes before a stage runs); a killed run restarted with the same params continues
+from the last finished epoch and ends with the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import platform
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+
+from pipeline.atomic import atomic_path, clean_own_tmp, write_json
+from pipeline.contracts import HISTORY_COLUMNS, HOLDOUT, Paths, read_classes, resume_dir
+from pipeline.datasets import loader
+from pipeline.errors import CamlocError
+from pipeline.models.backbones import build_backbone
+from pipeline.models.checkpoint import save_model
+from pipeline.params import BackboneParams, Params, arch_of, to_dict
+from pipeline.stages import bar
+from pipeline.training.loop import evaluate, make_optimizer, make_scheduler, setup_determinism, train_epoch
+
+log = logging.getLogger(__name__)
+
+# No timings here: history.csv is a DVC plot and must be byte-identical across reruns (images/s is
+# on the progress bar, in the log and in the stage's summary line).
+HISTORY_FIELDS = HISTORY_COLUMNS
+RESUME_FILE = "last.pt"
+
+
+def run(
+    params: Params,
+    paths: Paths,
+    backbone_key: str,
+    resume_from: str | Path | None = None,
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+) -> str:
+    """Train backbone entry `backbone_key` of params.yaml into `paths.model_dir(B)`; returns a summary.
+
+    `resume_from` defaults to `contracts.resume_dir` (data/.resume/<B> for data/models/<B>).
+    `on_epoch_end(epoch, history_row)` is called after each epoch (and after its resume checkpoint).
+    """
+    bp = params.backbone(backbone_key)
+    arch = arch_of(backbone_key, bp)
+    out_dir, prepared_dir = paths.model_dir(backbone_key), paths.prepared
+    resume_folder = Path(resume_from) if resume_from else resume_dir(out_dir)
+    clean_own_tmp(out_dir)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    threads = setup_determinism(params.seed, device)
+
+    train_rows, train_images = loader.load_split(prepared_dir, "train")
+    val_rows, val_images = loader.load_split(prepared_dir, HOLDOUT)
+    class_names = read_classes(prepared_dir)
+    _check_labels(train_rows, val_rows, class_names, prepared_dir)
+
+    torch.manual_seed(params.seed)
+    options = {"output_stride": bp.output_stride}
+    model = build_backbone(arch, len(class_names), pretrained=bp.pretrained, weights=bp.weights, **options)
+    model = model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.preserve_format)
+    dataset = loader.TrainDataset(train_images, train_rows["label"].to_numpy(), bp.image_size, bp.augment,
+                                  params.seed)
+    batches, sampler = loader.make_train_loader(dataset, bp.batch_size, bp.workers, device.type == "cuda")
+    optimizer = make_optimizer(model, bp)
+    scheduler = make_scheduler(optimizer, bp, len(batches))
+    val_labels = torch.tensor(val_rows["label"].to_numpy(), dtype=torch.long)
+
+    fingerprint = _fingerprint(params, backbone_key, arch, prepared_dir)
+    history, start = _maybe_resume(bp, resume_folder, fingerprint, model, optimizer, scheduler)
+    started = time.perf_counter()
+    for epoch in range(start, bp.epochs):
+        sampler.set_epoch(epoch)
+        torch.manual_seed(params.seed * 100_003 + epoch)  # stochastic depth etc.: the same on resume
+        lr = optimizer.param_groups[0]["lr"]
+        loss, acc, ips = train_epoch(model, batches, optimizer, scheduler, device,
+                                     f"{backbone_key} {epoch + 1}/{bp.epochs}", bar)
+        val_loss, val_acc = evaluate(model, val_images, val_labels, bp.image_size, bp.batch_size, device)
+        row = {"epoch": epoch + 1, "lr": lr, "train_loss": loss, "train_acc": acc,
+               "val_loss": val_loss, "val_acc": val_acc, "images_per_s": ips}
+        history.append(row)
+        log.info("%s epoch %d: loss %.4f acc %.2f%%, val loss %.4f acc %.2f%%, %.0f img/s",
+                 backbone_key, epoch + 1, loss, acc, val_loss, val_acc, ips)
+        if bp.resume:
+            _save_resume(resume_folder, fingerprint, epoch + 1, model, optimizer, scheduler, history)
+        if on_epoch_end:
+            on_epoch_end(epoch + 1, row)
+
+    meta = _meta(backbone_key, arch, bp, params, class_names, options, len(train_rows), len(val_rows), threads, device)
+    _write_outputs(out_dir, model, meta, history)
+    if bp.resume and resume_folder.exists():
+        shutil.rmtree(resume_folder)
+    final = history[-1]
+    ips = np.mean([row["images_per_s"] for row in history[start:]]) if bp.epochs > start else float("nan")
+    return (f"{backbone_key}: val accuracy {final['val_acc']:.2f}% after {bp.epochs} epochs "
+            f"({time.perf_counter() - started:.0f} s on {device.type}, {ips:.0f} images/s) → {out_dir}")
+
+
+def _check_labels(train_rows, val_rows, class_names: list[str], prepared_dir: Path) -> None:
+    for name, rows in (("train", train_rows), ("val", val_rows)):
+        labels = rows["label"].to_numpy()
+        if labels.min() < 0 or labels.max() >= len(class_names):
+            raise CamlocError(
+                f"{prepared_dir / 'samples.parquet'}: {name} labels span {labels.min()}..{labels.max()} but "
+                f"classes.json has {len(class_names)} classes; run `python -m pipeline prepare` again"
+            )
+
+
+# --------------------------------------------------------------------------------------------------
+# Resume checkpoints (outside the DVC output)
+
+
+def _fingerprint(params: Params, key: str, arch: str, prepared_dir: Path) -> str:
+    """What a resume checkpoint must match: the resolved recipe, seed and the training manifest."""
+    h = hashlib.sha256()
+    h.update(json.dumps([key, arch, params.seed, to_dict(params.backbone(key))], sort_keys=True).encode())
+    h.update((prepared_dir / "samples.parquet").read_bytes())
+    return h.hexdigest()
+
+
+def _save_resume(folder: Path, fingerprint: str, epoch: int, model, optimizer, scheduler, history) -> None:
+    state = {
+        "fingerprint": fingerprint,
+        "epoch": epoch,
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "history": history,
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / RESUME_FILE, suffix=".pt") as tmp:
+        torch.save(state, tmp)
+
+
+def _maybe_resume(bp: BackboneParams, folder: Path, fingerprint: str, model, optimizer, scheduler):
+    """(history, first epoch to run): from `folder` when resuming is on and its checkpoint fits."""
+    path = folder / RESUME_FILE
+    if not bp.resume or not path.is_file():
+        return [], 0
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a checkpoint killed mid-write cannot exist (atomic), but disks fail
+        log.warning("ignoring unreadable resume checkpoint %s (%s); training from epoch 1", path, e)
+        return [], 0
+    if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:
+        log.warning("ignoring resume checkpoint %s: it was written for other params or data", path)
+        return [], 0
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    log.info("resuming from %s after epoch %d", path, state["epoch"])
+    return list(state["history"]), int(state["epoch"])
+
+
+# --------------------------------------------------------------------------------------------------
+# Outputs
+
+
+def _meta(key, arch, bp, params, class_names, options, n_train, n_val, threads, device) -> dict:
+    return {
+        "backbone": key,
+        "arch": arch,
+        "num_classes": len(class_names),
+        "class_names": class_names,
+        "image_size": bp.image_size,
+        "mean": list(loader.IMAGENET_MEAN),
+        "std": list(loader.IMAGENET_STD),
+        "options": {k: v for k, v in options.items() if v is not None},
+        "params": to_dict(bp),
+        "seed": params.seed,
+        "train_images": n_train,
+        "val_images": n_val,
+        "device": device.type,
+        "threads": threads,
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "torchvision": torchvision.__version__, "numpy": np.__version__},
+    }
+
+
+def _write_outputs(out_dir: Path, model, meta: dict, history: list[dict]) -> None:
+    """The whole model folder in a temporary sibling, renamed into place at once."""
+    final = history[-1]
+    metrics = {k: round(float(final[k]), 4) for k in ("val_acc", "val_loss", "train_acc", "train_loss")}
+    metrics["epochs"] = int(final["epoch"])
+    with atomic_path(out_dir) as tmp:
+        save_model(tmp, model, meta)
+        write_json(tmp / "metrics.json", metrics)
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        for row in history:
+            writer.writerow({k: (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k]) for k in HISTORY_FIELDS})
+        (tmp / "history.csv").write_text(buf.getvalue())

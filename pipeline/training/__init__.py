@@ -1,0 +1,1 @@
+"""Training (torch), for train@B: the epoch loop, optimisers and schedules (`training.loop`)."""

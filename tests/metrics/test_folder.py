@@ -1,0 +1,164 @@
+"""evaluate-maps end to end: JSON equal to the naive reference, bad inputs, --skip-bad, CLI, fuzzing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from reference import ref_evaluate, ref_rescale
+
+from pipeline.errors import CamlocError
+from pipeline.metrics.folder import run
+from pipeline.metrics import normalize_map
+
+HEADER = "image_id,x0,y0,x1,y1,width,height\n"
+
+
+def _write(tmp_path, n=6, size=32, seed=0, masks=True):
+    """A small evaluate-maps input tree; returns (maps_dir, csv, masks_dir, maps, gts, mask_arrays)."""
+    rng = np.random.default_rng(seed)
+    maps_dir, masks_dir = tmp_path / "maps", tmp_path / "masks"
+    maps_dir.mkdir()
+    masks_dir.mkdir()
+    lines, maps, gts, mask_arrays = [HEADER], {}, {}, {}
+    for i in range(n):
+        image_id = f"img_{i}"
+        smap = normalize_map(rng.normal(size=(5, 5)), (size, size))
+        np.save(maps_dir / f"{image_id}.npy", smap.astype(np.float32) if i % 2 else smap)
+        maps[image_id] = np.load(maps_dir / f"{image_id}.npy").astype(np.float64)
+        w, h = int(rng.integers(40, 90)), int(rng.integers(40, 90))
+        gts[image_id] = []
+        for _ in range(int(rng.integers(1, 3))):
+            x0, x1 = sorted(rng.integers(0, w, 2).tolist())
+            y0, y1 = sorted(rng.integers(0, h, 2).tolist())
+            lines.append(f"{image_id},{x0},{y0},{x1},{y1},{w},{h}\n")
+            gts[image_id].append(ref_rescale((x0, y0, x1, y1), w, h, size, size))
+        mask = (maps[image_id] > 0.5).astype(np.uint8)
+        mask[rng.uniform(size=mask.shape) < 0.1] = 255
+        cv2.imwrite(str(masks_dir / f"{image_id}.png"), mask)
+        mask_arrays[image_id] = mask
+    csv = tmp_path / "boxes.csv"
+    csv.write_text("".join(lines))
+    return maps_dir, csv, (masks_dir if masks else None), maps, gts, mask_arrays
+
+
+def _close(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        if isinstance(a[k], dict):
+            _close(a[k], b[k])
+        else:
+            assert a[k] == pytest.approx(b[k], abs=1e-9), k
+
+
+@pytest.mark.parametrize("interval", [0.01, 0.05])
+def test_json_equals_reference_loop(tmp_path, interval):
+    maps_dir, csv, masks_dir, maps, gts, masks = _write(tmp_path, n=8)
+    out, per_image = tmp_path / "out.json", tmp_path / "per_image.csv"
+    got = run(maps_dir, csv, masks=masks_dir, interval=interval, out=out, per_image=per_image)
+    assert got.pop("n_skipped") == 0 and got.pop("skipped") == []
+    _close(got, ref_evaluate(maps, gts, interval, masks))
+    assert json.loads(out.read_text())["max_box_acc"] == got["max_box_acc"]
+    assert per_image.read_text().splitlines()[0] == "image_id,iou_v1,iou_d30,iou_d50,iou_d70"
+
+
+def test_raw_maps_are_post_processed_to_the_image_frame(tmp_path):
+    maps_dir = tmp_path / "maps"
+    maps_dir.mkdir()
+    raw = np.random.default_rng(1).normal(size=(7, 7)) * 40 + 3  # any range is fine with --raw
+    np.save(maps_dir / "a.npy", raw)
+    csv = tmp_path / "b.csv"
+    csv.write_text(HEADER + "a,10,5,40,30,60,50\n")
+    got = run(maps_dir, csv, raw=True, interval=0.05)
+    expected = ref_evaluate({"a": normalize_map(raw, (50, 60))}, {"a": [[10, 5, 40, 30]]}, 0.05)
+    _close({k: got[k] for k in expected}, expected)
+    with pytest.raises(CamlocError, match="outside \\[0, 1\\].*--raw"):
+        run(maps_dir, csv, interval=0.05)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "missing"),
+    ("nan", "NaN"),
+    ("range", "outside \\[0, 1\\]"),
+    ("box_outside", "outside its"),
+    ("x1_lt_x0", "x1 < x0"),
+    ("not_numeric", "non-numeric|finite integers"),
+    ("bad_mask", "mask"),
+])
+def test_bad_inputs_name_the_image_or_are_skipped(tmp_path, case, message):
+    maps_dir, csv, masks_dir, *_ = _write(tmp_path, n=3)
+    victim = "img_1"
+    if case == "missing":
+        (maps_dir / f"{victim}.npy").unlink()
+    elif case in ("nan", "range"):
+        m = np.load(maps_dir / f"{victim}.npy")
+        m[0, 0] = np.nan if case == "nan" else 1.5
+        np.save(maps_dir / f"{victim}.npy", m)
+    elif case == "bad_mask":
+        cv2.imwrite(str(masks_dir / f"{victim}.png"), np.full((32, 32), 7, np.uint8))
+    else:
+        row = {"box_outside": "5,5,500,6", "x1_lt_x0": "9,5,3,6", "not_numeric": "a,5,3,6"}[case]
+        wh = next(line for line in csv.read_text().splitlines() if line.startswith(victim)).split(",")[-2:]
+        csv.write_text(csv.read_text() + f"{victim},{row},{','.join(wh)}\n")
+    with pytest.raises(CamlocError, match=f"'{victim}'.*({message})"):
+        run(maps_dir, csv, masks=masks_dir)
+    got = run(maps_dir, csv, masks=masks_dir, skip_bad=True)
+    assert got["n_images"] == 2 and got["n_skipped"] == 1 and got["skipped"][0]["image_id"] == victim
+
+
+def test_malformed_csv_and_all_skipped(tmp_path):
+    maps_dir, csv, *_ = _write(tmp_path, n=1, masks=False)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,x0\n1,2\n")
+    with pytest.raises(CamlocError, match="missing column"):
+        run(maps_dir, bad)
+    (maps_dir / "img_0.npy").unlink()
+    with pytest.raises(CamlocError, match="no image could be evaluated"):
+        run(maps_dir, csv, skip_bad=True)
+
+
+def test_cli_prints_json_and_exits_2_on_bad_input(tmp_path):
+    maps_dir, csv, *_ = _write(tmp_path, n=2, masks=False)
+    cmd = [sys.executable, "-m", "pipeline", "evaluate-maps", "--maps", str(maps_dir), "--boxes", str(csv)]
+    ok = subprocess.run(cmd + ["--interval", "0.1"], capture_output=True, text=True, check=False)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["n_images"] == 2
+    np.save(maps_dir / "img_0.npy", np.full((4, 4), np.nan))
+    bad = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert bad.returncode == 2 and "img_0" in bad.stderr and "Traceback" not in bad.stderr
+
+
+cell = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-3, 300))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.lists(cell, min_size=1, max_size=30), shape=st.tuples(st.integers(1, 6), st.integers(1, 6)),
+       row=st.lists(st.one_of(st.integers(-5, 80), st.just("x"), st.just("")), min_size=6, max_size=6),
+       raw=st.booleans())
+def test_fuzz_inputs_give_a_result_or_a_camloc_error(tmp_path_factory, values, shape, row, raw):
+    tmp = tmp_path_factory.mktemp("fuzz")
+    (tmp / "maps").mkdir()
+    arr = np.resize(np.array(values, dtype=np.float64), shape)
+    np.save(tmp / "maps" / "a.npy", arr)
+    (tmp / "b.csv").write_text(HEADER + "a," + ",".join(map(str, row)) + "\n")
+    try:
+        got = run(tmp / "maps", tmp / "b.csv", raw=raw, interval=0.25)
+    except CamlocError as e:
+        assert str(e)
+        return
+    assert got["n_images"] == 1 and 0 <= got["max_box_acc"]["v2"] <= 100
+
+
+def test_two_workers_give_the_same_json(tmp_path):
+    maps_dir, csv, masks_dir, *_ = _write(tmp_path, n=70, size=16)  # 3 chunks of 32
+    one = run(maps_dir, csv, masks=masks_dir, workers=1)
+    assert run(maps_dir, csv, masks=masks_dir, workers=2) == one
+    np.save(maps_dir / "img_50.npy", np.full((16, 16), 2.0))  # a bad image in a later chunk
+    with pytest.raises(CamlocError, match="img_50"):
+        run(maps_dir, csv, masks=masks_dir, workers=2)
