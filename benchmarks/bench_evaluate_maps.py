@@ -22,9 +22,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from reference import ref_evaluate  # noqa: E402
 
+from pipeline.metrics import PixelAccumulator, best_ious, normalize_map, taus  # noqa: E402
 from pipeline.metrics.folder import run  # noqa: E402
-from pipeline.metrics import best_ious, normalize_map, taus  # noqa: E402
-from pipeline.metrics import PixelAccumulator  # noqa: E402
 
 S = 224
 

@@ -159,17 +159,26 @@ def evaluate(backbone, params_path, prepared, cams, eval, metrics, curves) -> No
 @click.option("--masks", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
               help="Folder of <image_id>.png masks: 0 background, 1 foreground, 255 ignore (adds PxAP).")
 @click.option("--interval", type=float, default=0.01, show_default=True, help="Tau grid step.")
-@click.option("--raw", is_flag=True, help="Maps are raw (any size): post-process per PROTOCOL section 1.")
+@click.option("--raw", is_flag=True, help="Maps are raw (any size and range): post-process per PROTOCOL "
+              "section 1 (bicubic upsampling in float64, min-max) to each image's own size, or to SxS with --size.")
+@click.option("--size", type=click.IntRange(min=1), default=None, metavar="S",
+              help="Score in the SxS frame, as paper numbers are (S = 224 there): with --raw, maps are "
+                   "upsampled to SxS, boxes rescaled to SxS (int(x*S/W), int(y*S/H)) and masks resized "
+                   "nearest to SxS. Without --raw, every map must already be SxS.")
 @click.option("--skip-bad", is_flag=True, help="Count and report bad images instead of stopping.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write the JSON here.")
 @click.option("--per-image", type=click.Path(path_type=Path), default=None, help="Per-image CSV.")
-def evaluate_maps(maps, boxes, masks, interval, raw, skip_bad, out, per_image) -> None:
-    """Score your own maps with the reference protocol (no torch needed)."""
+def evaluate_maps(maps, boxes, masks, interval, raw, size, skip_bad, out, per_image) -> None:
+    """Score your own maps with the reference protocol (no torch needed).
+
+    Maps in --maps without a row in --boxes are not scored: a warning names them and the JSON counts
+    them in n_unscored_maps.
+    """
     from pipeline.metrics.folder import run
     from pipeline.stages import bar
 
     result = run(maps, boxes, masks=masks, interval=interval, raw=raw, skip_bad=skip_bad,
-                 out=out, per_image=per_image, bar=bar)
+                 out=out, per_image=per_image, bar=bar, size=size)
     import json
 
     click.echo(json.dumps(result, indent=2, sort_keys=True))

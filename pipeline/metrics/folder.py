@@ -3,27 +3,38 @@
 Inputs (issue 5):
 - ``maps_dir/<image_id>.npy``: one 2-D float map per image. Default: already normalised to [0, 1] at
   the evaluation size (the reference's scoremap format). ``raw=True``: any size and range, post-processed
-  per PROTOCOL §1 (bicubic + min–max) to the image's own ``height × width`` from the boxes CSV.
-- ``boxes_csv``: header ``image_id,x0,y0,x1,y1,width,height``, one row per GT box, integer coordinates,
-  0-based inclusive (``0 <= x0 <= x1 <= width - 1``), in the original image; rescaled to the map's
-  frame per PROTOCOL §2 (no change when the sizes are equal). The CSV lists the images evaluated.
+  per PROTOCOL §1 (bicubic + min–max) to the image's own ``height × width`` from the boxes CSV, or to
+  ``size × size`` with ``size`` (``--size S``).
+- ``boxes_csv``: header ``image_id,x0,y0,x1,y1,width,height`` (extra columns are ignored), one row per
+  GT box, integer coordinates, 0-based inclusive (``0 <= x0 <= x1 <= width - 1``), in the original image;
+  rescaled to the map's frame per PROTOCOL §2 (no change when the sizes are equal). The CSV lists the
+  images evaluated, in image_id order. An image_id is the map's file name without ``.npy``: one with
+  ``/``, ``\\`` or ``..`` in it, or an empty one, is refused (it would name a file outside the folder).
 - ``masks_dir/<image_id>.png`` (optional): 0 background, 1 foreground, 255 ignore; resized with nearest
   neighbour to the map's frame when sizes differ. Adds PxAP and PxIoU.
+- ``size`` (``--size S``, optional): score in the S×S frame, as paper numbers are (PROTOCOL §1–2, S = 224
+  there). With ``raw``, every map is upsampled to S×S (bicubic, float64, min–max), boxes are rescaled
+  from each image's ``width × height`` to S×S (``int(x·S/W)``, ``int(y·S/H)``) and masks are resized
+  nearest to S×S. Without ``raw``, maps must already be S×S (any other shape is an error). Without
+  ``size``, raw maps go to each image's own size, and normalised maps are scored at their own shape.
 
 Output: the JSON dict of issue 5 (percentages; ``best_tau`` values are τ), plus ``n_skipped`` and
-``skipped`` (``[{"image_id", "reason"}]``; non-empty only with ``skip_bad``). Optional per-image CSV:
-``image_id, iou_v1, iou_d30, iou_d50, iou_d70`` (IoU at the split's chosen τ of each metric).
+``skipped`` (``[{"image_id", "reason"}]``; non-empty only with ``skip_bad``) and ``n_unscored_maps``
+(``.npy`` files in ``maps_dir`` with no row in the CSV: not scored, and logged as a warning). Optional
+per-image CSV: ``image_id, iou_v1, iou_d30, iou_d50, iou_d70`` (IoU at the split's chosen τ of each metric).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
+import math
 import os
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 import cv2
 import numpy as np
-import pandas as pd
 
 from pipeline.atomic import write_json, write_text
 from pipeline.errors import CamlocError
@@ -36,42 +47,101 @@ from pipeline.progress import Bar, no_bar
 
 log = logging.getLogger(__name__)
 COLUMNS = ["image_id", "x0", "y0", "x1", "y1", "width", "height"]
+# Cells read as missing (NaN), as pandas' read_csv did before this module dropped pandas.
+_NA_CELLS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+                       "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
 
 
 class BadInput(Exception):
     """One image's input is unusable; the message says why (the caller names the image)."""
 
 
-def read_boxes(path: Path) -> dict[str, tuple[np.ndarray, tuple[int, int]]]:
-    """image_id → (boxes (G, 4) int64, (width, height)), sorted by image_id. Raises on a malformed file."""
+def _cell(text: str):
+    """One box CSV cell: int, float (NaN when missing) or, when not a number, the text itself."""
+    if text in _NA_CELLS:
+        return math.nan
+    s = text.strip()
+    if s.isascii() and "_" not in s:  # Python's int()/float() would also take '1_0' and non-ASCII digits
+        for parse in (int, float):
+            try:
+                return parse(s)
+            except ValueError:
+                pass
+    return text
+
+
+def _bad_image_id(image_id: str) -> str | None:
+    """Why an image_id cannot name a file inside the maps folder, or None when it can."""
+    if not image_id:
+        return "is empty"
+    for bad, what in (("/", "'/'"), ("\\", "'\\'"), ("..", "'..'"), ("\0", "a NUL character")):
+        if bad in image_id:
+            return f"contains {what}"
+    if PureWindowsPath(image_id).anchor:  # e.g. 'C:x', which Windows reads as a path on drive C
+        return "is an absolute path or names a drive"
+    return None
+
+
+def read_boxes(path: Path) -> dict[str, list[list]]:
+    """image_id → its rows [[x0, y0, x1, y1, width, height], ...] (file order), sorted by image_id.
+
+    Cells are parsed, not validated (a bad row fails only its image, which ``skip_bad`` can skip).
+    Raises CamlocError on a malformed file, and on an image_id that is not a plain file name.
+    """
+    expected = f"expected header {','.join(COLUMNS)}"
     try:
-        df = pd.read_csv(path, dtype={"image_id": str})
-    except (ValueError, OSError, pd.errors.ParserError) as e:
-        raise CamlocError(f"{path}: cannot read the boxes CSV ({e}); expected header {','.join(COLUMNS)}") from e
-    missing = [c for c in COLUMNS if c not in df.columns]
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = [(n, row) for n, row in _csv_rows(f)]
+    except (ValueError, OSError, csv.Error) as e:  # UnicodeDecodeError is a ValueError
+        raise CamlocError(f"{path}: cannot read the boxes CSV ({e}); {expected}") from e
+    if not rows:
+        raise CamlocError(f"{path}: cannot read the boxes CSV (No columns to parse from file); {expected}")
+    (_, header), data = rows[0], rows[1:]
+    missing = [c for c in COLUMNS if c not in header]
     if missing:
-        raise CamlocError(f"{path}: missing column(s) {missing}; expected header {','.join(COLUMNS)}")
-    if df.empty:
+        raise CamlocError(f"{path}: missing column(s) {missing}; {expected}")
+    if not data:
         raise CamlocError(f"{path}: no box rows; add one row per GT box")
-    out = {}
-    for image_id, rows in df.groupby("image_id", sort=True):
-        out[str(image_id)] = rows[COLUMNS[1:]].to_numpy()  # validated per image (bad rows can be skipped)
-    return out
+    index = [header.index(c) for c in COLUMNS]  # the first of duplicated names, as pandas did
+    out: dict[str, list[list]] = {}
+    for line, row in data:
+        if len(row) > len(header):
+            raise CamlocError(f"{path}: cannot read the boxes CSV (line {line} has {len(row)} fields, the "
+                              f"header {len(header)}); {expected}")
+        row = row + [""] * (len(header) - len(row))  # short rows: the missing cells are NaN
+        image_id = row[index[0]]
+        why = _bad_image_id(image_id)
+        if why is not None:
+            raise CamlocError(
+                f"{path}, line {line}: image_id {image_id!r} {why}; an image_id must be the map's file name "
+                f"without .npy (maps_dir/<image_id>.npy), with no '/', '\\', '..' or drive: fix that row")
+        out.setdefault(image_id, []).append([_cell(row[i]) for i in index[1:]])
+    return dict(sorted(out.items()))
 
 
-def _as_int(values: np.ndarray) -> np.ndarray:
-    v = np.asarray(values)
+def _csv_rows(f):
+    """(line number, fields) of each non-blank CSV row (blank and whitespace-only lines are skipped)."""
+    reader = csv.reader(f)
+    for row in reader:
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        yield reader.line_num, row
+
+
+def _as_int(rows: list[list]) -> np.ndarray:
+    if any(isinstance(x, str) for r in rows for x in r):
+        raise BadInput(f"non-numeric box values {rows}")
     try:
-        f = v.astype(np.float64)
-    except (TypeError, ValueError) as e:
-        raise BadInput(f"non-numeric box values {v.tolist()}") from e
-    if not np.isfinite(f).all() or (f != np.round(f)).any():
-        raise BadInput(f"box values must be finite integers, got {v.tolist()}")
+        f = np.array(rows, dtype=np.float64)
+    except (OverflowError, ValueError, TypeError) as e:  # e.g. an integer beyond float range
+        raise BadInput(f"box values must be finite integers, got {rows}") from e
+    if not np.isfinite(f).all() or (f != np.round(f)).any() or (np.abs(f) > 2.0 ** 53).any():
+        raise BadInput(f"box values must be finite integers, got {rows}")
     return f.astype(np.int64)
 
 
-def check_boxes(rows: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
-    """Validate one image's CSV rows (G, 6) → (boxes (G, 4), (width, height))."""
+def check_boxes(rows: list[list]) -> tuple[np.ndarray, tuple[int, int]]:
+    """Validate one image's CSV rows (G × 6) → (boxes (G, 4), (width, height))."""
     v = _as_int(rows)
     sizes = {tuple(r) for r in v[:, 4:6].tolist()}
     if len(sizes) != 1:
@@ -88,14 +158,39 @@ def check_boxes(rows: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
     return boxes, (w, h)
 
 
-def load_map(path: Path, raw: bool, wh: tuple[int, int]) -> np.ndarray:
-    """One evaluation-frame map (H, W) float64 in [0, 1], validated."""
+def _read_npy(path: Path) -> np.ndarray:
+    """The array in a .npy file, its header checked before any data is read: it must be 2-D, non-empty
+    and numeric, and the file must hold all the bytes it claims (so a corrupt header claiming a huge
+    shape is reported instead of making np.load allocate it)."""
+    fmt = np.lib.format
+    try:
+        with open(path, "rb") as f:
+            version = fmt.read_magic(f)
+            # 3.0 differs from 2.0 only in a UTF-8 header (non-ASCII field names, refused below anyway)
+            read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, _, dtype = read_header(f)
+            if len(shape) != 2 or min(shape) < 1 or not (np.issubdtype(dtype, np.floating)
+                                                         or np.issubdtype(dtype, np.integer)):
+                raise BadInput(f"map {path} must be a non-empty 2-D numeric array, got {dtype} {shape}")
+            need, have = math.prod(shape) * dtype.itemsize, os.fstat(f.fileno()).st_size - f.tell()
+            if have < need:
+                raise BadInput(f"map {path} is truncated or corrupt: its header says {dtype} {shape} "
+                               f"({need} bytes of data) but the file holds {have}")
+            f.seek(0)
+            return np.load(f, allow_pickle=False)
+    except (ValueError, OSError, EOFError, SyntaxError) as e:
+        raise BadInput(f"map {path} is not a readable .npy ({e})") from e
+
+
+def load_map(path: Path, raw: bool, wh: tuple[int, int], size: int | None = None) -> np.ndarray:
+    """One evaluation-frame map (H, W) float64 in [0, 1], validated.
+
+    ``raw``: post-processed to ``size × size``, else to the image's ``wh``. Not raw with ``size``: the map
+    must already be ``size × size``.
+    """
     if not path.is_file():
         raise BadInput(f"map {path} is missing")
-    try:
-        m = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-        raise BadInput(f"map {path} is not a readable .npy ({e})") from e
+    m = _read_npy(path)
     if m.ndim != 2 or min(m.shape) < 1 or not (np.issubdtype(m.dtype, np.floating)
                                                  or np.issubdtype(m.dtype, np.integer)):
         raise BadInput(f"map {path} must be a non-empty 2-D numeric array, got {m.dtype} {m.shape}")
@@ -103,7 +198,10 @@ def load_map(path: Path, raw: bool, wh: tuple[int, int]) -> np.ndarray:
     if not np.isfinite(m).all():
         raise BadInput(f"map {path} has NaN or inf values")
     if raw:
-        return normalize_map(m, (wh[1], wh[0]))
+        return normalize_map(m, (size, size) if size is not None else (wh[1], wh[0]))
+    if size is not None and m.shape != (size, size):
+        raise BadInput(f"map {path} is {m.shape[0]}x{m.shape[1]} (height x width), not the --size "
+                       f"{size}x{size} frame; pass --raw to upsample raw maps to it, or drop --size")
     if m.min() < 0 or m.max() > 1:
         raise BadInput(f"map {path} has values in [{m.min():.4g}, {m.max():.4g}], outside [0, 1]; "
                        "normalise it or pass --raw")
@@ -125,10 +223,10 @@ def load_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
     return mask
 
 
-def _score_one(image_id, rows, maps_dir, masks_dir, raw, grid):
+def _score_one(image_id, rows, maps_dir, masks_dir, raw, size, grid):
     """(ious (2, T), map, mask or None) for one image; raises BadInput."""
     boxes, wh = check_boxes(rows)
-    smap = load_map(maps_dir / f"{image_id}.npy", raw, wh)
+    smap = load_map(maps_dir / f"{image_id}.npy", raw, wh, size)
     gt = rescale_boxes(boxes, wh, (smap.shape[1], smap.shape[0]))
     mask = load_mask(masks_dir / f"{image_id}.png", smap.shape) if masks_dir is not None else None
     return best_ious(smap, gt, grid), smap, mask
@@ -158,17 +256,38 @@ def _write_per_image(path: Path, ids: list[str], ious: np.ndarray, result: dict,
     cols = {"image_id": ids, "iou_v1": ious[0][:, at(result["best_tau"]["v1"])]}
     for d in ("30", "50", "70"):
         cols[f"iou_d{d}"] = ious[1][:, at(result["best_tau"][d])]
-    write_text(path, pd.DataFrame(cols).to_csv(index=False, float_format="%.10g"))
+    buf = io.StringIO()  # the bytes pandas' to_csv(index=False, float_format="%.10g") wrote
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(cols)
+    values = list(cols.values())
+    for i, image_id in enumerate(ids):
+        writer.writerow([image_id, *("%.10g" % col[i] for col in values[1:])])  # noqa: UP031 (pandas used %)
+    write_text(path, buf.getvalue())
+
+
+def count_unscored(maps_dir: Path, table: dict) -> int:
+    """How many ``.npy`` files in ``maps_dir`` have no row in the boxes CSV (warned about, not scored)."""
+    try:
+        with os.scandir(maps_dir) as entries:
+            stems = sorted(e.name[:-4] for e in entries if e.name.endswith(".npy") and e.is_file())
+    except OSError as e:
+        raise CamlocError(f"{maps_dir}: cannot list the maps folder ({e})") from e
+    unscored = [s for s in stems if s not in table]
+    if unscored:
+        shown = ", ".join(repr(s) for s in unscored[:5]) + (", ..." if len(unscored) > 5 else "")
+        log.warning("%d map(s) in %s have no row in the boxes CSV and were not scored: %s "
+                    "(add their boxes to score them)", len(unscored), maps_dir, shown)
+    return len(unscored)
 
 
 def _score_chunk(job) -> tuple[list, np.ndarray | None]:
     """Score a contiguous chunk of images: ([(image_id, ious (2, T) | None, bad reason | None)], hist)."""
-    items, maps_dir, masks_dir, raw, grid = job
+    items, maps_dir, masks_dir, raw, size, grid = job
     pixels = PixelAccumulator(grid) if masks_dir is not None else None
     results = []
     for image_id, rows in items:
         try:
-            ious, smap, mask = _score_one(image_id, rows, maps_dir, masks_dir, raw, grid)
+            ious, smap, mask = _score_one(image_id, rows, maps_dir, masks_dir, raw, size, grid)
         except BadInput as e:
             results.append((image_id, None, str(e)))
             continue
@@ -178,39 +297,44 @@ def _score_chunk(job) -> tuple[list, np.ndarray | None]:
     return results, (pixels.hist if pixels is not None else None)
 
 
-def _score_all(table: dict, maps_dir, masks_dir, raw, grid, workers: int, bar: Bar):
+def _score_all(table: dict, maps_dir, masks_dir, raw, size, grid, workers: int, bar: Bar):
     """Yield chunk results in image_id order; with workers > 1 a fork pool scores chunks in parallel."""
     items = list(table.items())
-    size = 32
-    jobs = [(items[i:i + size], maps_dir, masks_dir, raw, grid) for i in range(0, len(items), size)]
+    chunk = 32
+    jobs = [(items[i:i + chunk], maps_dir, masks_dir, raw, size, grid) for i in range(0, len(items), chunk)]
     pool = fork_pool(workers) if workers > 1 and len(jobs) >= 2 else None
     # ordered: the first bad image is the first reported
     chunks = pool.imap(_score_chunk, jobs) if pool is not None else map(_score_chunk, jobs)
     try:
         with bar(total=len(items), desc="evaluate-maps", unit="map") as progress:
-            for chunk in chunks:
-                progress.update(len(chunk[0]))
-                yield chunk
+            for done in chunks:
+                progress.update(len(done[0]))
+                yield done
     finally:
         if pool is not None:
             pool.terminate()
 
 
 def run(maps_dir, boxes_csv, masks=None, interval: float = 0.01, raw: bool = False, skip_bad: bool = False,
-        out=None, per_image=None, workers: int | None = None, bar: Bar = no_bar) -> dict:
+        out=None, per_image=None, workers: int | None = None, bar: Bar = no_bar, size: int | None = None) -> dict:
     """Evaluate a folder of maps against a boxes CSV (and masks); returns and optionally writes the JSON.
+
+    ``size``: score in the size × size frame (see the module docstring); None keeps each map's frame.
 
     ``workers``: processes for the per-image loop (default: 2 when there are ≥ 64 images and 2 CPUs,
     else 1). Results do not depend on it: images are merged in image_id order, histograms are integers.
     """
     maps_dir, masks_dir = Path(maps_dir), (Path(masks) if masks is not None else None)
+    if size is not None and (isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1):
+        raise CamlocError(f"size = {size!r}: the evaluation frame must be a positive integer (e.g. 224)")
     grid = taus(interval)
     table = read_boxes(Path(boxes_csv))
+    n_unscored = count_unscored(maps_dir, table)
     if workers is None:
         workers = min(2, os.cpu_count() or 1) if len(table) >= 64 else 1
     pixels = PixelAccumulator(grid) if masks_dir is not None else None
     ids, rows_ious, skipped = [], [], []
-    for results, hist in _score_all(table, maps_dir, masks_dir, raw, grid, workers, bar):
+    for results, hist in _score_all(table, maps_dir, masks_dir, raw, size, grid, workers, bar):
         for image_id, ious, reason in results:
             if reason is None:
                 ids.append(image_id)
@@ -229,6 +353,7 @@ def run(maps_dir, boxes_csv, masks=None, interval: float = 0.01, raw: bool = Fal
     stacked = np.stack(rows_ious, axis=1)  # (2, N, T)
     result = summarize(stacked, grid, interval, pixels)
     result["n_skipped"], result["skipped"] = len(skipped), skipped
+    result["n_unscored_maps"] = n_unscored
     if out is not None:
         write_json(out, result)
     if per_image is not None:

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 import subprocess
 import sys
 
 import cv2
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reference import ref_evaluate, ref_rescale
+from reference import ref_evaluate, ref_normalize, ref_rescale
 
+from pipeline import cli as camloc_cli
 from pipeline.errors import CamlocError
+from pipeline.metrics import folder, normalize_map
 from pipeline.metrics.folder import run
-from pipeline.metrics import normalize_map
 
 HEADER = "image_id,x0,y0,x1,y1,width,height\n"
 
@@ -62,7 +66,7 @@ def test_json_equals_reference_loop(tmp_path, interval):
     maps_dir, csv, masks_dir, maps, gts, masks = _write(tmp_path, n=8)
     out, per_image = tmp_path / "out.json", tmp_path / "per_image.csv"
     got = run(maps_dir, csv, masks=masks_dir, interval=interval, out=out, per_image=per_image)
-    assert got.pop("n_skipped") == 0 and got.pop("skipped") == []
+    assert got.pop("n_skipped") == 0 and got.pop("skipped") == [] and got.pop("n_unscored_maps") == 0
     _close(got, ref_evaluate(maps, gts, interval, masks))
     assert json.loads(out.read_text())["max_box_acc"] == got["max_box_acc"]
     assert per_image.read_text().splitlines()[0] == "image_id,iou_v1,iou_d30,iou_d50,iou_d70"
@@ -162,3 +166,84 @@ def test_two_workers_give_the_same_json(tmp_path):
     np.save(maps_dir / "img_50.npy", np.full((16, 16), 2.0))  # a bad image in a later chunk
     with pytest.raises(CamlocError, match="img_50"):
         run(maps_dir, csv, masks=masks_dir, workers=2)
+
+
+def _cli(*args):
+    return CliRunner().invoke(camloc_cli.cli, ["evaluate-maps", *map(str, args)])
+
+
+def test_npy_header_claiming_a_huge_shape_is_a_bad_image_not_a_memory_error(tmp_path):
+    maps_dir, csv, *_ = _write(tmp_path, n=2, masks=False)
+    huge = maps_dir / "img_0.npy"  # a corrupt header: 80 GB of float64 claimed, 64 bytes present
+    with open(huge, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f8", "fortran_order": False, "shape": (100000, 100000)})
+        f.write(b"\0" * 64)
+    result = _cli("--maps", maps_dir, "--boxes", csv)
+    assert result.exit_code == 2, (result.exception, result.output)
+    assert "img_0.npy" in result.stderr and "truncated" in result.stderr
+    assert "Traceback" not in result.output and "MemoryError" not in result.output
+    got = run(maps_dir, csv, skip_bad=True)
+    assert got["n_skipped"] == 1 and "(100000, 100000)" in got["skipped"][0]["reason"]
+
+
+@pytest.mark.parametrize("bad_id", ["../outside", "sub/img_0", "sub\\img_0", "..", "/tmp/img_0", ""])
+def test_image_id_naming_a_path_outside_the_maps_folder_is_refused(tmp_path, monkeypatch, bad_id):
+    maps_dir, csv, *_ = _write(tmp_path, n=2, masks=False)
+    np.save(tmp_path / "outside.npy", np.load(maps_dir / "img_0.npy"))  # "../outside" would find this one
+    w, h = next(line for line in csv.read_text().splitlines() if line.startswith("img_0")).split(",")[-2:]
+    csv.write_text(csv.read_text() + f"{bad_id},1,1,5,5,{w},{h}\n")
+
+    def no_map_read(*args, **kwargs):
+        raise AssertionError("a map was read before the boxes CSV was validated")
+
+    message = re.escape(f"image_id {bad_id!r}") + ".*the map's file name"
+    with pytest.raises(CamlocError, match=message):
+        run(maps_dir, csv)
+    monkeypatch.setattr(folder, "load_map", no_map_read)
+    for skip_bad in (False, True):  # a malformed CSV, not a bad image: --skip-bad does not skip it
+        with pytest.raises(CamlocError, match=message):
+            run(maps_dir, csv, skip_bad=skip_bad)
+
+
+def test_maps_without_a_csv_row_are_counted_and_warned_about(tmp_path, caplog):
+    maps_dir, csv, *_ = _write(tmp_path, n=3, masks=False)
+    for k in range(7):
+        np.save(maps_dir / f"extra_{k}.npy", np.zeros((32, 32)))
+    (maps_dir / "notes.txt").write_text("not a map")
+    with caplog.at_level(logging.WARNING, logger="pipeline.metrics.folder"):
+        got = run(maps_dir, csv)
+    assert got["n_images"] == 3 and got["n_unscored_maps"] == 7
+    warning = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert "7 map(s)" in warning and "'extra_0'" in warning and "not scored" in warning
+
+
+def test_raw_maps_and_boxes_scored_in_the_size_frame_like_paper_numbers(tmp_path):
+    rng = np.random.default_rng(7)
+    maps_dir, masks_dir = tmp_path / "maps", tmp_path / "masks"
+    maps_dir.mkdir()
+    masks_dir.mkdir()
+    lines, maps, gts, masks, s = [HEADER], {}, {}, {}, 32
+    for i, shape in enumerate([(7, 7), (5, 9), (14, 14), (3, 4), (7, 7)]):
+        image_id, raw = f"im{i}", rng.normal(size=shape) * 30 - 4
+        np.save(maps_dir / f"{image_id}.npy", raw)
+        w, h = int(rng.integers(33, 120)), int(rng.integers(33, 120))
+        x0, x1 = sorted(rng.integers(0, w, 2).tolist())
+        y0, y1 = sorted(rng.integers(0, h, 2).tolist())
+        lines.append(f"{image_id},{x0},{y0},{x1},{y1},{w},{h}\n")
+        mask = (cv2.resize(raw, (w, h), interpolation=cv2.INTER_CUBIC) > 0).astype(np.uint8)
+        mask[rng.uniform(size=mask.shape) < 0.1] = 255
+        cv2.imwrite(str(masks_dir / f"{image_id}.png"), mask)
+        maps[image_id] = ref_normalize(raw, s, s)  # PROTOCOL §1 in the S×S frame
+        gts[image_id] = [ref_rescale((x0, y0, x1, y1), w, h, s, s)]  # §2
+        masks[image_id] = cv2.resize(mask, (s, s), interpolation=cv2.INTER_NEAREST)
+    csv = tmp_path / "boxes.csv"
+    csv.write_text("".join(lines))
+    result = _cli("--maps", maps_dir, "--boxes", csv, "--masks", masks_dir, "--raw", "--size", s, "--interval", 0.05)
+    assert result.exit_code == 0, (result.exception, result.output)
+    got = json.loads(result.stdout)
+    expected = ref_evaluate(maps, gts, 0.05, masks)
+    _close({k: got[k] for k in expected}, expected)
+    assert run(maps_dir, csv, masks=masks_dir, raw=True, size=s, interval=0.05) == got
+    # without --raw the maps must already be S×S
+    bad = _cli("--maps", maps_dir, "--boxes", csv, "--size", s)
+    assert bad.exit_code == 2 and "--size 32x32" in bad.stderr and "--raw" in bad.stderr
