@@ -2,7 +2,8 @@
 map file names, the column sets, which split scores which box kind, and checked readers whose error
 names the missing file and the stage that writes it. Every stage and the report read through here.
 
-Torch-free (json, numpy, pandas), so the data stages, evaluate and the report never load torch.
+Torch-free (json, numpy; pandas only inside the table readers), so the data stages, evaluate and the
+report never load torch, and the metric core that imports the split constants never loads pandas.
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from pipeline.errors import CamlocError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # ---------------------------------------------------------------------------------------------------
 # Splits and what each one scores
@@ -124,6 +128,8 @@ def _columns(df: pd.DataFrame, columns, path: Path, stage: str) -> pd.DataFrame:
 
 
 def _parquet(path: Path, stage: str, columns=()) -> pd.DataFrame:
+    import pandas as pd
+
     _require(path, stage)
     try:
         df = pd.read_parquet(path)
@@ -185,6 +191,8 @@ def read_image_cache(prepared: str | Path) -> np.ndarray:
 
 def read_history(model_dir: str | Path) -> pd.DataFrame | None:
     """history.csv of a trained backbone, or None when the backbone was never trained (no file)."""
+    import pandas as pd
+
     path = Path(model_dir) / "history.csv"
     if not path.is_file():
         return None
@@ -219,6 +227,8 @@ def read_metrics(path: str | Path) -> dict[str, float]:
 
 
 def read_curves(path: str | Path) -> pd.DataFrame:
+    import pandas as pd
+
     path = Path(path)
     _require(path, f"evaluate@{path.stem}")
     return _columns(pd.read_csv(path), CURVE_COLUMNS, path, f"evaluate@{path.stem}")
@@ -229,6 +239,8 @@ def read_per_image(eval_dir: str | Path) -> pd.DataFrame:
     path = Path(eval_dir) / "per_image.parquet"
     stage = _backbone_stage("evaluate", eval_dir)
     _require(path, stage)
+    import pandas as pd
+
     df = pd.read_parquet(path, columns=[c for c in PER_IMAGE_COLUMNS if c != "correct"])
     return _columns(df, PER_IMAGE_COLUMNS[:-1], path, stage)
 

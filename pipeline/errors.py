@@ -1,4 +1,4 @@
-"""User-facing errors: the CLI prints their message and exits with code 2, no traceback."""
+"""User-facing errors, raised by every stage: the CLI prints their message and exits with code 2, no traceback."""
 
 
 class CamlocError(Exception):

@@ -1,4 +1,4 @@
-"""Worker processes that are safe to fork.
+"""Worker processes that are safe to fork (the synthpets generator, prepare, evaluate, evaluate-maps).
 
 OpenCV keeps a thread pool whose mutexes a forked child inherits in whatever state they were in; a
 child that then touches the pool (cv2.setNumThreads, or a parallel cv2 call) can deadlock. So the

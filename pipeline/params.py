@@ -1,4 +1,4 @@
-"""params.yaml → frozen dataclasses, validated once, before any work.
+"""params.yaml → frozen dataclasses, validated once before any work, for every stage's CLI command.
 
 Unknown keys, wrong types and bad values raise `ParamsError` naming the key (dotted path), the value
 and what would be valid. Stages call `load_params()` and pass the typed objects down; nothing reads

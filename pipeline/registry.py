@@ -1,4 +1,4 @@
-"""A small name → factory registry, in the spirit of timm's `register_model` / torchvision's `get_model`.
+"""A small name → entry registry (datasets, backbones, map methods), in the spirit of timm's `register_model`.
 
 Used for datasets, backbones and map methods: duplicates raise, unknown names list the valid choices.
 """

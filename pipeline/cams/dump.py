@@ -41,7 +41,7 @@ def load_checkpoint(model_dir: str | Path, device: torch.device, backbone: str |
     if backbone is not None and meta.get("backbone", backbone) != backbone:
         raise CamlocError(
             f"{model_dir / 'meta.json'} is a checkpoint of backbone {meta.get('backbone')!r}, not {backbone!r}; "
-            f"point --model at data/models/{backbone} or retrain it"
+            f"point --models at the folder holding {backbone}/ (default data/models) or retrain it"
         )
     for key in ("image_size", "num_classes"):
         if key not in meta:

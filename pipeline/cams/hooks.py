@@ -1,4 +1,4 @@
-"""Context managers around a model while maps are computed.
+"""Context managers around a model while maps are computed (cams@B, `camloc cams --images`).
 
 Given the backbone contract (`features(x)` then `classifier` on the spatial mean) no forward hook is
 needed: gradients are taken with respect to the feature tensor itself. What remains is leaving the model

@@ -1,4 +1,5 @@
-"""On-disk layout of dumped maps (docs/contracts.md, cams@B): sizes, dtypes, writing and reading.
+"""The map store of cams@B: disk budget and the float16 policy of the dumped maps (file names and
+readers: `pipeline.contracts`).
 
 `data/cams/<B>/<split>/<method>_{gt,pred}.npy` hold N×h×w raw maps, memory-mappable. float16 halves
 the disk; a file whose values would overflow float16 (|x| > 65504) or lose precision is stored as
@@ -13,27 +14,20 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.contracts import MAP_KINDS
 from pipeline.errors import CamlocError
 
 log = logging.getLogger(__name__)
 
-KINDS = ("gt", "pred")  # maps for the ground-truth class and for the top-1 predicted class
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 PRECISION = 1 / 1024  # largest float16 rounding error tolerated, relative to a map's range
-
-
-def map_file(split_dir: str | Path, method: str, kind: str) -> Path:
-    """`<split_dir>/<method>_<kind>.npy`."""
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    return Path(split_dir) / f"{method}_{kind}.npy"
 
 
 def disk_bytes(n_images: int, n_methods: int, map_size: tuple[int, int], dtype: str) -> int:
     """Bytes the map files take: images × methods × (gt + pred) × h × w × itemsize (+ .npy headers)."""
     h, w = map_size
     header = 128
-    return n_images * n_methods * len(KINDS) * h * w * np.dtype(dtype).itemsize + n_methods * 2 * header
+    return n_images * n_methods * len(MAP_KINDS) * h * w * np.dtype(dtype).itemsize + n_methods * 2 * header
 
 
 def human_bytes(n: float) -> str:
@@ -102,12 +96,3 @@ def count_nonfinite(maps: np.ndarray) -> int:
     if not maps.size:
         return 0
     return int((~np.isfinite(maps.reshape(len(maps), -1))).any(1).sum())
-
-
-def open_maps(cams_dir: str | Path, split: str, method: str, kind: str = "gt") -> np.ndarray:
-    """Memory-map one dumped map file (N, h, w); a clear error when it was not dumped."""
-    path = map_file(Path(cams_dir) / split, method, kind)
-    if not path.is_file():
-        raise CamlocError(f"{path} is missing; dump it with `python -m pipeline cams <backbone>` "
-                          f"(and check cams.methods / cams.splits in params.yaml)")
-    return np.load(path, mmap_mode="r", allow_pickle=False)

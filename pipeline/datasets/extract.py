@@ -1,4 +1,4 @@
-"""Safe tar extraction: every member is checked before a single byte is written.
+"""Safe tar extraction for the download stage: every member is checked before a single byte is written.
 
 Rejected: absolute paths, `..` components, links of any kind (the Pets archives hold none, so a link
 means the archive is not the official one), device files and FIFOs. Extraction then also runs with

@@ -1,4 +1,5 @@
-"""Decoding one listed image (and its trimap) robustly: every oddity is repaired or reported, never raised.
+"""Decoding one listed image (and its trimap) for the prepare stage: every oddity is repaired or reported,
+never raised.
 
 Runs inside prepare's worker processes, so everything here is a pure function of a file path.
 """

@@ -1,4 +1,4 @@
-"""The Oxford-IIIT Pet on-disk format: breed names, and parsers for its annotation files.
+"""The Oxford-IIIT Pet on-disk format (download and prepare stages): breed names, annotation parsers.
 
 Both datasets (the real `pets` and the generated `synthpets`) are read by these functions only.
 

@@ -1,4 +1,4 @@
-"""synthpets: a seeded synthetic twin of Oxford-IIIT Pet, written in exactly the Pets on-disk layout.
+"""synthpets (download stage): a seeded synthetic twin of Oxford-IIIT Pet, in exactly the Pets layout.
 
 Each image shows one animal (an ellipse body plus an elliptic head) on a cluttered background. Body
 colours, background and clutter are drawn from distributions shared by every class; the breed is

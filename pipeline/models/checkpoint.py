@@ -1,4 +1,4 @@
-"""Trained-model folders: `model.pt` (a plain state dict) + `meta.json` (how to rebuild the model).
+"""Trained-model folders, written by train@B and read by cams@B: `model.pt` (a state dict) + `meta.json`.
 
 Loading never unpickles code: `torch.load(..., weights_only=True)`. A corrupt file, a pickle carrying
 code, or weights that do not fit the backbone named in meta.json stop with a CamlocError naming the file.
@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pipeline.errors import CamlocError
 from pipeline.atomic import atomic_path, write_json
+from pipeline.errors import CamlocError
 from pipeline.models.backbones import GapNet, build_backbone
 
 log = logging.getLogger(__name__)

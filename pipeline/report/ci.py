@@ -1,4 +1,4 @@
-"""Bootstrap confidence intervals and a paired bootstrap test, vectorised over resamples.
+"""Bootstrap confidence intervals and a paired bootstrap test for the report stage, vectorised over resamples.
 
 A resample of N images is a row of counts (how often each image was drawn), so a batch of B resamples
 is a (B, N) weight matrix W. The metric functions of `pipeline.metrics.boxacc` take W and score every

@@ -14,8 +14,8 @@ import logging
 from pathlib import Path
 
 import pandas as pd
-from pipeline.atomic import write_text
 
+from pipeline.atomic import write_text
 from pipeline.errors import CamlocError
 from pipeline.params import Params
 from pipeline.report import writers

@@ -1,4 +1,4 @@
-"""CAM galleries: static HTML pages of thumbnails that show where each map points and which box it gives.
+"""CAM galleries (report stage): static HTML pages of thumbnails showing where each map points and its box.
 
 Per backbone, a fixed seeded sample of test images (the same images for every backbone and method,
 so rows compare) and, per method, the images with the worst and the best IoU. A thumbnail is the

@@ -1,4 +1,4 @@
-"""The leaderboard's four renderings and the paired test between its top two rows."""
+"""The report stage's leaderboard: its four renderings and the paired test between its top two rows."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Per-image IoU matrices from data/eval/<B>/per_image.parquet and the metrics re-computed from them.
+"""Per-image IoU matrices from data/eval/<B>/per_image.parquet and the report stage's metrics re-computed from them.
 
 The evaluate stage already wrote the point estimates; the report re-computes the main ones from the
 per-image IoUs so it can resample images (bootstrap CIs, paired test) and break them down by species

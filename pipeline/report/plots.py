@@ -1,4 +1,4 @@
-"""Matplotlib PNGs of the evaluation: BoxAcc vs τ, PR curves, training curves, the leaderboard heatmap.
+"""Matplotlib PNGs for the report stage: BoxAcc vs τ, PR curves, training curves, the leaderboard heatmap.
 
 Figures are built with the object API on the Agg canvas (no pyplot state, no GUI backend) and saved
 without the "Software" tag; Agg PNGs carry no date, so the same inputs give the same bytes.

@@ -1,4 +1,4 @@
-"""Report tables as pure DataFrame → DataFrame transforms (no I/O, no formatting).
+"""The report stage's tables as pure DataFrame → DataFrame transforms (no I/O, no formatting).
 
 Every metric is a percentage where higher is better, so "best per column" is the column maximum.
 """

@@ -1,4 +1,4 @@
-"""One table, four renderings: markdown (terminal and code host), CSV, LaTeX booktabs, static HTML.
+"""One table, four renderings (report stage, `camloc compare`): markdown, CSV, LaTeX booktabs, static HTML.
 
 A table is first reduced to display strings and a bold mask (`render_cells`), so every format shows
 exactly the same numbers and marks exactly the same cells. Output is deterministic text: no dates.

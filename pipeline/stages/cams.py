@@ -33,7 +33,7 @@ from pipeline.cams.dump import (
 from pipeline.cams.hooks import eval_mode
 from pipeline.cams.methods import forward_batch
 from pipeline.cams.store import check_disk, count_nonfinite, disk_bytes, human_bytes, save_maps
-from pipeline.contracts import MAP_KINDS, Paths, map_file
+from pipeline.contracts import MAP_KINDS, Paths, map_file, read_classes
 from pipeline.datasets import loader
 from pipeline.errors import CamlocError
 from pipeline.stages import bar
@@ -64,7 +64,7 @@ def run(params, paths: Paths, backbone_key: str) -> str:
         METHODS.get(m)
     device = default_device()
     model, meta = load_checkpoint(model_dir, device, backbone_key)
-    class_names = loader.load_classes(prepared_dir)
+    class_names = read_classes(prepared_dir)
     if len(class_names) != int(meta["num_classes"]):
         raise CamlocError(
             f"{Path(model_dir) / 'meta.json'}: the model has {meta['num_classes']} classes but "
