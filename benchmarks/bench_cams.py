@@ -1,6 +1,6 @@
 """Map-dumping performance, as ratios measured side by side in one process (issue 4).
 
-1. `cam` costs nothing beyond inference: the cams stage's per-split loop (`dump.dump_split`, CAM for the
+1. `cam` costs nothing beyond inference: the cams stage's per-split loop (`cams.dump.dump_split`, CAM for the
    GT and predicted class, predictions, copy to host) vs plain `model(x)` over the same uint8 images,
    same batch, same device, same input preprocessing. Goal: ratio >= 0.9. Run at 90% top-1 accuracy
    (a trained model: predicted-class maps are computed only for misclassified rows) and at 0% (worst
@@ -23,9 +23,10 @@ import time
 import numpy as np
 import torch
 
-from pipeline.datasets import loader as imagecache
-from pipeline.cams import compute_maps, dump
+from pipeline.cams import compute_maps
+from pipeline.cams.dump import dump_split
 from pipeline.cams.store import disk_bytes, human_bytes
+from pipeline.datasets import loader as imagecache
 from pipeline.models import BACKBONES, build_backbone
 from pipeline.params import CamsParams
 
@@ -54,7 +55,7 @@ def bench_cam_vs_inference(model, meta, images, labels, batch: int, repeats: int
                 model(x).cpu()
 
     def cams():
-        dump.dump_split(model, meta, images, labels, ("cam",), params, "bench")
+        dump_split(model, meta, images, labels, ("cam",), params, "bench")
 
     plain(), cams()  # warm-up (allocator, cudnn autotune)
     t_plain, t_cam = [], []

@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile
 
+from pipeline.contracts import Paths
 from pipeline.datasets import pets
-from pipeline.stages.prepare import run
 from pipeline.datasets.synthpets import generate
 from pipeline.params import Params, PrepareParams, SynthPetsParams
+from pipeline.stages.prepare import run
 
 
 def baseline(raw: Path) -> int:
@@ -63,7 +64,7 @@ def main() -> None:
         n = baseline(raw)
         base_s = time.perf_counter() - t
         t = time.perf_counter()
-        run(params, raw, Path(tmp) / "prepared")
+        run(params, Paths(raw=raw, prepared=Path(tmp) / "prepared"))
         prep_s = time.perf_counter() - t
     print(f"baseline  (1 process, plain PIL decode): {n / base_s:8.1f} images/s")
     print(f"prepare   ({args.workers} workers, full stage):     {n / prep_s:8.1f} images/s  (goal >= 200)")

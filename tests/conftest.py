@@ -49,8 +49,9 @@ def prepared_dir(tmp_path_factory, synthpets_raw, synthpets_params) -> Path:
     """`prepare` run on `synthpets_raw`: samples.parquet, boxes.parquet, classes.json, report.json and
     images.npy (64×64 cache). Splits per class: train 7, val 2, test 3 (one trainval image of class 1
     has no xml), test_official 4. Read-only, shared by the whole session."""
+    from pipeline.contracts import Paths
     from pipeline.stages.prepare import run
 
     out = tmp_path_factory.mktemp("prepared") / "prepared"
-    run(synthpets_params, synthpets_raw, out)
+    run(synthpets_params, Paths(raw=synthpets_raw, prepared=out))
     return out

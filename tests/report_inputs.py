@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.contracts import Paths
 from pipeline.params import BackboneParams, CamsParams, EvaluateParams, Params, ReportParams
 
 BACKBONES = ("tiny_gap_cnn", "resnet18")
@@ -34,6 +35,15 @@ def report_params(**report) -> Params:
     rp = dict(bootstrap=200, seed=0, gallery_samples=3, gallery_extremes=2) | report
     return Params(backbones={b: BackboneParams() for b in BACKBONES}, cams=CamsParams(methods=METHODS),
                   evaluate=EvaluateParams(interval=INTERVAL), report=ReportParams(**rp))
+
+
+def report_paths(root: Path, out_dir: Path | None = None) -> Paths:
+    """The stage folders of a `make_report_inputs(root)` tree; the report goes to `out_dir`
+    (default root/reports)."""
+    root = Path(root)
+    return Paths(prepared=root / "data/prepared", models=root / "data/models", cams=root / "data/cams",
+                 eval=root / "data/eval", metrics=root / "reports/metrics", curves=root / "reports/curves",
+                 reports=root / "reports" if out_dir is None else Path(out_dir))
 
 
 def _samples(rng: np.random.Generator) -> pd.DataFrame:
@@ -232,6 +242,6 @@ def make_report_inputs(root: Path, seed: int = 0) -> Path:
         models = root / "data" / "models" / backbone
         models.mkdir(parents=True)
         ep = np.arange(1, 4)
-        pd.DataFrame({"epoch": ep, "train_loss": 1.5 / ep, "train_acc": 0.5 + 0.1 * ep, "val_loss": 1.6 / ep,
-                      "val_acc": 0.45 + 0.1 * ep, "images_per_s": 100.0}).to_csv(models / "history.csv", index=False)
+        pd.DataFrame({"epoch": ep, "lr": 0.01 / ep, "train_loss": 1.5 / ep, "train_acc": 0.5 + 0.1 * ep,
+                      "val_loss": 1.6 / ep, "val_acc": 0.45 + 0.1 * ep}).to_csv(models / "history.csv", index=False)
     return root

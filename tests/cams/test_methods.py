@@ -9,6 +9,7 @@ from torch import nn
 
 from pipeline.cams import METHODS, compute_maps
 from pipeline.cams.hooks import capture_output
+from pipeline.cams.methods import IMPLEMENTATIONS
 from pipeline.errors import CamlocError
 from pipeline.models import BACKBONES, build_backbone
 
@@ -36,9 +37,33 @@ def tiny():
 def test_registry_has_every_method_with_a_summary_and_a_paper():
     assert EXPECTED <= set(METHODS.names())
     for name in METHODS.names():
-        doc = (METHODS.get(name).__doc__ or "").strip().splitlines()
-        assert doc and len(doc[0]) < 110, name  # `camloc methods` prints the first line
+        info = METHODS.get(name)
+        assert info.name == name
+        assert info.summary and "\n" not in info.summary and len(info.summary) < 110, name  # `camloc methods`
+        doc = (IMPLEMENTATIONS.get(name).__doc__ or "").strip().splitlines()
         assert len(doc) >= 3, f"{name}: docstring needs a formula and a reference"
+
+
+def test_catalog_and_implementations_never_drift():
+    """The torch-free catalog and the implementations list the same names, and each implementation's
+    docstring starts with the catalog's summary (so `camloc methods` describes what runs)."""
+    assert set(METHODS.names()) == set(IMPLEMENTATIONS.names())
+    for name in IMPLEMENTATIONS.names():
+        doc = (IMPLEMENTATIONS.get(name).__doc__ or "").strip().splitlines()
+        assert doc and doc[0].strip() == METHODS.get(name).summary, name
+
+
+def test_methods_not_flagged_needs_images_ignore_the_images(tiny):
+    """cams.dump drops the images from a batch when no method in it `needs_images`: the flag must be right."""
+    from pipeline.cams import forward_batch, maps_for_batch
+    from pipeline.cams.methods import Batch
+
+    batch = forward_batch(tiny, _images(2, 32, seed=6))
+    no_images = Batch(batch.model, batch.images[:0], batch.features, batch.logits)
+    for name in METHODS.names():
+        if not METHODS.get(name).needs_images:
+            torch.testing.assert_close(maps_for_batch(no_images, [1, 2], name),
+                                       maps_for_batch(batch, [1, 2], name), msg=name)
 
 
 def test_unknown_method_lists_choices(tiny):
@@ -202,7 +227,7 @@ def test_full_baseline_scores_as_the_whole_image(map_side):
     from pipeline.cams.methods import Batch
 
     batch = Batch(model=None, images=None, features=torch.zeros(1, 1, map_side, map_side), logits=None)
-    raw = METHODS.get("full")(batch, None)[0].numpy()
+    raw = IMPLEMENTATIONS.get("full")(batch, None)[0].numpy()
     smap = localize.normalize_map(raw, (96, 96))
     taus = localize.taus(0.01)
     for tau, boxes in zip(taus, localize.boxes_at_taus(smap, taus, "all"), strict=True):

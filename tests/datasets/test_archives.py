@@ -10,11 +10,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from pipeline.contracts import Paths
 from pipeline.datasets import archives as dl
 from pipeline.datasets.archives import Archive, fetch_pets
 from pipeline.datasets.extract import member_problem, safe_extract
 from pipeline.errors import CamlocError
 from pipeline.params import DatasetParams, Params
+from pipeline.stages import download
 
 
 def _tar(members: dict[str, bytes]) -> bytes:
@@ -187,7 +189,7 @@ def test_offline_archives_folder(archives, tmp_path, synthpets_raw):
     params = Params(dataset=DatasetParams(name="pets", base_url="http://127.0.0.1:9/", archives=str(folder)))
     dl.PETS_ARCHIVES, saved = table, dl.PETS_ARCHIVES
     try:
-        summary = dl.run(params, tmp_path / "raw")
+        summary = download.run(params, Paths(raw=tmp_path / "raw"))
     finally:
         dl.PETS_ARCHIVES = saved
     assert "extracted" in summary and (tmp_path / "raw" / "annotations" / "test.txt").is_file()

@@ -8,17 +8,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference import ref_iou, ref_pxap, ref_pxap_hist, ref_pxiou, ref_rescale
 
-from pipeline.metrics import taus
 from pipeline.metrics import (
     PixelAccumulator,
     box_acc_curve,
-    coco_box_ap,
     iou_matrix,
     loc_accuracy,
     max_box_acc,
     max_box_acc_v2,
     rescale_boxes,
+    taus,
 )
+from pipeline.metrics.coco import coco_box_ap
 
 coord = st.integers(-5, 40)
 box = st.tuples(coord, coord, coord, coord)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from reference import ref_boxes_both, ref_iou
 
+import pipeline.metrics.boxes as bx
 import pipeline.metrics.components as cc
 import pipeline.metrics.contours as ct
 from pipeline import metrics as loc
@@ -125,7 +126,7 @@ def test_one_component_level_grown_by_touching_pixels_skips_labelling(monkeypatc
 
 @pytest.mark.parametrize("many", [0, 3, 40])
 def test_best_ious_through_the_component_routes_equals_reference(monkeypatch, many):
-    monkeypatch.setattr(loc, "_MANY", many)  # switch routes after a few contours, on small maps
+    monkeypatch.setattr(bx, "MANY", many)  # switch routes after a few contours, on small maps
     rng = np.random.default_rng(many)
     grid = loc.taus(0.02)
     for i, smap in enumerate(_random_maps(rng, 40)):
@@ -142,13 +143,13 @@ def test_best_ious_through_the_component_routes_equals_reference(monkeypatch, ma
 @pytest.mark.parametrize("gt", [[[10, 20, 60, 80], [0, 0, 3, 3]], [[0, 0, 95, 95]], [[40, 40, 41, 41]]])
 def test_noise_map_with_thousands_of_contours_equals_reference(monkeypatch, gt):
     rng = np.random.default_rng(3)
-    smap = rng.uniform(0, 1, (96, 96))  # > _MANY contours at mid thresholds: the default switch
+    smap = rng.uniform(0, 1, (96, 96))  # > MANY contours at mid thresholds: the default switch
     grid = loc.taus(0.004)
     gt = np.array(gt)
     levels, labelled = [], []
-    for name, log in (("_component_level", levels), ("_background", labelled)):
-        real = getattr(loc, name)
-        monkeypatch.setattr(loc, name, lambda *a, real=real, log=log: log.append(1) or real(*a))
+    for module, name, log in ((bx, "component_level", levels), (cc, "_background", labelled)):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, real=real, log=log: log.append(1) or real(*a))
     got = loc.best_ious(smap, gt, grid)
     expected = [[max(ref_iou(b, g) for b in boxes for g in gt.tolist()) for boxes in ref_boxes_both(smap, t)]
                 for t in grid]

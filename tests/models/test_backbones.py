@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 
 import pytest
@@ -25,6 +26,23 @@ def test_registry_has_the_required_backbones_with_summary_and_divisor():
         assert spec.size_divisor in (8, 16, 32)
 
 
+def test_every_catalog_entry_points_at_an_existing_builder():
+    """The torch-free catalog names its builders by key; every key must exist on the torch side (the
+    parametrized test below builds every registered name)."""
+    from pipeline.models.backbones import SCRATCH_BASES, TRUNKS
+
+    torchvision_archs = set(torchvision.models.list_models())
+    for name in BACKBONES.names():
+        info = BACKBONES.get(name)
+        assert info.name == name
+        assert info.trunk in TRUNKS, (name, info.trunk)
+        assert info.scratch_base is None or info.scratch_base in SCRATCH_BASES, (name, info.scratch_base)
+        assert info.arch is None or info.arch in torchvision_archs, (name, info.arch)
+        assert info.channels > 0, name
+        accepted = inspect.signature(TRUNKS[info.trunk]).parameters
+        assert all(o in accepted for o in info.options), (name, info.options)  # build_backbone passes them on
+
+
 @pytest.mark.parametrize("name", BACKBONES.names())
 def test_model_is_classifier_of_pooled_features(name):
     torch.manual_seed(0)
@@ -36,6 +54,7 @@ def test_model_is_classifier_of_pooled_features(name):
         assert feats.shape[2:] == (32 // BACKBONES.get(name).size_divisor,) * 2
         torch.testing.assert_close(model(x), model.classifier(feats.mean((2, 3))), rtol=0, atol=1e-5)
     assert isinstance(model.classifier, torch.nn.Linear) and model.classifier.out_features == 3
+    assert model.classifier.in_features == BACKBONES.get(name).channels
 
 
 @pytest.mark.parametrize(("arch", "stride", "side"),

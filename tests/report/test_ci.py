@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pipeline.metrics.boxacc import loc_accuracy, max_box_acc_resampled, max_box_acc_v2
 from pipeline.report import ci
 
 
@@ -26,25 +27,44 @@ def test_max_boxacc_rechooses_tau_inside_each_resample(deltas):
     rng = np.random.default_rng(0)
     iou = rng.random((13, 9)).astype(np.float32)  # (N, T)
     w = ci.resample_weights(13, 20, seed=1)
-    got = ci.max_boxacc(w, iou, deltas)
+    got = max_box_acc_resampled(iou, deltas, w)
+    assert got.shape == (20,)
     for b in range(20):
         drawn = np.repeat(np.arange(13), w[b].astype(int))  # the resample as a list of image indices
         assert got[b] == pytest.approx(_brute_max_boxacc(iou[drawn], deltas), abs=1e-4)
-    plain = ci.max_boxacc(np.ones((1, 13), np.float32), iou, deltas)[0]
+    plain = max_box_acc_resampled(iou, deltas, np.ones((1, 13), np.float32))[0]
     assert plain == pytest.approx(_brute_max_boxacc(iou, deltas), abs=1e-4)
+    assert plain == pytest.approx(max_box_acc_v2(iou, deltas)["v2"], abs=1e-9)  # a row of ones: the point
 
 
 def test_oracle_tau_per_delta_differs_from_one_shared_tau():
     # δ=0.3 is best at τ column 0, δ=0.7 at column 1: V2 must take each δ's own best column.
     iou = np.array([[0.4, 0.8], [0.4, 0.1]], dtype=np.float32)
-    v2 = ci.max_boxacc(np.ones((1, 2), np.float32), iou, (0.3, 0.7))[0]
+    v2 = max_box_acc_resampled(iou, (0.3, 0.7), np.ones((1, 2), np.float32))[0]
     assert v2 == pytest.approx(100 * (1.0 + 0.5) / 2)
 
 
 def test_fixed_accuracy_averages_columns():
     correct = np.array([[1, 0], [1, 1], [0, 0], [1, 0]], dtype=bool)  # (N, K)
-    got = ci.fixed_accuracy(np.ones((1, 4), np.float32), correct)[0]
+    ious = np.where(correct, 0.9, 0.1)  # one column per δ, each at its own fixed τ
+    got = loc_accuracy(ious, delta=np.array([0.5, 0.5]), weights=np.ones((1, 4), np.float32))[0]
     assert got == pytest.approx(100 * (3 / 4 + 1 / 4) / 2)
+    assert got == pytest.approx(loc_accuracy(ious, delta=np.array([0.5, 0.5])))  # the unweighted point
+
+
+def test_fixed_accuracy_under_resamples_equals_plain_resampling():
+    rng = np.random.default_rng(2)
+    ious = rng.random((11, 3))  # (N, K): K δ at fixed τ
+    deltas = np.array([0.3, 0.5, 0.7])
+    ok = rng.random(11) < 0.7  # Top-1 correct
+    w = ci.resample_weights(11, 15, seed=5)
+    got = loc_accuracy(ious, ok=ok, delta=deltas, weights=w)
+    single = loc_accuracy(ious[:, 1], ok=ok, weights=w)  # (N,) IoUs at δ = 0.5
+    assert got.shape == single.shape == (15,)
+    for b in range(15):
+        drawn = np.repeat(np.arange(11), w[b].astype(int))
+        assert got[b] == pytest.approx(loc_accuracy(ious[drawn], ok=ok[drawn], delta=deltas), abs=1e-4)
+        assert single[b] == pytest.approx(loc_accuracy(ious[drawn, 1], ok=ok[drawn]), abs=1e-4)
 
 
 def test_percentile_ci_brackets_the_middle():

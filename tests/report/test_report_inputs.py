@@ -17,6 +17,8 @@ def test_synthetic_inputs_follow_the_contract(tmp_path):
     assert {f"{m}.maxboxacc_v2_head" for m in METHODS} <= set(metrics)
     # the planted quality order shows in the generator's own metrics: cam beats the baselines
     assert metrics["cam.maxboxacc_v2_head"] > metrics["center.maxboxacc_v2_head"] + 10
+    history = C.read_history(root / "data/models/resnet18")
+    assert history is not None and list(history.columns) == list(C.HISTORY_COLUMNS)
 
 
 def test_synthetic_inputs_are_seeded(tmp_path):

@@ -17,13 +17,16 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from pipeline.cams import compute_maps, dump
+from pipeline.cams import compute_maps
+from pipeline.cams.dump import load_checkpoint
 from pipeline.cli import cli
-from pipeline.errors import CamlocError, ParamsError
+from pipeline.contracts import Paths
 from pipeline.datasets.loader import eval_batch
+from pipeline.errors import CamlocError, ParamsError
 from pipeline.models import build_backbone
 from pipeline.models.checkpoint import save_model
 from pipeline.params import BackboneParams, CamsParams, Params
+from pipeline.stages import cams as cams_stage
 
 S, SIZE, CLASSES = 40, 32, 4
 SPLIT_SIZES = {"val": 5, "test": 7, "test_official": 6}
@@ -61,12 +64,19 @@ def _params(**cams) -> Params:
                   cams=CamsParams(**{"methods": METHODS, "batch_size": 4, **cams}))
 
 
+def _run(params: Params, backbone: str, prepared: Path, model_dir: Path, out: Path) -> str:
+    """The cams stage reading `model_dir` and writing `out`: both are named after the backbone entry
+    (`paths.model_dir(B)`, `paths.cams_dir(B)`), so pass folders `.../tiny_gap_cnn`."""
+    assert model_dir.name == out.name == "tiny_gap_cnn", (model_dir, out)
+    return cams_stage.run(params, Paths(prepared=prepared, models=model_dir.parent, cams=out.parent), backbone)
+
+
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory):
     root = tmp_path_factory.mktemp("cams")
-    prepared, model_dir = _prepared(root), _model_dir(root)
+    prepared, model_dir = _prepared(root), _model_dir(root / "models", name="tiny_gap_cnn")
     out = root / "cams" / "tiny_gap_cnn"
-    summary = dump.run(_params(), "tiny_gap_cnn", prepared, model_dir, out)
+    summary = _run(_params(), "tiny_gap_cnn", prepared, model_dir, out)
     return root, prepared, model_dir, out, summary
 
 
@@ -94,7 +104,7 @@ def test_stage_maps_equal_compute_maps_for_gt_and_predicted_class(stage):
     root, prepared, model_dir, out, _ = stage
     samples = pd.read_parquet(prepared / "samples.parquet")
     images = np.load(prepared / "images.npy")
-    model, meta = dump.load_checkpoint(model_dir, torch.device("cpu"))
+    model, meta = load_checkpoint(model_dir, torch.device("cpu"))
     rows = samples[samples["split"] == "test"]
     x = eval_batch(images[rows["cache_index"].to_numpy()], SIZE, meta["mean"], meta["std"])
     index = pd.read_parquet(out / "test" / "index.parquet")
@@ -113,16 +123,16 @@ def test_stage_maps_equal_compute_maps_for_gt_and_predicted_class(stage):
 
 def test_stage_rerun_is_byte_identical(stage, tmp_path):
     root, prepared, model_dir, out, _ = stage
-    again = tmp_path / "again"
-    dump.run(_params(), "tiny_gap_cnn", prepared, model_dir, again)
+    again = tmp_path / "again" / "tiny_gap_cnn"
+    _run(_params(), "tiny_gap_cnn", prepared, model_dir, again)
     for f in sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file()):
         assert (again / f).read_bytes() == (out / f).read_bytes(), f
 
 
 def test_float32_and_float16_overflow_fallback(stage, tmp_path):
     root, prepared, model_dir, _, _ = stage
-    out = tmp_path / "f32"
-    dump.run(_params(dtype="float32", methods=("cam",), splits=("val",)), "tiny_gap_cnn", prepared, model_dir, out)
+    out = tmp_path / "f32" / "tiny_gap_cnn"
+    _run(_params(dtype="float32", methods=("cam",), splits=("val",)), "tiny_gap_cnn", prepared, model_dir, out)
     assert np.load(out / "val" / "cam_gt.npy").dtype == np.float32
     from pipeline.cams.store import save_maps
 
@@ -141,25 +151,26 @@ def test_stage_refuses_when_maps_exceed_the_disk_budget(stage, tmp_path):
     root, prepared, model_dir, _, _ = stage
     out = tmp_path / "cams" / "tiny_gap_cnn"
     with pytest.raises(CamlocError, match=r"need [0-9.]+ KB, more than params.yaml cams.max_disk_gb"):
-        dump.run(_params(max_disk_gb=1e-9), "tiny_gap_cnn", prepared, model_dir, out)
+        _run(_params(max_disk_gb=1e-9), "tiny_gap_cnn", prepared, model_dir, out)
     assert not out.exists()
 
 
 def test_stage_bad_backbone_and_mismatched_checkpoint(stage, tmp_path):
     root, prepared, model_dir, _, _ = stage
+    out = tmp_path / "x" / "tiny_gap_cnn"
     with pytest.raises(ParamsError, match="resnet99"):
-        dump.run(_params(), "resnet99", prepared, model_dir, tmp_path / "x")
-    other = _model_dir(tmp_path, backbone="resnet18")
+        cams_stage.run(_params(), Paths(prepared=prepared, models=model_dir.parent, cams=out.parent), "resnet99")
+    other = _model_dir(tmp_path / "other", backbone="resnet18", name="tiny_gap_cnn")
     with pytest.raises(CamlocError, match="not 'tiny_gap_cnn'"):
-        dump.run(_params(), "tiny_gap_cnn", prepared, other, tmp_path / "x")
-    broken = _model_dir(tmp_path, name="broken")
+        _run(_params(), "tiny_gap_cnn", prepared, other, out)
+    broken = _model_dir(tmp_path / "broken", name="tiny_gap_cnn")
     state = torch.load(broken / "model.pt", weights_only=True)
     state.pop("classifier.bias")
     torch.save(state, broken / "model.pt")
     with pytest.raises(CamlocError, match="does not match"):
-        dump.run(_params(), "tiny_gap_cnn", prepared, broken, tmp_path / "x")
+        _run(_params(), "tiny_gap_cnn", prepared, broken, out)
     with pytest.raises(CamlocError, match="model.pt is missing"):
-        dump.run(_params(), "tiny_gap_cnn", prepared, tmp_path / "nowhere", tmp_path / "x")
+        _run(_params(), "tiny_gap_cnn", prepared, tmp_path / "nowhere" / "tiny_gap_cnn", out)
     assert not (tmp_path / "x").exists()
 
 
@@ -167,12 +178,11 @@ _KILL_SCRIPT = """
 import sys
 from pathlib import Path
 import torch
-from pipeline.cams import dump
 torch.set_num_threads(1)
 sys.path.insert(0, {tests!r})
-from test_cams_stage import _params
-dump.run(_params(methods=("scorecam",), scorecam_chunk=1, batch_size=1), "tiny_gap_cnn",
-         Path({prepared!r}), Path({model!r}), Path({out!r}))
+from test_cams_stage import _params, _run
+_run(_params(methods=("scorecam",), scorecam_chunk=1, batch_size=1), "tiny_gap_cnn",
+     Path({prepared!r}), Path({model!r}), Path({out!r}))
 """
 
 
@@ -181,7 +191,7 @@ def test_sigkill_leaves_nothing_under_the_final_name_and_a_rerun_completes(stage
     out = tmp_path / "cams" / "tiny_gap_cnn"
     code = _KILL_SCRIPT.format(tests=str(Path(__file__).parent), prepared=str(prepared),
                                model=str(model_dir), out=str(out))
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parent.parent,
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120
     while time.time() < deadline and not list(out.parent.glob(".camloc-tmp-*")):
@@ -191,10 +201,10 @@ def test_sigkill_leaves_nothing_under_the_final_name_and_a_rerun_completes(stage
     proc.wait()
     assert list(out.parent.glob(".camloc-tmp-*")), "the run was killed before its temporary folder existed"
     assert not out.exists()
-    dump.run(_params(methods=("cam",)), "tiny_gap_cnn", prepared, model_dir, out)
+    _run(_params(methods=("cam",)), "tiny_gap_cnn", prepared, model_dir, out)
     assert sorted(p.name for p in out.parent.iterdir()) == ["tiny_gap_cnn"]  # stale temporaries removed
-    ref = tmp_path / "ref"
-    dump.run(_params(methods=("cam",)), "tiny_gap_cnn", prepared, model_dir, ref)
+    ref = tmp_path / "ref" / "tiny_gap_cnn"
+    _run(_params(methods=("cam",)), "tiny_gap_cnn", prepared, model_dir, ref)
     for f in (p.relative_to(ref) for p in ref.rglob("*") if p.is_file()):
         assert (out / f).read_bytes() == (ref / f).read_bytes(), f
 
@@ -218,7 +228,7 @@ def folder(tmp_path):
 def test_folder_mode_one_method_writes_one_npy_per_image(folder, tmp_path):
     images, model_dir = folder
     out = tmp_path / "out"
-    summary = dump.run_folder(model_dir, images, ["gradcam"], out)
+    summary = cams_stage.run_folder(model_dir, images, ["gradcam"], out)
     assert "skipped 1 non-image file(s): notes.txt" in summary
     ids = ["gray", "img0", "img1", "img2"]
     assert sorted(p.stem for p in out.glob("*.npy")) == ids
@@ -226,8 +236,8 @@ def test_folder_mode_one_method_writes_one_npy_per_image(folder, tmp_path):
     assert preds["image_id"].tolist() == ids
     pd.testing.assert_frame_equal(pd.read_parquet(out / "predictions.parquet")[["image_id", "pred"]],
                                   preds[["image_id", "pred"]])
-    model, meta = dump.load_checkpoint(model_dir, torch.device("cpu"))
-    x = dump._folder_batch([images / "img1.png"], meta, "cpu")
+    model, meta = load_checkpoint(model_dir, torch.device("cpu"))
+    x = cams_stage._folder_batch([images / "img1.png"], meta, "cpu")
     expected = compute_maps(model, x, [int(preds["pred"][2])], "gradcam")[0].numpy()
     np.testing.assert_allclose(np.load(out / "img1.npy"), expected, rtol=1e-5, atol=1e-7)
 
@@ -235,10 +245,10 @@ def test_folder_mode_one_method_writes_one_npy_per_image(folder, tmp_path):
 def test_folder_mode_several_methods_use_subfolders(folder, tmp_path):
     images, model_dir = folder
     out = tmp_path / "out"
-    dump.run_folder(model_dir, images, ["cam", "eigencam"], out)
+    cams_stage.run_folder(model_dir, images, ["cam", "eigencam"], out)
     for m in ("cam", "eigencam"):
         assert sorted(p.stem for p in (out / m).glob("*.npy")) == ["gray", "img0", "img1", "img2"]
-    dump.run_folder(model_dir, images, ["cam"], out)  # our own earlier output may be replaced
+    cams_stage.run_folder(model_dir, images, ["cam"], out)  # our own earlier output may be replaced
     assert not (out / "eigencam").exists()
 
 
@@ -247,16 +257,16 @@ def test_folder_mode_bad_inputs_are_clear_errors_and_write_nothing(folder, tmp_p
     out = tmp_path / "out"
     (images / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     with pytest.raises(CamlocError, match=r"broken\.jpg cannot be decoded"):
-        dump.run_folder(model_dir, images, ["cam"], out)
+        cams_stage.run_folder(model_dir, images, ["cam"], out)
     assert not out.exists() and not list(tmp_path.glob(".camloc-tmp-*"))
     (images / "broken.jpg").unlink()
     with pytest.raises(CamlocError, match="unknown map method 'gradcam\\+\\+'; valid choices"):
-        dump.run_folder(model_dir, images, ["gradcam++"], out)
+        cams_stage.run_folder(model_dir, images, ["gradcam++"], out)
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "thesis.tex").write_text("precious")
     with pytest.raises(CamlocError, match="not an earlier `camloc cams` output"):
-        dump.run_folder(model_dir, images, ["cam"], mine)
+        cams_stage.run_folder(model_dir, images, ["cam"], mine)
     assert (mine / "thesis.tex").read_text() == "precious"
 
 
@@ -270,6 +280,24 @@ def test_cli_methods_and_cams_errors(folder, tmp_path):
                                  "--method", "cam", "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "bad.png" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_stage_mode_reads_models_and_writes_cams(stage, tmp_path):
+    import yaml
+
+    root, prepared, model_dir, out, _ = stage
+    raw = {"backbones": {"tiny_gap_cnn": {"image_size": SIZE}},
+           "cams": {"methods": ["cam"], "splits": ["val"], "batch_size": 4}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    cams = tmp_path / "cams"
+    args = ["cams", "tiny_gap_cnn", "--params", str(tmp_path / "params.yaml"), "--prepared", str(prepared),
+            "--models", str(model_dir.parent), "--cams", str(cams)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert str(cams / "tiny_gap_cnn") in result.output
+    for f in ("val/cam_gt.npy", "val/cam_pred.npy", "val/index.parquet"):  # same maps as the stage fixture
+        assert (cams / "tiny_gap_cnn" / f).read_bytes() == (out / f).read_bytes(), f
+    assert sorted(p.name for p in cams.iterdir()) == ["tiny_gap_cnn"]
 
 
 @pytest.mark.parametrize("bad,key", [({"methods": ["cam", "cam"]}, "cams.methods"), ({"splits": []}, "cams.splits"),

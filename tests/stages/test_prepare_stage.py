@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from pipeline.contracts import BOX_COLUMNS, SAMPLE_COLUMNS, SPLITS, Paths
 from pipeline.datasets import pets
-from pipeline.contracts import BOX_COLUMNS, SAMPLE_COLUMNS
-from pipeline.stages.prepare import run
 from pipeline.datasets.synthpets import plan
 from pipeline.errors import CamlocError, ParamsError
-from pipeline.params import SPLITS, DatasetParams, SplitParams
+from pipeline.params import DatasetParams, SplitParams
+from pipeline.stages.prepare import run
 
 
 @pytest.fixture(scope="module")
@@ -99,10 +99,11 @@ def test_every_planted_quirk_reported(prepared, synthpets_params):
 
 
 def test_split_larger_than_a_class_names_the_key(synthpets_raw, tmp_path, tiny_params):
+    paths = Paths(raw=synthpets_raw, prepared=tmp_path / "p")
     with pytest.raises(ParamsError, match="split.test_per_class"):
-        run(tiny_params(split=SplitParams(val_per_class=2, test_per_class=50)), synthpets_raw, tmp_path / "p")
+        run(tiny_params(split=SplitParams(val_per_class=2, test_per_class=50)), paths)
     with pytest.raises(ParamsError, match="split.val_per_class"):
-        run(tiny_params(split=SplitParams(val_per_class=40, test_per_class=1)), synthpets_raw, tmp_path / "p")
+        run(tiny_params(split=SplitParams(val_per_class=40, test_per_class=1)), paths)
     assert not (tmp_path / "p").exists()
 
 
@@ -120,7 +121,7 @@ def test_bad_images_skipped_and_reported(raw_copy, tmp_path, tiny_params):
     (raw_copy / "images" / f"{ids[2]}.jpg").unlink()
     Image.new("RGB", (3000, 2000)).save(raw_copy / "images" / f"{ids[3]}.jpg")
     params = tiny_params(dataset=DatasetParams(max_image_pixels=1_000_000))
-    run(params, raw_copy, tmp_path / "p")
+    run(params, Paths(raw=raw_copy, prepared=tmp_path / "p"))
     report = json.loads((tmp_path / "p" / "report.json").read_text())
     reasons = {r["file"].rsplit("/", 1)[-1][:-4]: r["reason"] for r in report["skipped"]}
     assert "empty" in reasons[ids[0]] and "not a decodable image" in reasons[ids[1]]
@@ -134,7 +135,7 @@ def test_hostile_xml_is_not_expanded(raw_copy, tmp_path, tiny_params):
     xml = sorted((raw_copy / "annotations" / "xmls").glob("[!.]*.xml"))[0]
     xml.write_text('<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "xxxxxxxxxx">'
                    '<!ENTITY y "&x;&x;&x;&x;&x;&x;&x;&x;&x;&x;">]><annotation>&y;</annotation>')
-    run(tiny_params(split=SplitParams(val_per_class=1, test_per_class=1)), raw_copy, tmp_path / "p")
+    run(tiny_params(split=SplitParams(val_per_class=1, test_per_class=1)), Paths(raw=raw_copy, prepared=tmp_path / "p"))
     report = json.loads((tmp_path / "p" / "report.json").read_text())
     assert any(r["file"].endswith(xml.name) and "refused unsafe XML" in r["reason"] for r in report["skipped"])
 
@@ -144,17 +145,17 @@ def test_missing_split_file_and_foreign_out_dir(raw_copy, tmp_path, tiny_params)
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     with pytest.raises(CamlocError, match="notes.txt"):
-        run(tiny_params(), raw_copy, out)
+        run(tiny_params(), Paths(raw=raw_copy, prepared=out))
     assert (out / "notes.txt").read_text() == "mine"
     (raw_copy / "annotations" / "test.txt").unlink()
     with pytest.raises(CamlocError, match="test.txt is missing.*camloc download"):
-        run(tiny_params(), raw_copy, tmp_path / "p")
+        run(tiny_params(), Paths(raw=raw_copy, prepared=tmp_path / "p"))
     with pytest.raises(CamlocError, match="run `camloc download` first"):
-        run(tiny_params(), tmp_path / "nowhere", tmp_path / "p")
+        run(tiny_params(), Paths(raw=tmp_path / "nowhere", prepared=tmp_path / "p"))
 
 
 def test_rerun_is_byte_identical(synthpets_raw, prepared_dir, tmp_path, tiny_params):
-    run(tiny_params(), synthpets_raw, tmp_path / "again")
+    run(tiny_params(), Paths(raw=synthpets_raw, prepared=tmp_path / "again"))
     for name in ("samples.parquet", "boxes.parquet", "classes.json", "report.json", "images.npy"):
         assert (tmp_path / "again" / name).read_bytes() == (prepared_dir / name).read_bytes(), name
 
@@ -174,7 +175,7 @@ def test_annotation_defects_are_repaired_or_reported(raw_copy, tmp_path, tiny_pa
     Image.new("L", (5, 5), 2).save(ann / "trimaps" / f"{ids[1]}.png")
     Image.new("L", (5, 5), 7).resize(Image.open(raw_copy / "images" / f"{ids[2]}.jpg").size).save(
         ann / "trimaps" / f"{ids[2]}.png")
-    run(tiny_params(split=SplitParams(val_per_class=1, test_per_class=1)), raw_copy, tmp_path / "p")
+    run(tiny_params(split=SplitParams(val_per_class=1, test_per_class=1)), Paths(raw=raw_copy, prepared=tmp_path / "p"))
     report = json.loads((tmp_path / "p" / "report.json").read_text())
     rep = {r["file"].rsplit("/", 1)[-1]: r["reason"] for r in report["repaired"]}
     skip = {r["file"].rsplit("/", 1)[-1]: r["reason"] for r in report["skipped"]}
@@ -203,4 +204,4 @@ def test_no_usable_trainval_image_is_a_clear_error(raw_copy, tmp_path, tiny_para
     for e in pets.read_list(raw_copy / "annotations" / "trainval.txt"):
         (raw_copy / "images" / f"{e.image_id}.jpg").write_bytes(b"")
     with pytest.raises(CamlocError, match="trainval.txt lists no usable image"):
-        run(tiny_params(), raw_copy, tmp_path / "p")
+        run(tiny_params(), Paths(raw=raw_copy, prepared=tmp_path / "p"))

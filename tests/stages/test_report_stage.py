@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from report_inputs import BACKBONES, METHODS, make_report_inputs, report_params
+from report_inputs import BACKBONES, METHODS, make_report_inputs, report_params, report_paths
 
-from pipeline.stages import report
 from pipeline.errors import CamlocError
 from pipeline.report.perimage import CI_METRICS
+from pipeline.stages import report
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser") if shutil.which(n)), None)
 CHECK_SCRIPT = """<script>
@@ -31,7 +31,7 @@ window.addEventListener("load", function () {
 @pytest.fixture(scope="module")
 def reported(tmp_path_factory) -> Path:
     root = make_report_inputs(tmp_path_factory.mktemp("report"))
-    report.run(report_params(), root / "reports", root=root)
+    report.run(report_params(), report_paths(root))
     return root
 
 
@@ -92,7 +92,7 @@ def test_rerun_after_deleting_is_byte_identical(reported, tmp_path):
     first = _tree(reported / "reports")
     again = tmp_path / "again"
     shutil.copytree(reported, again, ignore=shutil.ignore_patterns("leaderboard.*", "plots", "gallery", "breakdowns"))
-    report.run(report_params(), again / "reports", root=again)
+    report.run(report_params(), report_paths(again))
     second = _tree(again / "reports")
     assert first.keys() == second.keys()
     assert [k for k in first if first[k] != second[k]] == []
@@ -114,7 +114,7 @@ def test_gallery_pages_are_static_and_complete(reported):
 
 
 def test_gallery_boxes_reproduce_the_evaluated_ious(reported, tmp_path):
-    summary = report.run(report_params(bootstrap=100), tmp_path / "out", root=reported)
+    summary = report.run(report_params(bootstrap=100), report_paths(reported, tmp_path / "out"))
     assert "0 gallery boxes off their evaluated IoU" in summary
 
 
@@ -162,4 +162,4 @@ def test_missing_stage_output_names_the_file_and_the_fix(reported, tmp_path):
     shutil.copytree(reported / "reports" / "metrics", root / "reports" / "metrics")
     (root / "data" / "eval" / "resnet18" / "per_image.parquet").unlink()
     with pytest.raises(CamlocError, match=r"per_image\.parquet is missing: run `dvc repro evaluate@resnet18`"):
-        report.run(report_params(), root / "reports", root=root)
+        report.run(report_params(), report_paths(root))

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,14 +16,15 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from pipeline.datasets import loader as imagecache
-from pipeline.stages import train
 from pipeline.cli import cli
+from pipeline.contracts import Paths, read_classes
+from pipeline.datasets import loader as imagecache
 from pipeline.errors import CamlocError
 from pipeline.models.checkpoint import load_model
-from pipeline.params import AugmentParams, BackboneParams, Params, PrepareParams
+from pipeline.params import AugmentParams, BackboneParams, Params, PrepareParams, to_dict
+from pipeline.stages import train
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SIZE = 32
 COLOURS = np.array([[220, 40, 40], [40, 200, 40], [40, 40, 220]], dtype=np.int16)
 
@@ -63,11 +63,18 @@ def train_params(**kw) -> Params:
     return Params(prepare=PrepareParams(cache_size=SIZE), backbones={"tiny_gap_cnn": bp})
 
 
+def run_train(params: Params, prepared: Path, out: Path, **kw) -> str:
+    """The train stage writing `out` (= `paths.model_dir(B)`, so a folder `.../tiny_gap_cnn`); its resume
+    checkpoints default to `out/../../.resume/tiny_gap_cnn`."""
+    assert out.name == "tiny_gap_cnn", out
+    return train.run(params, Paths(prepared=Path(prepared), models=Path(out).parent), "tiny_gap_cnn", **kw)
+
+
 @pytest.fixture(scope="module")
 def reference(prepared, tmp_path_factory) -> Path:
     """One uninterrupted run, shared by the checks below."""
     out = tmp_path_factory.mktemp("ref") / "models" / "tiny_gap_cnn"
-    train.run(train_params(), "tiny_gap_cnn", prepared, out)
+    run_train(train_params(), prepared, out)
     return out
 
 
@@ -82,7 +89,7 @@ def _same_weights(a: Path, b: Path) -> None:
 def test_the_model_learns(tmp_path):
     colours = write_prepared(tmp_path / "prepared")
     out = tmp_path / "models" / "tiny_gap_cnn"
-    train.run(train_params(), "tiny_gap_cnn", colours, out)
+    run_train(train_params(), colours, out)
     history = pd.read_csv(out / "history.csv")
     assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
     assert history["val_acc"].iloc[-1] >= 75.0, "a colour square per class is learnable in 3 epochs"
@@ -95,7 +102,7 @@ def test_outputs_follow_the_contract(reference, prepared):
     metrics = json.loads((reference / "metrics.json").read_text())
     assert metrics["val_acc"] == pytest.approx(history["val_acc"].iloc[-1], abs=1e-3)
     model, meta = load_model(reference)
-    assert meta["class_names"] == imagecache.load_classes(prepared) and meta["image_size"] == SIZE
+    assert meta["class_names"] == read_classes(prepared) and meta["image_size"] == SIZE
     assert meta["train_images"] == 21 and meta["val_images"] == 6
     assert meta["params"]["lr"] == 0.05 and "torch" in meta["versions"]
     # The saved model reproduces the logged val accuracy through the shared eval input.
@@ -107,7 +114,7 @@ def test_outputs_follow_the_contract(reference, prepared):
 
 def test_two_cpu_runs_are_identical(reference, prepared, tmp_path):
     out = tmp_path / "models" / "tiny_gap_cnn"
-    train.run(train_params(), "tiny_gap_cnn", prepared, out)
+    run_train(train_params(), prepared, out)
     _same_weights(reference, out)
     for name in ("metrics.json", "meta.json"):
         assert (out / name).read_bytes() == (reference / name).read_bytes(), name
@@ -122,11 +129,11 @@ def test_resume_after_an_exception_gives_the_same_weights(reference, prepared, t
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train.run(params, "tiny_gap_cnn", prepared, out, on_epoch_end=stop)
+        run_train(params, prepared, out, on_epoch_end=stop)
     assert not out.exists(), "no half output under the final name"
     assert (tmp_path / ".resume" / "tiny_gap_cnn" / train.RESUME_FILE).is_file()
     epochs_run = []
-    train.run(params, "tiny_gap_cnn", prepared, out, on_epoch_end=lambda e, r: epochs_run.append(e))
+    run_train(params, prepared, out, on_epoch_end=lambda e, r: epochs_run.append(e))
     assert epochs_run == [2, 3]
     _same_weights(reference, out)
     assert (out / "metrics.json").read_bytes() == (reference / "metrics.json").read_bytes()
@@ -139,19 +146,18 @@ def test_resume_after_sigkill_gives_the_same_weights(reference, prepared, tmp_pa
     child = textwrap.dedent(f"""
         import os, signal, sys
         sys.path.insert(0, {str(REPO)!r}); sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from test_train import train_params
-        from pipeline.stages import train
+        from pathlib import Path
+        from test_train_stage import run_train, train_params
         def die(epoch, row):
             if epoch == 2:
                 os.kill(os.getpid(), signal.SIGKILL)
-        train.run(train_params(resume=True), "tiny_gap_cnn", {str(prepared)!r}, {str(out)!r}, on_epoch_end=die)
+        run_train(train_params(resume=True), Path({str(prepared)!r}), Path({str(out)!r}), on_epoch_end=die)
     """)
     proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=300)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert not out.exists()
     epochs_run = []
-    train.run(train_params(resume=True), "tiny_gap_cnn", prepared, out,
-              on_epoch_end=lambda e, r: epochs_run.append(e))
+    run_train(train_params(resume=True), prepared, out, on_epoch_end=lambda e, r: epochs_run.append(e))
     assert epochs_run == [3]
     _same_weights(reference, out)
 
@@ -163,10 +169,9 @@ def test_resume_checkpoint_of_other_params_is_ignored(prepared, tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train.run(train_params(resume=True, epochs=2), "tiny_gap_cnn", prepared, out, on_epoch_end=stop)
+        run_train(train_params(resume=True, epochs=2), prepared, out, on_epoch_end=stop)
     epochs_run = []
-    train.run(train_params(resume=True, epochs=1), "tiny_gap_cnn", prepared, out,
-              on_epoch_end=lambda e, r: epochs_run.append(e))
+    run_train(train_params(resume=True, epochs=1), prepared, out, on_epoch_end=lambda e, r: epochs_run.append(e))
     assert epochs_run == [1]
 
 
@@ -188,7 +193,7 @@ def test_augmentation_does_not_depend_on_worker_count(prepared):
 def test_missing_split_and_missing_cache_are_clear_errors(tmp_path, prepared):
     bare = write_prepared(tmp_path / "p", per_split=(("train", 2),))
     with pytest.raises(CamlocError, match=r"no images in split 'val'"):
-        train.run(train_params(), "tiny_gap_cnn", bare, tmp_path / "m")
+        run_train(train_params(), bare, tmp_path / "m" / "tiny_gap_cnn")
     (bare / "images.npy").unlink()
     with pytest.raises(CamlocError, match=r"images\.npy is missing.*prepare"):
         imagecache.load_split(bare, "train")
@@ -197,19 +202,27 @@ def test_missing_split_and_missing_cache_are_clear_errors(tmp_path, prepared):
 def test_cli_train_and_backbones(prepared, tmp_path):
     import yaml
 
-    params = train_params()
     raw = {"prepare": {"cache_size": SIZE},
            "backbones": {"tiny_gap_cnn": {"epochs": 1, "batch_size": 8, "image_size": SIZE, "workers": 0}}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     runner = CliRunner()
-    out = tmp_path / "m"
+    models = tmp_path / "models"
+    out = models / "tiny_gap_cnn"
     res = runner.invoke(cli, ["train", "tiny_gap_cnn", "--params", str(tmp_path / "params.yaml"),
-                              "--prepared", str(prepared), "--out", str(out)])
+                              "--prepared", str(prepared), "--models", str(models)])
     assert res.exit_code == 0, res.output
     assert "val accuracy" in res.output and (out / "model.pt").is_file()
+    # The run used params.yaml's recipe (1 epoch, batch 8, the file's image size, defaults elsewhere),
+    # not the recipe of the other tests here (train_params: 3 epochs, lr 0.05).
+    expected = to_dict(BackboneParams(epochs=1, batch_size=8, image_size=SIZE, workers=0))
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["params"] == json.loads(json.dumps(expected))
+    assert meta["params"] != json.loads(json.dumps(to_dict(train_params().backbone("tiny_gap_cnn"))))
+    assert list(pd.read_csv(out / "history.csv")["epoch"]) == [1]
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 1
     res = runner.invoke(cli, ["train", "resnet18", "--params", str(tmp_path / "params.yaml"),
-                              "--prepared", str(prepared), "--out", str(out)])
+                              "--prepared", str(prepared), "--models", str(models)])
     assert res.exit_code == 2 and "tiny_gap_cnn" in res.output
+    assert sorted(p.name for p in models.iterdir()) == ["tiny_gap_cnn"]
     res = runner.invoke(cli, ["backbones"])
     assert res.exit_code == 0 and "vgg16_gap" in res.output and "tiny_gap_cnn" in res.output
-    assert replace(params.backbones["tiny_gap_cnn"], epochs=1).epochs == 1
