@@ -80,7 +80,7 @@ def dump_split(model, meta, images: np.ndarray, labels: np.ndarray, methods, par
     """Run one split; returns ({(method, kind): (N, h, w) float32}, predictions dict, images/s)."""
     device = next(model.parameters()).device
     n, bs = len(images), params_cams.batch_size
-    mean, std = meta.get("mean", loader.IMAGENET_MEAN), meta.get("std", loader.IMAGENET_STD)
+    mean, std = loader.model_normalisation(meta)
     maps: dict = {}
     preds: dict[str, list] = {"pred": [], "top5": [], "top5_prob": []}
     start = time.perf_counter()

@@ -36,6 +36,11 @@ log = logging.getLogger(__name__)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+
+def model_normalisation(meta: dict) -> tuple[Sequence[float], Sequence[float]]:
+    """(mean, std) a trained model expects, from its meta.json (ImageNet's when not recorded)."""
+    return meta.get("mean", IMAGENET_MEAN), meta.get("std", IMAGENET_STD)
+
 def load_split(prepared_dir: str | Path, split: str) -> tuple[pd.DataFrame, np.ndarray]:
     """The rows of one split (manifest order) and their cached images, row i ↔ image i.
 

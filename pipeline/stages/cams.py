@@ -163,7 +163,7 @@ def _check_out(out_dir: Path, images_dir: Path) -> None:
 def _folder_batch(paths: list[Path], meta: dict, device) -> torch.Tensor:
     s = int(meta["image_size"])
     pixels = np.stack([loader.resize_uint8(decode_image(p), s) for p in paths])  # (n, s, s, 3)
-    mean, std = meta.get("mean", loader.IMAGENET_MEAN), meta.get("std", loader.IMAGENET_STD)
+    mean, std = loader.model_normalisation(meta)
     return loader.eval_batch(pixels, s, mean, std, device)
 
 
