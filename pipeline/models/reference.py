@@ -136,6 +136,14 @@ def inception_v3_trunk(_: None = None, large_feature_map: bool = False) -> nn.Mo
 REFERENCE_TRUNKS: dict[str, Callable[..., nn.Module]] = {
     "wsol_resnet50": resnet50_trunk, "wsol_vgg16": vgg16_trunk, "wsol_inception_v3": inception_v3_trunk,
 }
+# What the reference's main.py trains at lr × lr_classifier_ratio (its _FEATURE_PARAM_LAYER_PATTERNS, read
+# the other way round for VGG16/InceptionV3): ResNet50's layer4 and fc, VGG16's conv6 and fc, InceptionV3's
+# SPG_A3_* convs and SPG_A4 (our classifier).
+HEAD_PREFIXES = {
+    "wsol_resnet50": ("features.layer4.", "classifier."),
+    "wsol_vgg16": ("features.conv6.", "classifier."),
+    "wsol_inception_v3": ("features.SPG_A3_", "classifier."),
+}
 # How the reference initialises its convolutions (`initialize_weights(..., init_mode=...)`).
 INIT_MODES = {"wsol_resnet50": "xavier", "wsol_vgg16": "he", "wsol_inception_v3": "xavier"}
 

@@ -23,13 +23,13 @@ from pathlib import Path
 
 import torch
 import torchvision
-from torch import nn
 
 from pipeline.errors import CamlocError
 from pipeline.models.backbones import GapNet, _looks_like_path, ensure_cached
 from pipeline.models.catalog import BackboneInfo
 from pipeline.models.checkpoint import _unpickler_detail
 from pipeline.models.reference import (
+    HEAD_PREFIXES,
     REFERENCE_TRUNKS,
     initialize_like_reference,
     vgg16_conv_indices,
@@ -48,6 +48,7 @@ def build_reference(info: BackboneInfo, num_classes: int, pretrained: bool = Fal
     trunk = REFERENCE_TRUNKS[info.trunk](None, large_feature_map=bool(large_feature_map))
     model = GapNet(trunk, info.channels, num_classes)
     initialize_like_reference(model, info.trunk)
+    model.head_prefixes = HEAD_PREFIXES[info.trunk]  # training.loop gives these lr × head_lr_mult
     if weights and _looks_like_path(weights):
         load_weights_file(model, info, Path(weights), bool(large_feature_map))
     elif pretrained or weights:
@@ -204,12 +205,3 @@ def _torchvision_state(arch: str, name: str) -> dict:
         log.warning("%s weights %s are not the reference's (it used %s)", arch, w.name, DEFAULT_WEIGHTS)
     return read_weights_file(ensure_cached(w.url))
 
-
-def reference_classifier_parameters(model: nn.Module) -> list[str]:
-    """Names of the parameters the reference trains at lr × lr_classifier_ratio (main.py's patterns)."""
-    names = [n for n, _ in model.named_parameters()]
-    if any(n.startswith("features.layer4.") for n in names):  # resnet50: layer4 and fc
-        return [n for n in names if n.startswith(("features.layer4.", "classifier."))]
-    if any(n.startswith("features.conv6.") for n in names):  # vgg16: all but features.*
-        return [n for n in names if n.startswith(("features.conv6.", "classifier."))]
-    return [n for n in names if n.startswith(("features.SPG_A3_", "classifier."))]  # inception_v3
