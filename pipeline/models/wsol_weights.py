@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import pickle
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
