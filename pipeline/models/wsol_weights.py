@@ -117,6 +117,9 @@ def load_weights_file(model: GapNet, info: BackboneInfo, path: Path, large_featu
     expected = REFERENCE_ARCHITECTURE[info.trunk]
     if isinstance(data.get("state_dict"), dict):
         arch = data.get("architecture")
+        if arch is None:
+            raise CamlocError(f"{path} holds a state_dict but no 'architecture' entry, so it was not written by "
+                              f"the reference's main.py; save the bare state dict (torchvision key names) instead")
         if arch != expected:
             fits = [f"{a}_wsol" for a in REFERENCE_ARCHITECTURE.values() if a == arch]
             hint = f"set arch: {fits[0]}" if fits else "use a checkpoint of the reference's main.py"

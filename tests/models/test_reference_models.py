@@ -282,6 +282,13 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path):
         build_backbone("resnet50_wsol", 6, weights=str(path))
 
 
+def test_checkpoint_without_architecture_is_refused(tmp_path):
+    path = tmp_path / "other.pth"
+    torch.save({"state_dict": reference_checkpoint_state("resnet50_wsol", False, 6), "epoch": 3}, path)
+    with pytest.raises(CamlocError, match=r"no 'architecture' entry"):
+        build_backbone("resnet50_wsol", 6, weights=str(path))
+
+
 def test_missing_and_unexpected_keys_are_named(tmp_path):
     sd = reference_checkpoint_state("resnet50_wsol", False, 6)
     del sd["layer4.2.conv3.weight"]
