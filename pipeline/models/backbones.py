@@ -133,8 +133,8 @@ def build_backbone(
     `weights`: a torchvision weights name (e.g. "IMAGENET1K_V1", "DEFAULT") or a local state-dict file
     (a torchvision-architecture checkpoint); `pretrained=True` without `weights` means "DEFAULT".
     Options: `output_stride` (8/16/32) for ResNets, `large_feature_map` for the reference's `*_wsol`
-    models (their `weights` may also be a reference checkpoint: models.wsol_weights); None values are ignored. Unknown names and options
-    raise CamlocError listing the valid ones.
+    models (whose `weights` may also be a reference checkpoint: models.wsol_weights); None values are
+    ignored. Unknown names and options raise CamlocError listing the valid ones.
     """
     spec = BACKBONES.get(name)
     options = {k: v for k, v in options.items() if v is not None}
