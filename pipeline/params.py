@@ -20,6 +20,10 @@ from pipeline.contracts import SPLITS
 from pipeline.errors import CamlocError, ParamsError
 
 DATASETS = ("synthpets", "pets")
+# step: x0.1 after every step_epochs epochs; reference_step: x0.1 from epoch step_epochs, 2*step_epochs, ...
+# (1-based), as the reference's adjust_learning_rate, i.e. one epoch earlier than step.
+SCHEDULES = ("cosine", "step", "reference_step", "constant")
+TRAIN_TRANSFORMS = ("random_resized_crop", "resize_crop")
 
 
 @dataclass(frozen=True)
@@ -100,12 +104,18 @@ class BackboneParams:
     weight_decay: float = 5e-4
     momentum: float = 0.9
     optimizer: str = "sgd"
-    schedule: str = "cosine"  # cosine (per step, to 0) | step (x0.1 every step_epochs) | constant
+    schedule: str = "cosine"  # cosine (per step, to 0) | step / reference_step (x0.1 every step_epochs) | constant
     step_epochs: int = 30
     image_size: int = 128
     pretrained: bool = False
     weights: str | None = None  # torchvision weights name (e.g. IMAGENET1K_V1) or a local file path
     output_stride: int | None = None  # 8/16/32: ResNet "large feature map" variants
+    large_feature_map: bool | None = None  # the reference's *_wsol models: 28x28 instead of 14x14 maps at 224
+    # random_resized_crop: a crop of random area/aspect resized to image_size (camloc's default);
+    # resize_crop: the reference's — straight resize to train_resize, then a random image_size crop.
+    train_transform: str = "random_resized_crop"
+    train_resize: int | None = None  # resize_crop's side before cropping; None: the cache as is (cache_size)
+    nesterov: bool = False  # SGD Nesterov momentum (the reference trains with it)
     augment: AugmentParams = field(default_factory=AugmentParams)
     workers: int = 2
     resume: bool = False  # resume from the last epoch checkpoint after an interruption
@@ -118,7 +128,15 @@ class BackboneParams:
         if self.weight_decay < 0:
             raise ParamsError(f"{key}.weight_decay", self.weight_decay, "a number >= 0")
         _choice(f"{key}.optimizer", self.optimizer, ("sgd", "adamw"))
-        _choice(f"{key}.schedule", self.schedule, ("cosine", "step", "constant"))
+        _choice(f"{key}.schedule", self.schedule, SCHEDULES)
+        _choice(f"{key}.train_transform", self.train_transform, TRAIN_TRANSFORMS)
+        if self.train_resize is not None:
+            if self.train_transform != "resize_crop":
+                raise ParamsError(f"{key}.train_resize", self.train_resize, "null unless train_transform: resize_crop")
+            if self.train_resize < self.image_size:
+                raise ParamsError(f"{key}.train_resize", self.train_resize, f">= image_size ({self.image_size})")
+        if self.nesterov and self.optimizer != "sgd":
+            raise ParamsError(f"{key}.nesterov", self.nesterov, "false unless optimizer: sgd")
         _positive(f"{key}.step_epochs", self.step_epochs)
         if self.image_size < 16:
             raise ParamsError(f"{key}.image_size", self.image_size, "at least 16 pixels")
@@ -305,6 +323,10 @@ def check_names(params: Params) -> None:
             raise ParamsError(
                 f"backbones.{key}.arch", arch, f"a registered backbone: {', '.join(BACKBONES.names())}"
             )
+        if bp.large_feature_map is not None and "large_feature_map" not in BACKBONES.get(arch).options:
+            takers = [n for n in BACKBONES.names() if "large_feature_map" in BACKBONES.get(n).options]
+            raise ParamsError(f"backbones.{key}.large_feature_map", bp.large_feature_map,
+                              f"null for {arch}; only {', '.join(takers)} take it")
         divisor = BACKBONES.get(arch).size_divisor
         if bp.image_size % divisor:
             raise ParamsError(
@@ -316,6 +338,9 @@ def check_names(params: Params) -> None:
                 bp.image_size,
                 f"at most prepare.cache_size ({params.prepare.cache_size}); raise the cache size",
             )
+        if (bp.train_resize or 0) > params.prepare.cache_size:
+            raise ParamsError(f"backbones.{key}.train_resize", bp.train_resize,
+                              f"at most prepare.cache_size ({params.prepare.cache_size}): set the cache to it")
     for m in params.cams.methods:
         if m not in METHODS:
             raise ParamsError("cams.methods", m, f"registered map methods: {', '.join(METHODS.names())}")

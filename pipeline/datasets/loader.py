@@ -6,8 +6,9 @@ stage re-decodes JPEGs. This module turns rows of it into tensors:
 - `load_split(prepared_dir, split)` → the split's manifest rows and their N×S×S×3 uint8 images;
 - `eval_batch(images, image_size, mean, std, device)` → the evaluation input: a straight resize from S
   to `image_size` (no crop, aspect ratio not kept, PROTOCOL §1) and normalisation;
-- `TrainDataset` + `make_train_loader` → seeded augmentation (random resized crop + horizontal flip)
-  that depends only on (seed, epoch, index), so the worker count never changes the results.
+- `TrainDataset` + `make_train_loader` → seeded augmentation (random resized crop, or the reference's
+  resize-then-random-crop, + horizontal flip) that depends only on (seed, epoch, index), so the worker
+  count never changes the results.
 
 Resizing is one function, `resize_uint8`, used by both paths, so training and evaluation see the same
 pixels for the same geometry.
@@ -142,6 +143,16 @@ def crop_box(rng: np.random.Generator, size: int, scale_min: float, ratio=(3 / 4
     return 0, 0, size, size  # the whole image, as torchvision falls back for square inputs
 
 
+def resize_then_crop(rng: np.random.Generator, image: np.ndarray, resize: int, crop: int) -> np.ndarray:
+    """The reference's training geometry: straight resize to resize×resize, then a uniformly placed
+    crop×crop window (torchvision's RandomCrop). uint8 (S, S, 3) → (crop, crop, 3); no copy of the
+    resize when the cache already has side `resize`."""
+    resized = resize_uint8(image, resize) if image.shape[0] != resize else image
+    y = int(rng.integers(0, resize - crop + 1))
+    x = int(rng.integers(0, resize - crop + 1))
+    return np.array(resized[y : y + crop, x : x + crop])
+
+
 class TrainDataset(Dataset):
     """Augmented training samples from the uint8 cache; item `(epoch, i)` → (uint8 (3, s, s), label).
 
@@ -149,11 +160,15 @@ class TrainDataset(Dataset):
     workers, and a run resumed at epoch e, see exactly the same pixels.
     """
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, image_size: int, augment, seed: int):
+    def __init__(self, images: np.ndarray, labels: np.ndarray, image_size: int, augment, seed: int,
+                 transform: str = "random_resized_crop", resize: int | None = None):
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        if transform not in ("random_resized_crop", "resize_crop"):
+            raise ValueError(f"unknown training transform {transform!r}")
         self.images, self.labels = images, np.asarray(labels, dtype=np.int64)
         self.image_size, self.augment, self.seed = image_size, augment, seed
+        self.transform, self.resize = transform, resize
 
     def __len__(self) -> int:
         return len(self.images)
@@ -162,8 +177,11 @@ class TrainDataset(Dataset):
         epoch, i = key
         rng = np.random.default_rng([self.seed, epoch, i])
         image = self.images[i]  # (S, S, 3)
-        y, x, h, w = crop_box(rng, image.shape[0], self.augment.scale_min)
-        out = resize_uint8(image[y : y + h, x : x + w], self.image_size)  # (s, s, 3)
+        if self.transform == "resize_crop":
+            out = resize_then_crop(rng, image, self.resize or image.shape[0], self.image_size)
+        else:
+            y, x, h, w = crop_box(rng, image.shape[0], self.augment.scale_min)
+            out = resize_uint8(image[y : y + h, x : x + w], self.image_size)  # (s, s, 3)
         if self.augment.hflip and rng.random() < 0.5:
             out = out[:, ::-1]
         return torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1), int(self.labels[i])

@@ -25,6 +25,7 @@ from torch import nn
 
 from pipeline.errors import CamlocError
 from pipeline.models.catalog import BACKBONES
+from pipeline.models.reference import REFERENCE_TRUNKS
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ TRUNKS: dict[str, Callable[..., nn.Module]] = {  # BackboneInfo.trunk → (base 
     "resnet": _resnet_trunk, "vgg_gap": _vgg_gap_trunk, "plain": _plain_trunk, "densenet": _densenet_trunk,
     "convnext": _convnext_trunk, "tiny": _tiny_trunk,
 }
+TRUNKS.update(REFERENCE_TRUNKS)  # built (with the reference's init and weight mapping) by models.wsol_weights
 SCRATCH_BASES: dict[str, Callable[[], nn.Module]] = {"vgg16_features": _vgg16_features_only}
 
 
@@ -130,8 +132,9 @@ def build_backbone(
 
     `weights`: a torchvision weights name (e.g. "IMAGENET1K_V1", "DEFAULT") or a local state-dict file
     (a torchvision-architecture checkpoint); `pretrained=True` without `weights` means "DEFAULT".
-    Options: `output_stride` (8/16/32) for ResNets; None values are ignored. Unknown names and options
-    raise CamlocError listing the valid ones.
+    Options: `output_stride` (8/16/32) for ResNets, `large_feature_map` for the reference's `*_wsol`
+    models (whose `weights` may also be a reference checkpoint: models.wsol_weights); None values are
+    ignored. Unknown names and options raise CamlocError listing the valid ones.
     """
     spec = BACKBONES.get(name)
     options = {k: v for k, v in options.items() if v is not None}
@@ -142,6 +145,10 @@ def build_backbone(
         )
     if num_classes < 1:
         raise CamlocError(f"num_classes must be >= 1, got {num_classes}")
+    if spec.trunk in REFERENCE_TRUNKS:
+        from pipeline.models.wsol_weights import build_reference  # imports this module: load it lazily
+
+        return build_reference(spec, num_classes, pretrained=pretrained, weights=weights, **options)
     if spec.arch is None:
         if pretrained or weights:
             raise CamlocError(f"backbone {name} has no pretrained weights; set pretrained: false, weights: null")

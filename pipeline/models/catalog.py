@@ -47,3 +47,13 @@ _register(BackboneInfo("convnext_tiny", "torchvision ConvNeXt-T trunk + per-posi
                        32, 768, "convnext_tiny", "convnext"))
 _register(BackboneInfo("tiny_gap_cnn", "6-layer conv-BN-ReLU GAP CNN, stride 8; fast on CPU (tests, default)",
                        8, 128, None, "tiny"))
+
+# The reference's CAM models (Choe et al., wsolevaluation, `cam` method), built by models.reference.
+for _name, _ch, _arch, _what in (
+    ("resnet50_wsol", 2048, "resnet50", "ResNet50, layer4 stride 1 without dilation"),
+    ("vgg16_wsol", 1024, "vgg16", "VGG16 without pool5 + conv6 3x3 to 1024 + ReLU"),
+    ("inception_v3_wsol", 1024, "inception_v3", "InceptionV3 modified up to Mixed_6e + 2 convs to 1024"),
+):
+    _register(BackboneInfo(_name, f"reference (wsolevaluation) CAM {_what}; 14x14 maps at 224, "
+                                  "28x28 with large_feature_map", 16, _ch, _arch, f"wsol_{_arch}",
+                           ("large_feature_map",)))

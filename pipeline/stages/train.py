@@ -71,11 +71,11 @@ def run(
     _check_labels(train_rows, val_rows, class_names, prepared_dir)
 
     torch.manual_seed(params.seed)
-    options = {"output_stride": bp.output_stride}
+    options = {"output_stride": bp.output_stride, "large_feature_map": bp.large_feature_map}
     model = build_backbone(arch, len(class_names), pretrained=bp.pretrained, weights=bp.weights, **options)
     model = model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.preserve_format)
     dataset = loader.TrainDataset(train_images, train_rows["label"].to_numpy(), bp.image_size, bp.augment,
-                                  params.seed)
+                                  params.seed, transform=bp.train_transform, resize=bp.train_resize)
     batches, sampler = loader.make_train_loader(dataset, bp.batch_size, bp.workers, device.type == "cuda")
     optimizer = make_optimizer(model, bp)
     scheduler = make_scheduler(optimizer, bp, len(batches))

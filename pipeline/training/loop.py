@@ -32,18 +32,29 @@ def setup_determinism(seed: int, device: torch.device) -> int:
 
 
 def make_optimizer(model: nn.Module, bp: BackboneParams) -> torch.optim.Optimizer:
-    """SGD (momentum, nesterov off) or AdamW; the linear head gets lr × head_lr_mult (the reference's ratio)."""
-    groups = [
-        {"params": list(model.features.parameters()), "lr": bp.lr},
-        {"params": list(model.classifier.parameters()), "lr": bp.lr * bp.head_lr_mult},
-    ]
+    """SGD (momentum, Nesterov if asked) or AdamW; the head gets lr × head_lr_mult (the reference's ratio).
+
+    The head is the linear classifier, or the parameters named by the model's `head_prefixes` (the
+    reference's models: its `lr_classifier_ratio` also covers ResNet50's layer4, VGG16's conv6 and
+    InceptionV3's SPG_A3 convs).
+    """
+    prefixes = getattr(model, "head_prefixes", None)
+    if prefixes is None:
+        trunk, head = list(model.features.parameters()), list(model.classifier.parameters())
+    else:
+        named = list(model.named_parameters())
+        trunk = [p for n, p in named if not n.startswith(prefixes)]
+        head = [p for n, p in named if n.startswith(prefixes)]
+    groups = [{"params": trunk, "lr": bp.lr}, {"params": head, "lr": bp.lr * bp.head_lr_mult}]
     if bp.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=bp.lr, weight_decay=bp.weight_decay)
-    return torch.optim.SGD(groups, lr=bp.lr, momentum=bp.momentum, weight_decay=bp.weight_decay)
+    return torch.optim.SGD(groups, lr=bp.lr, momentum=bp.momentum, weight_decay=bp.weight_decay,
+                           nesterov=bp.nesterov)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, bp: BackboneParams, steps_per_epoch: int):
-    """Per-step multiplier: cosine to 0 over all steps, ×0.1 every `step_epochs`, or constant."""
+    """Per-step multiplier: cosine to 0 over all steps, ×0.1 every `step_epochs` (reference_step: one
+    epoch earlier, as the reference's `adjust_learning_rate`), or constant."""
     total = max(1, bp.epochs * steps_per_epoch)
     if bp.schedule == "cosine":
         def factor(step: int) -> float:
@@ -51,6 +62,9 @@ def make_scheduler(optimizer: torch.optim.Optimizer, bp: BackboneParams, steps_p
     elif bp.schedule == "step":
         def factor(step: int) -> float:
             return 0.1 ** (step // (bp.step_epochs * steps_per_epoch))
+    elif bp.schedule == "reference_step":  # wsolevaluation decays before 1-based epochs k*step_epochs
+        def factor(step: int) -> float:
+            return 0.1 ** ((step // steps_per_epoch + 1) // bp.step_epochs)
     else:
         def factor(step: int) -> float:
             return 1.0
