@@ -128,7 +128,7 @@ def _cell(value):
 def leaderboard_data(board: pd.DataFrame) -> dict:
     """Every column and row of the leaderboard; categorical columns (strings) become the page's filters."""
     columns = [str(c) for c in board.columns]
-    categorical = [c for c in columns if board[c].dtype == object or str(board[c].dtype) in ("string", "category")]
+    categorical = [c for c in columns if not pd.api.types.is_numeric_dtype(board[c])]
     return {"columns": columns, "categorical": categorical,
             "rows": [[_cell(v) for v in row] for row in board.itertuples(index=False, name=None)]}
 
