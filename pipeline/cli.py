@@ -203,12 +203,19 @@ def report(params_path, prepared, models, cams, eval, metrics, curves, out) -> N
 
 
 @cli.command()
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Also write the markdown here.")
-def compare(out: Path | None) -> None:
-    """Leaderboard across `dvc exp` experiments (read through dvc.api.exp_show)."""
+@click.option("--metric", default=None, help="Metric to compare (default: maxboxacc_v2_head, else the first "
+              "maxboxacc_v2_<kind>).")
+@click.option("--baseline", default=None, help="Experiment (name or rev) the differences are taken against "
+              "(default: the workspace's HEAD commit).")
+@click.option("--md", "--out", "md", type=click.Path(path_type=Path), default=None, help="Also write markdown here.")
+@click.option("--csv", type=click.Path(path_type=Path), default=None, help="Also write CSV here.")
+@click.option("--html", type=click.Path(path_type=Path), default=None, help="Also write a static HTML page here.")
+def compare(metric: str | None, baseline: str | None, md: Path | None, csv: Path | None, html: Path | None) -> None:
+    """One metric across `dvc exp` experiments (read through dvc.api.exp_show): a row per backbone ×
+    (training method) × map method, a column per experiment and its difference to the baseline."""
     from pipeline.report.compare import run
 
-    click.echo(run(out))
+    click.echo(run(md, metric=metric, baseline=baseline, csv=csv, html=html))
 
 
 @cli.command()
