@@ -119,7 +119,10 @@ def train(backbone: str, params_path: Path, prepared: Path, models: Path) -> Non
 @click.option("--images", type=click.Path(path_type=Path), default=None, help="Folder of your images.")
 @click.option("--method", "methods", multiple=True, help="Map method(s) for --images mode (repeatable).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Output folder for --images mode.")
-def cams(backbone, params_path, prepared, models, cams, checkpoint, images, methods, out) -> None:
+@click.option("--overlay", is_flag=True, help="--images mode: also <image_id>.png, the map over the image at its "
+              "original size, with the predicted class and probability.")
+@click.option("--tau", type=float, default=None, help="With --overlay: draw the predicted box at this τ.")
+def cams(backbone, params_path, prepared, models, cams, checkpoint, images, methods, out, overlay, tau) -> None:
     """Dump raw score maps (CAM, Grad-CAM, ...) for val/test splits (into CAMS/BACKBONE), or for your own
     images (--checkpoint, --images, --method, --out)."""
     from pipeline.stages import cams as stage
@@ -127,7 +130,7 @@ def cams(backbone, params_path, prepared, models, cams, checkpoint, images, meth
     if checkpoint or images:
         if not (checkpoint and images and methods and out):
             raise click.UsageError("--checkpoint, --images, --method and --out go together")
-        summary = stage.run_folder(checkpoint, images, list(methods), out)
+        summary = stage.run_folder(checkpoint, images, list(methods), out, overlay=overlay, tau=tau)
     else:
         if not backbone:
             raise click.UsageError("give a BACKBONE (a key of params.yaml backbones) or --checkpoint/--images")
