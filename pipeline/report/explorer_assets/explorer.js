@@ -71,14 +71,14 @@
   const INTEGRAL = {};  // columns whose every value is a whole number (counts) are shown without decimals
   LB.columns.forEach(function (c, k) {
     INTEGRAL[c] = !/_ci_(low|high)$/.test(c) && LB.rows.every(function (r) { return r[k] === null || Number.isInteger(r[k]); })
-      && LB.rows.some(function (r) { return typeof r[k] === "number"; }) && !/(^|_)tau/.test(c) && !/acc|loc|ap|iou/.test(c);
+      && LB.rows.some(function (r) { return typeof r[k] === "number"; }) && !/^tau/.test(c) && !/acc|loc|ap|iou/.test(c);
   });
 
   function fmt(col, v) {
     if (v === null || v === undefined) return "–";
     if (typeof v !== "number") return String(v);
     if (INTEGRAL[col]) return String(v);
-    return v.toFixed(/(^|_)tau/.test(col) ? 2 : 1);
+    return v.toFixed(/^tau/.test(col) ? 2 : 1);
   }
 
   function selectedValues(col) {
