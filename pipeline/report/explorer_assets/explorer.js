@@ -419,7 +419,7 @@
       dot.setAttribute("cx", x(TAUS[t])); dot.setAttribute("cy", y(acc[t])); dot.setAttribute("r", 3);
       dot.setAttribute("fill", COLORS[k % COLORS.length]);
       svg.appendChild(dot);
-      legend.push(c.label + " " + acc[t].toFixed(1) + "%");
+      legend.push([c.label + " " + acc[t].toFixed(1) + "%", COLORS[k % COLORS.length]]);
     });
     line(x(TAUS[t]), y(0), x(TAUS[t]), y(100), "#333").setAttribute("stroke-dasharray", "3,2");
     svg.dataset.tau = TAUS[t];
@@ -427,26 +427,40 @@
   }
 
   function renderMarks(cols) {
+    // One button per distinct τ (chosen τs often coincide across columns and metrics); its tooltip lists them.
     const box = $("tau-marks");
     box.textContent = "";
     const span = TAUS[T - 1] - TAUS[0] || 1;
-    const add = function (tau, label, title, color, row) {
-      const b = document.createElement("button");
-      b.type = "button"; b.className = "mark"; b.textContent = label; b.title = title;
-      b.style.left = (100 * (tau - TAUS[0]) / span) + "%"; b.style.top = (row * 11) + "px"; b.style.borderColor = color;
-      b.dataset.tau = tau;
-      b.addEventListener("click", function () { state.tau = tau; update(); });
-      box.appendChild(b);
-    };
-    box.parentNode.style.setProperty("--marks", (16 + 11 * (cols.length + 1)) + "px");
-    add(D.fixed_tau, "fixed", "fixed τ of GT-known / Top-1 Loc: " + D.fixed_tau, "#555", 0);
-    cols.forEach(function (c, k) {
+    const marks = [{tau: D.fixed_tau, kind: "fixed", title: "fixed τ of GT-known / Top-1 Loc"}];
+    cols.forEach(function (c) {
       const ch = D.backbones[c.b].chosen[c.m] || {};
-      const color = COLORS[k % COLORS.length];
       const head = function (w) { return ((ch[w] || {}).head || {}); };
-      if (head("oracle").v1 !== undefined) add(head("oracle").v1, "v1", c.label + ": τ of MaxBoxAcc (test) " + head("oracle").v1, color, 1 + k);
-      if (head("val").v1 !== undefined) add(head("val").v1, "val", c.label + ": τ chosen on val " + head("val").v1, color, 1 + k);
-      if (head("oracle")["50"] !== undefined) add(head("oracle")["50"], "v2", c.label + ": τ of MaxBoxAccV2 at δ=0.5 " + head("oracle")["50"], color, 1 + k);
+      [[head("oracle").v1, "v1", "τ of MaxBoxAcc (test)"], [head("val").v1, "val", "τ chosen on val"],
+       [head("oracle")["50"], "v2", "τ of MaxBoxAccV2 at δ = 0.5"]].forEach(function (m) {
+        if (m[0] !== undefined) marks.push({tau: m[0], kind: m[1], title: c.label + ": " + m[2]});
+      });
+    });
+    const groups = {};
+    marks.forEach(function (m) {
+      const key = Number(m.tau).toFixed(2);
+      (groups[key] = groups[key] || []).push(m);
+    });
+    const list = $("tau-chosen");
+    list.textContent = "Marked τ: ";
+    Object.keys(groups).sort(function (a, b) { return a - b; }).forEach(function (key) {
+      const g = groups[key], tau = Number(key);
+      const title = "τ = " + key + "\n" + g.map(function (m) { return m.title; }).join("\n");
+      const go = function () { state.tau = tau; update(); };
+      const tick = document.createElement("button");
+      tick.type = "button"; tick.className = "mark"; tick.title = title; tick.dataset.tau = tau;
+      tick.style.left = (100 * (tau - TAUS[0]) / span) + "%";
+      tick.addEventListener("click", go);
+      box.appendChild(tick);
+      const item = document.createElement("button");
+      item.type = "button"; item.className = "chosen"; item.title = title;
+      item.textContent = Array.from(new Set(g.map(function (m) { return m.kind; }))).join("/") + " " + key;
+      item.addEventListener("click", go);
+      list.appendChild(item);
     });
   }
 
@@ -461,7 +475,14 @@
     slider.max = T - 1; slider.value = t;
     $("tau-value").textContent = TAUS[t].toFixed(2);
     renderMarks(cols);
-    $("tau-legend").textContent = "BoxAcc at this τ: " + renderCurve(cols, t).join(" · ");
+    const legend = $("tau-legend");
+    legend.textContent = "BoxAcc (δ = 0.5) at this τ: ";
+    renderCurve(cols, t).forEach(function (item, k) {
+      const span = document.createElement("span");
+      span.style.color = item[1]; span.style.fontWeight = "bold";
+      span.textContent = (k ? " · " : "") + item[0];
+      legend.appendChild(span);
+    });
     const ids = sortRows(imageRows(cols), cols, t);
     const head = grid.createTHead().insertRow();
     const th0 = document.createElement("th"); th0.textContent = "image"; head.appendChild(th0);
