@@ -119,7 +119,10 @@ def train(backbone: str, params_path: Path, prepared: Path, models: Path) -> Non
 @click.option("--images", type=click.Path(path_type=Path), default=None, help="Folder of your images.")
 @click.option("--method", "methods", multiple=True, help="Map method(s) for --images mode (repeatable).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Output folder for --images mode.")
-def cams(backbone, params_path, prepared, models, cams, checkpoint, images, methods, out) -> None:
+@click.option("--overlay", is_flag=True, help="--images mode: also <image_id>.png, the map over the image at its "
+              "original size, with the predicted class and probability.")
+@click.option("--tau", type=float, default=None, help="With --overlay: draw the predicted box at this τ.")
+def cams(backbone, params_path, prepared, models, cams, checkpoint, images, methods, out, overlay, tau) -> None:
     """Dump raw score maps (CAM, Grad-CAM, ...) for val/test splits (into CAMS/BACKBONE), or for your own
     images (--checkpoint, --images, --method, --out)."""
     from pipeline.stages import cams as stage
@@ -127,7 +130,7 @@ def cams(backbone, params_path, prepared, models, cams, checkpoint, images, meth
     if checkpoint or images:
         if not (checkpoint and images and methods and out):
             raise click.UsageError("--checkpoint, --images, --method and --out go together")
-        summary = stage.run_folder(checkpoint, images, list(methods), out)
+        summary = stage.run_folder(checkpoint, images, list(methods), out, overlay=overlay, tau=tau)
     else:
         if not backbone:
             raise click.UsageError("give a BACKBONE (a key of params.yaml backbones) or --checkpoint/--images")
@@ -203,12 +206,19 @@ def report(params_path, prepared, models, cams, eval, metrics, curves, out) -> N
 
 
 @cli.command()
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Also write the markdown here.")
-def compare(out: Path | None) -> None:
-    """Leaderboard across `dvc exp` experiments (read through dvc.api.exp_show)."""
+@click.option("--metric", default=None, help="Metric to compare (default: maxboxacc_v2_head, else the first "
+              "maxboxacc_v2_<kind>).")
+@click.option("--baseline", default=None, help="Experiment (name or rev) the differences are taken against "
+              "(default: the workspace's HEAD commit).")
+@click.option("--md", "--out", "md", type=click.Path(path_type=Path), default=None, help="Also write markdown here.")
+@click.option("--csv", type=click.Path(path_type=Path), default=None, help="Also write CSV here.")
+@click.option("--html", type=click.Path(path_type=Path), default=None, help="Also write a static HTML page here.")
+def compare(metric: str | None, baseline: str | None, md: Path | None, csv: Path | None, html: Path | None) -> None:
+    """One metric across `dvc exp` experiments (read through dvc.api.exp_show): a row per backbone ×
+    (training method) × map method, a column per experiment and its difference to the baseline."""
     from pipeline.report.compare import run
 
-    click.echo(run(out))
+    click.echo(run(md, metric=metric, baseline=baseline, csv=csv, html=html))
 
 
 @cli.command()

@@ -51,7 +51,11 @@ INDEX_COLUMNS = ("image_id", "label", "pred", "top5", "top5_prob")  # cams/<spli
 PER_IMAGE_COLUMNS = ("image_id", "split", "method", "kind", "mode", "tau_index", "tau", "iou", "correct")
 PIXEL_COLUMNS = ("method", "threshold", "precision", "recall")  # eval/<B>/pixels.parquet
 CURVE_COLUMNS = ("method", "curve", "x", "y")
-EVAL_FILES = ("per_image.parquet", "pixels.parquet", "chosen.json")
+# eval/<B>/tau_boxes.parquet: the explorer's predicted box (largest contour, GT-class map) and its head-box
+# IoU per image of the head split × method × τ of the slider grid (box in the S×S frame, 0-based inclusive)
+TAU_BOXES_FILE = "tau_boxes.parquet"
+TAU_BOXES_COLUMNS = ("image_id", "method", "tau_index", "tau", "x0", "y0", "x1", "y1", "iou")
+EVAL_FILES = ("per_image.parquet", "pixels.parquet", "chosen.json", TAU_BOXES_FILE)
 CLASSIFICATION = "classification"  # metrics JSON prefix of the per-backbone accuracies
 # Metric names after `<method>.` in reports/metrics/<B>.json (tau_v2_* are the chosen τ, not scores).
 METRIC_NAMES = (
@@ -243,6 +247,12 @@ def read_per_image(eval_dir: str | Path) -> pd.DataFrame:
 
     df = pd.read_parquet(path, columns=[c for c in PER_IMAGE_COLUMNS if c != "correct"])
     return _columns(df, PER_IMAGE_COLUMNS[:-1], path, stage)
+
+
+def read_tau_boxes(eval_dir: str | Path) -> pd.DataFrame:
+    """eval/<B>/tau_boxes.parquet: the explorer's precomputed boxes and IoUs on its τ grid."""
+    path = Path(eval_dir) / TAU_BOXES_FILE
+    return _parquet(path, _backbone_stage("evaluate", eval_dir), TAU_BOXES_COLUMNS)
 
 
 def read_chosen(eval_dir: str | Path) -> dict:

@@ -213,6 +213,30 @@ def _largest_head_ious(per_image: pd.DataFrame, samples, boxes, maps) -> pd.Data
     return per_image
 
 
+def _tau_boxes(samples, boxes, maps) -> pd.DataFrame:
+    """data/eval/<B>/tau_boxes.parquet as evaluate@B writes it: the test images' largest-contour boxes and
+    head IoUs on the explorer's τ grid, from the metric core."""
+    from pipeline.metrics import normalize_map, taus
+    from pipeline.metrics.tauboxes import grid_indices, largest_boxes
+
+    grid = taus(INTERVAL)
+    keep = grid_indices(grid)
+    heads = boxes[boxes["kind"] == "head"]
+    sub = samples[samples["split"] == "test"].sort_values("image_id").reset_index(drop=True)
+    parts = []
+    for method in METHODS:
+        for i, s in enumerate(sub.itertuples()):
+            gt = np.array([[int(b.x0 * EVAL_SIZE / s.width), int(b.y0 * EVAL_SIZE / s.height),
+                            int(b.x1 * EVAL_SIZE / s.width), int(b.y1 * EVAL_SIZE / s.height)]
+                           for b in heads[heads["image_id"] == s.image_id].itertuples()])
+            found, iou = largest_boxes(normalize_map(maps[("test", method)][i], (EVAL_SIZE, EVAL_SIZE)), gt, grid[keep])
+            parts.append(pd.DataFrame({"image_id": s.image_id, "method": method, "tau_index": keep.astype(np.int16),
+                                       "tau": grid[keep].astype(np.float32),
+                                       **{k: found[:, j].astype(np.int16) for j, k in enumerate(("x0", "y0", "x1", "y1"))},
+                                       "iou": iou.astype(np.float32)}))
+    return pd.concat(parts, ignore_index=True)
+
+
 def make_report_inputs(root: Path, seed: int = 0) -> Path:
     """Write every input of the report stage under `root` (a repo-root-like folder); returns root."""
     rng = np.random.default_rng(seed)
@@ -232,6 +256,7 @@ def make_report_inputs(root: Path, seed: int = 0) -> Path:
         ev = root / "data" / "eval" / backbone
         ev.mkdir(parents=True)
         per_image.to_parquet(ev / "per_image.parquet", index=False)
+        _tau_boxes(samples, boxes, maps).to_parquet(ev / "tau_boxes.parquet", index=False)
         classification = {"classification.top1": 90.0 - 5 * i, "classification.top5": 100.0}
         chosen, metrics = _chosen_and_metrics(per_image, index_test, classification)
         (ev / "chosen.json").write_text(json.dumps(chosen))

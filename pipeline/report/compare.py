@@ -1,16 +1,20 @@
-"""`camloc compare`: the leaderboard across `dvc exp` experiments, read through `dvc.api.exp_show`.
+"""`camloc compare`: one metric across `dvc exp` experiments, read through `dvc.api.exp_show`.
 
-exp_show gives one flat dict per experiment row: metric columns are `<file>:<key>` when several metrics
-files exist (ours: reports/metrics/<backbone>.json) and bare `<key>` when there is one; params are
-`<dotted.key>` (or `<file>:<dotted.key>`). We reshape that into one row per (experiment, backbone,
-method) and say which params each experiment changed. "Created" times are left out: the table is a
-function of the experiments' results only.
+The table has one row per backbone × training method (when the params name one) × map method and one
+column per experiment, baseline first, then each other experiment's difference to the baseline. Above
+it, what each experiment changed: params only (exp_show mixes params and metrics in one flat dict;
+params are the keys whose first part is a params.yaml section), each against the baseline's value.
+
+exp_show gives one flat dict per experiment row: metric keys are `<method>.<metric>` (or
+`<file>:<method>.<metric>` when two metrics files share a key); params are `<dotted.key>` (or
+`<file>:<dotted.key>`). "Created" times are left out: the table depends on the results only.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -23,9 +27,11 @@ from pipeline.report import writers
 log = logging.getLogger(__name__)
 
 META = ("Experiment", "rev", "typ", "Created", "parent", "State", "Executor")
-SHOWN = ("maxboxacc_v2_head", "maxboxacc_v2_head_val_tau", "maxboxacc_v2_body", "top1_loc", "pxap")
 METRICS_DIR = "reports/metrics/"
 PARAM_SECTIONS = frozenset(f.name for f in dataclasses.fields(Params))
+PARAM_FILES = (".yaml", ".yml", ".toml", ".py")
+DEFAULT_PREFIX = "maxboxacc_v2_"  # default metric: MaxBoxAccV2 of the first box kind found (head first)
+TRAIN_METHOD = "train_method"  # backbones.<B>.train_method, when the params have that axis
 
 
 def _split_key(key: str) -> tuple[str | None, str]:
@@ -33,47 +39,165 @@ def _split_key(key: str) -> tuple[str | None, str]:
     return (file, rest) if sep else (None, key)
 
 
-def _is_param(key: str, value) -> bool:
-    """Params and bare metric keys look alike (`a.b`); ours differ by their first part, a params.yaml
-    section (metric keys start with a map method name or `classification`)."""
+def _is_param(key: str) -> bool:
+    """A params.yaml key: its first dotted part is a params section (metric keys start with a map
+    method, `classification`, or a training metric such as `val_acc`), from a params file if named."""
     file, name = _split_key(key)
-    if file is not None:
-        return file.endswith((".yaml", ".yml", ".toml", ".json", ".py")) and not file.startswith(METRICS_DIR)
+    if file is not None and not file.endswith(PARAM_FILES):
+        return False
     return name.split(".", 1)[0] in PARAM_SECTIONS
 
 
-def experiment_rows(rows: list[dict], default_backbone: str) -> tuple[pd.DataFrame, int]:
-    """exp_show rows → long frame (experiment, rev, backbone, method, metric columns, params changed).
+def _label(row: dict) -> str:
+    if row.get("rev") == "workspace":
+        return "workspace"
+    return str(row.get("Experiment") or row.get("rev") or "?")
 
-    Returns the frame and how many experiment rows had no metrics (queued, running or failed).
-    """
-    records, skipped = [], 0
-    params = [{k: v for k, v in r.items() if k not in META and _is_param(k, v)} for r in rows]
-    varying = {k for p in params for k in p if len({repr(q.get(k)) for q in params}) > 1}
-    for row, p in zip(rows, params, strict=True):
-        label = row.get("Experiment") or row.get("rev") or "?"
-        changed = ", ".join(f"{_split_key(k)[1]}={p[k]}" for k in sorted(varying) if k in p)
-        per: dict[tuple[str, str], dict[str, float]] = {}
+
+def parse_rows(rows: list[dict], default_backbone: str) -> tuple[pd.DataFrame, dict[str, dict], list[dict], int]:
+    """exp_show rows → (long frame experiment/backbone/method/metric/value, params per experiment,
+    the rows kept, how many rows had no metrics: queued, running or failed)."""
+    records, params, kept, skipped, seen = [], {}, [], 0, set()
+    for row in rows:
+        label = _label(row)
+        if label in seen:
+            label = f"{label} ({row.get('rev', '?')})"
+        p = {_split_key(k)[1]: v for k, v in row.items() if k not in META and _is_param(k)}
+        found = []
         for key, value in row.items():
-            if key in META or key in p or not isinstance(value, int | float) or isinstance(value, bool):
+            if key in META or _is_param(key) or not isinstance(value, int | float) or isinstance(value, bool):
                 continue
             file, name = _split_key(key)
-            backbone = Path(file).stem if file else default_backbone
+            if file is not None and not file.startswith(METRICS_DIR):
+                continue  # training metrics (data/models/<B>/metrics.json) are not leaderboard numbers
             method, _, metric = name.partition(".")
-            if method == "classification":
-                per.setdefault((backbone, "*"), {})["top1_acc" if metric == "top1" else metric] = float(value)
-            elif metric:
-                per.setdefault((backbone, method), {})[metric] = float(value)
-        if not any(m != "*" for _, m in per):
+            if metric and method != "classification":
+                backbone = Path(file).stem if file else default_backbone
+                found.append({"experiment": label, "backbone": backbone, "method": method, "metric": metric,
+                              "value": float(value)})
+        if not found:
             skipped += 1
             continue
-        for (backbone, method), values in per.items():
-            if method == "*":
-                continue
-            top1 = per.get((backbone, "*"), {}).get("top1_acc")
-            records.append({"experiment": label, "rev": str(row.get("rev", "")), "backbone": backbone,
-                            "method": method, "top1_acc": top1, **values, "params": changed})
-    return pd.DataFrame(records), skipped
+        seen.add(label)
+        params[label] = p
+        kept.append({**row, "label": label})
+        records += found
+    return pd.DataFrame(records, columns=["experiment", "backbone", "method", "metric", "value"]), params, kept, skipped
+
+
+def default_metric(names) -> str | None:
+    """`maxboxacc_v2_head` when present, else the first `maxboxacc_v2_<kind>` (not a val-τ variant)."""
+    v2 = sorted(n for n in set(names) if n.startswith(DEFAULT_PREFIX) and not n.endswith("_val_tau"))
+    return f"{DEFAULT_PREFIX}head" if f"{DEFAULT_PREFIX}head" in v2 else (v2[0] if v2 else None)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    metric: str
+    baseline: str
+    experiments: list[str]  # column order, the baseline first
+    changed: dict[str, list[str]]  # experiment → "key=value (baseline: old)" for every param it changed
+    table: pd.DataFrame  # backbone, [train_method], method, one column per experiment, then "Δ <experiment>"
+    skipped: int
+
+
+def _pick_baseline(kept: list[dict], wanted: str | None) -> str:
+    labels = [r["label"] for r in kept]
+    if wanted is not None:
+        for r in kept:
+            if wanted in (r["label"], str(r.get("rev")), str(r.get("Experiment"))):
+                return r["label"]
+        raise CamlocError(f"--baseline {wanted!r} is not an experiment with metrics; choose one of {labels}")
+    head = [r["label"] for r in kept if r.get("typ") == "baseline" and r.get("rev") != "workspace"]
+    return head[0] if head else labels[0]  # the workspace's HEAD commit
+
+
+def _changed(params: dict[str, dict], baseline: str) -> dict[str, list[str]]:
+    base = params[baseline]
+    out = {}
+    for label, p in params.items():
+        keys = sorted(k for k in set(p) | set(base) if repr(p.get(k)) != repr(base.get(k)))
+        out[label] = [f"{k}={p.get(k)} (baseline: {base.get(k)})" for k in keys]
+    return out
+
+
+def build(rows: list[dict], default_backbone: str, metric: str | None = None,
+          baseline: str | None = None) -> Comparison:
+    """The comparison table of one metric across the experiments of `rows` (dvc.api.exp_show)."""
+    long, params, kept, skipped = parse_rows(rows, default_backbone)
+    if long.empty:
+        raise CamlocError("no experiment has metrics yet: run `dvc repro` or `dvc exp run` first, then "
+                          "`dvc exp show` lists them")
+    metric = metric or default_metric(long["metric"])
+    if metric not in set(long["metric"]):
+        raise CamlocError(f"--metric {metric!r} is in no experiment; choose one of {sorted(set(long['metric']))}")
+    base = _pick_baseline(kept, baseline)
+    order = [base] + [r["label"] for r in kept if r["label"] != base]
+    sel = long[long["metric"] == metric].copy()
+    keys = ["backbone", "method"]
+    if any(f"backbones.{b}.{TRAIN_METHOD}" in p for p in params.values() for b in set(sel["backbone"])):
+        sel[TRAIN_METHOD] = [str(params[e].get(f"backbones.{b}.{TRAIN_METHOD}", "–"))
+                             for e, b in zip(sel["experiment"], sel["backbone"], strict=True)]
+        keys = ["backbone", TRAIN_METHOD, "method"]
+    wide = sel.pivot_table(index=keys, columns="experiment", values="value", aggfunc="first")
+    wide = wide.reindex(columns=[e for e in order if e in wide.columns])
+    for e in wide.columns[1:] if base in wide.columns else []:
+        wide[f"Δ {e}"] = wide[e] - wide[base]
+    backbone_order = {b: i for i, b in enumerate(dict.fromkeys(sel["backbone"]))}
+    wide = wide.reset_index()
+    wide["_b"] = wide["backbone"].map(backbone_order)
+    sort_by = ["_b", base] if base in wide.columns else ["_b"]
+    wide = wide.sort_values(sort_by, ascending=[True, False][:len(sort_by)], kind="stable").drop(columns="_b")
+    wide.columns.name = None
+    return Comparison(metric, base, [e for e in order if e in wide.columns], _changed(params, base),
+                      wide.reset_index(drop=True), skipped)
+
+
+def _columns(c: Comparison) -> list[writers.Column]:
+    cols = [writers.Column(k, k) for k in c.table.columns if k in ("backbone", TRAIN_METHOD, "method")]
+    cols += [writers.Column(e, e + (" (baseline)" if e == c.baseline else "")) for e in c.experiments]
+    cols += [writers.Column(k, k, digits=1) for k in c.table.columns if str(k).startswith("Δ ")]
+    return cols
+
+
+def _cells(c: Comparison) -> writers.Cells:
+    cells = writers.render_cells(c.table, _columns(c))
+    delta = [h.startswith("Δ ") for h in cells.headers]
+    rows = [[("+" + t if d and t not in (writers.MISSING,) and not t.startswith("-") and float(t) != 0 else t)
+             for t, d in zip(r, delta, strict=True)] for r in cells.rows]
+    return writers.Cells(cells.headers, rows, cells.bold, cells.numeric)
+
+
+def _header_lines(c: Comparison) -> list[str]:
+    lines = [f"Metric: `{c.metric}` (%), baseline: `{c.baseline}`; Δ = experiment − baseline.", "",
+             "What each experiment changed (params only):", ""]
+    for e in c.experiments[1:]:
+        lines.append(f"- `{e}`: " + ("; ".join(c.changed.get(e, [])) or "no param changed"))
+    if len(c.experiments) == 1:
+        lines.append("- only the baseline has metrics")
+    if c.skipped:
+        lines += ["", f"{c.skipped} experiment rows without metrics (queued, running or failed) are left out."]
+    return lines
+
+
+def to_markdown(c: Comparison) -> str:
+    return (f"# camloc experiments: {c.metric}\n\n" + "\n".join(_header_lines(c)) + "\n\n"
+            + writers.to_markdown(_cells(c)))
+
+
+def to_csv(c: Comparison) -> str:
+    return writers.to_csv(c.table)
+
+
+def to_html(c: Comparison) -> str:
+    import html
+
+    items = "".join(f"<li><code>{html.escape(e)}</code>: {html.escape('; '.join(c.changed.get(e, [])) or 'no param changed')}</li>"
+                    for e in c.experiments[1:])
+    note = (f"<p class=\"note\">Metric <code>{html.escape(c.metric)}</code> (%), baseline "
+            f"<code>{html.escape(c.baseline)}</code>; Δ = experiment − baseline. What each experiment changed "
+            f"(params only):</p><ul>{items}</ul>")
+    return writers.html_page(f"camloc experiments: {c.metric}", [note, writers.html_table(_cells(c))])
 
 
 def _default_backbone(rows: list[dict], repo: Path) -> str:
@@ -86,24 +210,9 @@ def _default_backbone(rows: list[dict], repo: Path) -> str:
     return names.pop() if len(names) == 1 else "?"
 
 
-def comparison_markdown(df: pd.DataFrame, skipped: int) -> str:
-    """The cross-experiment leaderboard as markdown, best first by head-box MaxBoxAccV2."""
-    shown = [m for m in SHOWN if m in df.columns]
-    df = df.sort_values(shown[:1] or ["experiment"], ascending=False, kind="stable", na_position="last")
-    cols = [writers.Column("experiment", "experiment"), writers.Column("backbone", "backbone"),
-            writers.Column("method", "method"), writers.Column("top1_acc", "cls top-1", bold_best=True)]
-    cols += [writers.Column(m, m, bold_best=True) for m in shown]
-    cols.append(writers.Column("params", "changed params"))
-    df = df.reindex(columns=[c.key for c in cols])
-    df["top1_acc"] = df["top1_acc"].astype(float)
-    text = "# camloc experiments\n\n" + writers.to_markdown(writers.render_cells(df.reset_index(drop=True), cols))
-    if skipped:
-        text += f"\n{skipped} experiment rows without metrics (queued, running or failed) are left out.\n"
-    return text
-
-
-def run(out: Path | None, repo: str | Path | None = None) -> str:
-    """Read every experiment of the repo at `repo` (default: cwd) and return (and write) the markdown."""
+def run(md: Path | None = None, repo: str | Path | None = None, metric: str | None = None,
+        baseline: str | None = None, csv: Path | None = None, html: Path | None = None) -> str:
+    """Read every experiment of the repo at `repo` (default: cwd); write the asked formats; return markdown."""
     import dvc.api
     from dvc.exceptions import DvcException
 
@@ -113,12 +222,10 @@ def run(out: Path | None, repo: str | Path | None = None) -> str:
     except DvcException as e:
         raise CamlocError(f"cannot read experiments of {root.resolve()} ({e}): run `camloc compare` inside the "
                           "camloc repository (a git + DVC repo) after `dvc repro` or `dvc exp run`") from None
-    df, skipped = experiment_rows(rows, _default_backbone(rows, root))
-    if df.empty:
-        raise CamlocError("no experiment has metrics yet: run `dvc repro` or `dvc exp run` first, then "
-                          "`dvc exp show` lists them")
-    text = comparison_markdown(df, skipped)
-    if out is not None:
-        write_text(out, text)
-    log.info("compared %d rows from %d experiment rows", len(df), len(rows))
+    comparison = build(rows, _default_backbone(rows, root), metric, baseline)
+    text = to_markdown(comparison)
+    for path, render in ((md, lambda: text), (csv, lambda: to_csv(comparison)), (html, lambda: to_html(comparison))):
+        if path is not None:
+            write_text(path, render())
+    log.info("compared %d rows across %d experiments", len(comparison.table), len(comparison.experiments))
     return text

@@ -7,7 +7,8 @@ at the end, so a killed run leaves nothing under the final name.
 
 `run_folder()` is `camloc cams --checkpoint DIR --images DIR --method M --out DIR`: your own model folder
 and images, maps for the predicted class, float32. Layout: with one method, `<out>/<image_id>.npy`;
-with several, `<out>/<method>/<image_id>.npy`; plus `predictions.csv`, `predictions.parquet`, `meta.json`.
+with several, `<out>/<method>/<image_id>.npy`; plus `predictions.csv`, `predictions.parquet`, `meta.json`;
+with `--overlay`, a `<image_id>.png` picture beside each map.
 """
 
 from __future__ import annotations
@@ -167,8 +168,21 @@ def _folder_batch(paths: list[Path], meta: dict, device) -> torch.Tensor:
     return loader.eval_batch(pixels, s, mean, std, device)
 
 
-def run_folder(checkpoint_dir, images_dir, methods, out_dir, batch_size: int = 32, scorecam_chunk: int = 32) -> str:
-    """Raw maps (predicted class, float32) and predictions for every image of a folder; return a summary."""
+def _write_overlay(path: Path, image_path: Path, raw: np.ndarray, pred_name: str, prob: float,
+                   tau: float | None) -> None:
+    from pipeline.cams.overlay import overlay, write_png  # folder mode only: the dvc stage never draws
+
+    write_png(path, overlay(decode_image(image_path), raw, f"{pred_name} {prob:.2f}", tau))
+
+
+def run_folder(checkpoint_dir, images_dir, methods, out_dir, batch_size: int = 32, scorecam_chunk: int = 32,
+               overlay: bool = False, tau: float | None = None) -> str:
+    """Raw maps (predicted class, float32) and predictions for every image of a folder; return a summary.
+
+    With `overlay`, also `<image_id>.png` beside each map: the map over the image at its original size,
+    the box at `tau` when given, the predicted class and probability (`pipeline.cams.overlay`)."""
+    if tau is not None and not (overlay and 0.0 <= float(tau) < 1.0):
+        raise CamlocError(f"--tau {tau} needs --overlay and a value in [0, 1)")
     methods, out_dir, images_dir = list(dict.fromkeys(methods)), Path(out_dir), Path(images_dir)
     for m in methods:
         METHODS.get(m)
@@ -190,8 +204,11 @@ def run_folder(checkpoint_dir, images_dir, methods, out_dir, batch_size: int = 3
             for m in methods:
                 maps = maps_for_batch(batch, pred, m, **method_opts(m, scorecam_chunk)).cpu().numpy()
                 folder = tmp / m if len(methods) > 1 else tmp
-                for p, arr in zip(chunk, maps, strict=True):
+                for j, (p, arr) in enumerate(zip(chunk, maps, strict=True)):
                     np.save(folder / f"{p.stem}.npy", arr.astype(np.float32), allow_pickle=False)
+                    if overlay:
+                        _write_overlay(folder / f"{p.stem}.png", p, arr, names[int(pr["pred"][j])],
+                                       float(pr["top5_prob"][j][0]), tau)
             for j, p in enumerate(chunk):
                 top5 = [int(c) for c in pr["top5"][j]]
                 rows.append({"image_id": p.stem, "file": p.name, "pred": top5[0], "pred_name": names[top5[0]],

@@ -11,7 +11,8 @@ Which split scores which kind is `contracts.SCORED_SPLIT`; the numbers come from
 
 Maps go through `metrics.normalize_map` to the model's input size S (the evaluation frame); GT boxes
 move into that frame with `metrics.rescale_boxes` (PROTOCOL §2). Writes reports/metrics/<B>.json,
-reports/curves/<B>.csv and data/eval/<B>/ (per-image IoUs at every τ, PR points, chosen τ).
+reports/curves/<B>.csv and data/eval/<B>/ (per-image IoUs at every τ, PR points, chosen τ, and the
+explorer's predicted boxes on its τ grid).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pipeline.atomic import atomic_path, clean_own_tmp, write_json, write_parque
 from pipeline.errors import CamlocError
 from pipeline.metrics import summary
 from pipeline.metrics.coco import coco_box_ap
+from pipeline.metrics.tauboxes import grid_indices, largest_boxes
 from pipeline.parallel import fork_pool
 from pipeline.stages import bar
 
@@ -72,7 +74,7 @@ def run(params, paths: C.Paths, backbone: str) -> str:
     deltas = tuple(d / 100 for d in ep.iou_thresholds)
 
     flat: dict[str, float] = _classification(splits.get(C.PIXEL_SPLIT) or splits.get(C.SCORED_SPLIT["head"]))
-    curves, per_image, chosen, pixels = [], [], {}, []
+    curves, per_image, chosen, pixels, tau_boxes = [], [], {}, [], []
     with fork_pool(_workers()) as pool:
         for method in meta["methods"]:
             scores = _method_scores(pool, splits, method, size, tau_grid, ep.fixed_tau)
@@ -84,6 +86,7 @@ def run(params, paths: C.Paths, backbone: str) -> str:
             if scores.pixels is not None:
                 pixels.append(_pixels(method, scores.pixels, flat))
                 curves.append(_pr_curve(pixels[-1]))
+            tau_boxes.append(_tau_boxes(method, splits.get(C.SCORED_SPLIT["head"]), size, tau_grid))
             log.info("evaluate %s: %s scored", backbone, method)
 
     eval_dir, curves_path, metrics_path = (paths.eval_dir(backbone), paths.curves_file(backbone),
@@ -96,6 +99,7 @@ def run(params, paths: C.Paths, backbone: str) -> str:
         if pixels:
             write_parquet(tmp / "pixels.parquet", pd.concat(pixels, ignore_index=True))
         write_json(tmp / "chosen.json", chosen)
+        write_parquet(tmp / C.TAU_BOXES_FILE, pd.concat(tau_boxes, ignore_index=True))
     curves_path.parent.mkdir(parents=True, exist_ok=True)
     write_text(curves_path, pd.concat(curves, ignore_index=True).to_csv(index=False, float_format="%.6g"))
     write_json(metrics_path, {k: round(v, 6) for k, v in sorted(flat.items())})
@@ -255,6 +259,23 @@ def _long(method: str, scores: MethodScores, splits, tau_grid) -> pd.DataFrame:
                 "image_id": np.repeat(ids, t), "split": split, "method": method, "kind": kind, "mode": mode,
                 "tau_index": np.tile(np.arange(t, dtype=np.int16), n),
                 "tau": np.tile(tau_grid.astype(np.float32), n), "iou": iou, "correct": iou >= 0.5}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _tau_boxes(method: str, sm: SplitMaps | None, size: int, tau_grid) -> pd.DataFrame:
+    """The explorer's boxes: each head-split image's largest-contour box and IoU on the slider's τ grid
+    (contracts.TAU_BOXES_COLUMNS), from the metric core, so the page never re-derives a box."""
+    if sm is None:
+        return pd.DataFrame(columns=list(C.TAU_BOXES_COLUMNS))
+    keep = grid_indices(tau_grid)
+    maps, frames = sm.maps(method), []
+    for i, image_id in enumerate(sm.index["image_id"]):
+        smap = M.normalize_map(np.asarray(maps[i], np.float64), (size, size))
+        boxes, iou = largest_boxes(smap, sm.boxes["head"][i], tau_grid[keep])
+        frames.append(pd.DataFrame({"image_id": image_id, "method": method, "tau_index": keep.astype(np.int16),
+                                    "tau": tau_grid[keep].astype(np.float32), "x0": boxes[:, 0].astype(np.int16),
+                                    "y0": boxes[:, 1].astype(np.int16), "x1": boxes[:, 2].astype(np.int16),
+                                    "y1": boxes[:, 3].astype(np.int16), "iou": iou.astype(np.float32)}))
     return pd.concat(frames, ignore_index=True)
 
 

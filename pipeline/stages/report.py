@@ -1,5 +1,5 @@
 """The `report` stage: leaderboard (md/csv/tex/html) with bootstrap CIs and a paired test, breakdowns,
-plots and CAM galleries under `reports/`, from the earlier stages' outputs only (read through
+plots, CAM galleries and the explorer page under `reports/`, from the earlier stages' outputs only (read through
 `pipeline.contracts`; every input folder is an option of its command in dvc.yaml).
 
 Everything written is a deterministic function of those outputs and params.report (seeded resampling,
@@ -16,7 +16,7 @@ import pandas as pd
 
 from pipeline import contracts as C
 from pipeline.atomic import atomic_path, write_text
-from pipeline.report import gallery, perimage, plots, tables, writers
+from pipeline.report import explorer, gallery, perimage, plots, tables, writers
 from pipeline.report.leaderboard import leaderboard_texts, paired_sentence
 from pipeline.stages import bar
 
@@ -123,8 +123,13 @@ def run(params, paths: C.Paths) -> str:
         tmp.mkdir()
         n_thumbs, mismatched = gallery.write_gallery(tmp, ginputs, shared, rp.gallery_samples,
                                                      rp.gallery_extremes, rp.seed, bar)
+    views = [v for ev in evals if (v := explorer.load_view(paths, ev.backbone, ev.chosen)) is not None]
+    with atomic_path(out_dir / "explorer") as tmp:
+        tmp.mkdir()
+        page_bytes = explorer.write_explorer(tmp, board, views, shared, params.evaluate.fixed_tau)
     return (f"report: {len(board)} leaderboard rows ({len(backbones)} backbones) → {out_dir}/leaderboard.*; "
-            f"{len(plot_names)} plots, {n_thumbs} gallery thumbnails; {len(dropped)} CIs dropped "
+            f"{len(plot_names)} plots, {n_thumbs} gallery thumbnails, explorer {page_bytes / 1e6:.1f} MB "
+            f"({out_dir}/explorer/index.html); {len(dropped)} CIs dropped "
             f"(metric drift), {mismatched} gallery boxes off their evaluated IoU\n{sentence}")
 
 

@@ -324,6 +324,25 @@ def test_per_image_ious_at_the_chosen_tau_reproduce_the_metrics(fake, metrics):
                        acc(method, split, kind, "largest", val["v1"], 0.5))
 
 
+def test_tau_boxes_are_the_reference_largest_boxes_and_per_image_ious(fake):
+    """The explorer's boxes (data/eval/B/tau_boxes.parquet) are the reference evaluator's largest-contour
+    boxes at each τ, and their IoUs the per-image table's largest-mode head IoUs."""
+    eval_dir = fake.paths.eval_dir(BACKBONE)
+    boxes = C.read_tau_boxes(eval_dir)
+    assert tuple(boxes.columns) == C.TAU_BOXES_COLUMNS
+    assert len(boxes) == len(METHODS) * len(fake.index["test"]) * len(TAUS)  # interval 0.05: the whole grid
+    per_image = C.read_per_image(eval_dir)
+    head = per_image[(per_image.split == "test") & (per_image.kind == "head") & (per_image["mode"] == "largest")]
+    merged = boxes.merge(head, on=["image_id", "method", "tau_index"], suffixes=("", "_pi"))
+    assert len(merged) == len(boxes)
+    assert np.array_equal(merged["iou"].to_numpy(), merged["iou_pi"].to_numpy())
+    for method in METHODS:
+        smaps = _smaps(fake, "test", method)
+        got = boxes[boxes.method == method].sort_values(["image_id", "tau_index"])
+        want = [ref_boxes_both(smaps[i], t)[0][0] for i in sorted(smaps) for t in TAUS]
+        assert got[["x0", "y0", "x1", "y1"]].to_numpy().tolist() == want, method
+
+
 # --------------------------------------------------------------------------------------------------
 # (d) missing input, (e) no torch
 
