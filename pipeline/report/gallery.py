@@ -135,6 +135,7 @@ class GalleryInput:
     taus: dict[str, float]  # method → that chosen τ
     preds: dict[str, int]  # image_id → top-1 class
     maps: Callable[[str, str], np.ndarray]  # (method, image_id) → raw GT-class map (h, w)
+    kind: str = "head"  # the box kind drawn green and scored (object for the reference layout)
 
 
 @dataclass(frozen=True)
@@ -163,14 +164,14 @@ def _render_thumb(t: Thumb, g: GalleryInput, shared: SharedInput, folder: Path) 
     wh = (int(row["width"]), int(row["height"]))
     frame = {kind: rescale_boxes(shared.boxes.get((t.image_id, kind), np.zeros((0, 4))), wh, (size, size))
              for kind in BOX_KINDS}
-    img = render(shared.cache[int(row["cache_index"])], smap, frame["head"], frame["body"], pred)
+    img = render(shared.cache[int(row["cache_index"])], smap, frame[g.kind], frame["body"], pred)
     path = folder / t.relpath
     path.parent.mkdir(parents=True, exist_ok=True)
     ok, buf = cv2.imencode(".png", img)
     if not ok:
         raise RuntimeError(f"PNG encoding failed for {path}")
     path.write_bytes(buf.tobytes())
-    drawn = float(iou_matrix(pred, frame["head"]).max()) if len(frame["head"]) else 0.0
+    drawn = float(iou_matrix(pred, frame[g.kind]).max()) if len(frame[g.kind]) else 0.0
     return abs(drawn - t.iou) <= 1e-3
 
 
@@ -204,7 +205,7 @@ def write_gallery(folder: Path, inputs: list[GalleryInput], shared: SharedInput,
                 written.add(rel)
                 progress.update(1)
         name = f"{_safe(g.backbone)}.html"
-        intro = (f"Backbone <b>{html.escape(g.backbone)}</b>: test images (head boxes), evaluation size "
+        intro = (f"Backbone <b>{html.escape(g.backbone)}</b>: test images ({g.kind} boxes), evaluation size "
                  f"{g.image_size}×{g.image_size}; each method's box is drawn at its own split-chosen τ.")
         (folder / name).write_text(page_html(f"CAM gallery: {g.backbone}", intro, sections))
         pages.append((g.backbone, name, len(todo)))
