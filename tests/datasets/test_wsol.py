@@ -24,8 +24,15 @@ from pipeline.datasets.archives import fetch_cub
 from pipeline.datasets.wsol import fetch_wsol, read_metadata
 from pipeline.errors import CamlocError, ParamsError
 from pipeline.metrics.masks import instance_mask
-from pipeline.params import (BackboneParams, CubParams, DatasetParams, EvaluateParams, Params, PrepareParams,
-                             WsolParams)
+from pipeline.params import (
+    BackboneParams,
+    CubParams,
+    DatasetParams,
+    EvaluateParams,
+    Params,
+    PrepareParams,
+    WsolParams,
+)
 from pipeline.stages import evaluate, prepare
 
 S, H, W, INTERVAL = 32, 8, 8, 0.05
