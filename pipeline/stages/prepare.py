@@ -143,7 +143,7 @@ def run(params: Params, paths: Paths) -> str:
     reasons = Counter(s["reason"].split(":")[0] for s in report["skipped"])
     log.info("prepare: skipped %s", dict(reasons))
     n_classes = len(next(iter(c["per_class"].values())))
-    splits = ", ".join(f"{k} {v}" for k, v in c["per_split"].items())
+    splits = ", ".join(f"{k} {v}" for k, v in c["per_split"].items() if v or k != "test_official")
     return (f"prepared {c['total']} images of {n_classes} classes into {out_dir} ({splits}); "
             f"{len(report['repaired'])} repaired, {len(report['skipped'])} skipped "
             f"(details in {Path(out_dir) / 'report.json'})")

@@ -298,3 +298,18 @@ def test_openimages_like_masks_prepare_evaluate_equals_the_reference(tmp_path):
     assert 0 < metrics["cam.pxap"] < 100
     assert not any("maxboxacc" in k for k in metrics)
     assert C.read_layout(tmp_path / "prep").pixel_gt == "masks"
+
+
+def test_wsol_params_name_the_missing_key(tmp_path):
+    from pipeline.params import load_params
+
+    f = tmp_path / "params.yaml"
+    f.write_text("dataset:\n  name: wsol\n  wsol:\n    metadata: /m\nbackbones:\n  tiny_gap_cnn: {}\n")
+    with pytest.raises(ParamsError, match=r"dataset\.wsol\.root"):
+        load_params(f)
+    f.write_text("dataset:\n  name: cub\n  cub:\n    val_per_class: 0\nbackbones:\n  tiny_gap_cnn: {}\n")
+    with pytest.raises(ParamsError, match=r"dataset\.cub\.val_per_class"):
+        load_params(f)
+    f.write_text("dataset:\n  name: wsol\n  wsol:\n    metadata: /m\n    roots: /r\nbackbones:\n  tiny_gap_cnn: {}\n")
+    with pytest.raises(ParamsError, match=r"dataset\.wsol\.roots.*did you mean 'root'"):
+        load_params(f)
