@@ -176,6 +176,13 @@ def read_metadata(metadata: Path, root: Path, mask_root: Path | None = None, dat
         raise CamlocError(f"{metadata} lacks the split folders {missing}: the reference layout has "
                           "train/, val/ and test/")
     splits = {s: read_split(metadata / s, s) for s in WSOL_SPLITS}
+    seen: dict[str, str] = {}
+    for s in WSOL_SPLITS:
+        for rel in splits[s].ids:
+            if rel in seen:
+                raise CamlocError(f"{splits[s].where[rel]}: {rel} is also listed at {seen[rel]}; an image "
+                                  "belongs to one split")
+            seen[rel] = splits[s].where[rel]
     n_classes = max(splits["train"].labels.values()) + 1
     for s in ("val", "test"):
         for rel, label in splits[s].labels.items():

@@ -75,7 +75,8 @@ def run(params, paths: C.Paths, backbone: str) -> str:
     tau_grid = M.taus(ep.interval)
     deltas = tuple(d / 100 for d in ep.iou_thresholds)
 
-    flat: dict[str, float] = _classification(splits.get(layout.classification_split))
+    flat: dict[str, float] = _classification(splits.get(layout.classification_split)
+                                              or splits.get(layout.scored_split.get(layout.loc_kind, "")))
     curves, per_image, chosen, pixels = [], [], {}, []
     with fork_pool(_workers()) as pool:
         for method in meta["methods"]:

@@ -159,6 +159,7 @@ def _copy_meta(src: Path, dst: Path) -> Path:
     ("test", "image_sizes.txt", 1, "{id},0,5", r"image_sizes.txt:1: width 0 is below 1"),
     ("test", "image_ids.txt", 2, "{id}", r"image_ids.txt:2: .* is listed twice"),
     ("test", "image_ids.txt", 1, "../secret.JPEG", r"image_ids.txt:1: '../secret.JPEG' is not a path relative"),
+    ("val", "localization.txt", 2, "{id},a.png,", r"localization.txt:2: a masks row in a file of boxes rows"),
 ])
 def test_bad_metadata_rows_name_file_and_line(tmp_path, boxes_twin, split, file, line, text, match):
     out, twin = boxes_twin
