@@ -112,8 +112,12 @@ def run(params, paths: C.Paths) -> str:
     best = board.iloc[0]
     with atomic_path(out_dir / "breakdowns") as tmp:
         tmp.mkdir()
-        _write_breakdowns(tmp, scores, samples, board, str(best["backbone"]), str(best["method"]),
-                          (loc, *[k for k in kinds if k != loc]) if kinds else ("head", "body"))
+        if kinds:
+            _write_breakdowns(tmp, scores, samples, board, str(best["backbone"]), str(best["method"]),
+                              (loc, *[k for k in kinds if k != loc]))
+        else:  # a masks-only dataset (OpenImages): per-class box accuracy does not apply
+            (tmp / "README.md").write_text("# Breakdowns\n\nThis dataset has no boxes (pixel masks only): "
+                                           "the per-class MaxBoxAccV2 breakdowns do not apply.\n")
 
     curves = {b: C.read_curves(paths.curves_file(b)) for b in backbones}
     histories = {b: h for b in backbones if (h := _history(paths, b)) is not None}
