@@ -116,14 +116,12 @@ def write_plots(folder: Path, curves: dict[str, pd.DataFrame], board: pd.DataFra
     for backbone, c in curves.items():
         sub = board[board["backbone"] == backbone]
         pxap = dict(zip(sub["method"], sub["pxap"], strict=True)) if "pxap" in sub else {}
-        figures = []
         if (c["curve"] != "pr").any() or "pxap" not in sub:  # box curves (a masks-only dataset has none)
-            figures.append((f"boxacc_tau_{backbone}.png", lambda c=c, b=backbone: boxacc_figure(c, b, methods[b])))
+            save_png(boxacc_figure(c, backbone, methods[backbone]), folder / f"boxacc_tau_{backbone}.png")
+            names.append(f"boxacc_tau_{backbone}.png")
         if "pxap" in sub:  # datasets with pixel masks (Pets trimaps, OpenImages masks)
-            figures.append((f"pr_{backbone}.png", lambda c=c, b=backbone: pr_figure(c, b, methods[b], pxap)))
-        for name, make in figures:
-            save_png(make(), folder / name)
-            names.append(name)
+            save_png(pr_figure(c, backbone, methods[backbone], pxap), folder / f"pr_{backbone}.png")
+            names.append(f"pr_{backbone}.png")
     if histories:
         save_png(training_figure(histories), folder / "training.png")
         names.append("training.png")
