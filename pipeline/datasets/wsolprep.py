@@ -24,8 +24,9 @@ def layout_of(index: WsolIndex) -> Layout:
 
 
 def decode_tasks(params: Params, index: WsolIndex) -> tuple[list[tuple[str, str]], list[tuple]]:
-    """((split, image id) per task, decode tasks) over every listed image, split by split."""
-    entries = [(s, rel) for s in WSOL_SPLITS for rel in index.splits[s].ids]
+    """((split, image id) per task, decode tasks) over every listed image in manifest order (split, then
+    id), so that with nothing skipped the decoded cache is already images.npy (renamed, not copied)."""
+    entries = [(s, rel) for s in WSOL_SPLITS for rel in sorted(index.splits[s].ids)]
     tasks = [(rel, str(index.root / rel), None, None, params.dataset.max_image_pixels, params.prepare.cache_size)
              for _, rel in entries]
     return entries, tasks

@@ -26,6 +26,22 @@ from pipeline.stages import bar
 log = logging.getLogger(__name__)
 
 
+_WORKER_CACHE: dict[str, np.ndarray] = {}  # per worker process: the memmap it writes its rows into
+
+
+def _decode_into(job: tuple[str, int, tuple]) -> Decoded:
+    """Worker: decode one task and write its row straight into the shared cache file, so only the small
+    Decoded record travels back (not S×S×3 bytes per image through a pipe and a second copy)."""
+    cache_file, row, task = job
+    d = process(task)
+    if d.cache is not None:
+        if cache_file not in _WORKER_CACHE:
+            _WORKER_CACHE[cache_file] = np.load(cache_file, mmap_mode="r+")
+        _WORKER_CACHE[cache_file][row] = d.cache
+        d.cache = None
+    return d
+
+
 def decode_all(tasks: list[tuple], workers: int, cache_file: Path, size: int) -> list[Decoded]:
     """Decode every task, writing cache rows in task order into a (N, S, S, 3) memmap at cache_file."""
     cache = np.lib.format.open_memmap(cache_file, mode="w+", dtype=np.uint8, shape=(len(tasks), size, size, 3))
@@ -33,9 +49,9 @@ def decode_all(tasks: list[tuple], workers: int, cache_file: Path, size: int) ->
     if workers <= 1 or len(tasks) < 64:
         it = map(process, tasks)
         pool = None
-    else:
+    else:  # workers write their rows into the same file (a shared mapping: the parent sees them)
         pool = fork_pool(workers)
-        it = pool.imap(process, tasks, chunksize=32)
+        it = pool.imap(_decode_into, [(str(cache_file), i, t) for i, t in enumerate(tasks)], chunksize=32)
     try:
         with bar(total=len(tasks), desc="prepare", unit="img") as progress:
             for i, d in enumerate(it):
@@ -124,8 +140,13 @@ def _masks_table(masks: list[tuple]):
 
 
 def _write_cache(src: Path, dst: Path, rows: list[int], chunk: int = 512) -> None:
-    """Reorder the decode-order cache into manifest order (rows = cache_index), chunk by chunk."""
+    """Reorder the decode-order cache into manifest order (rows = cache_index), chunk by chunk; a cache
+    already in manifest order (nothing skipped, tasks in manifest order) is renamed, not copied."""
     a = np.load(src, mmap_mode="r")
+    if len(rows) == len(a) and np.array_equal(rows, np.arange(len(a))):
+        del a
+        src.replace(dst)
+        return
     out = np.lib.format.open_memmap(dst, mode="w+", dtype=np.uint8, shape=(len(rows), *a.shape[1:]))
     for s in range(0, len(rows), chunk):
         out[s: s + chunk] = a[rows[s: s + chunk]]
