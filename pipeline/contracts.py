@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 
 SPLITS = ("train", "val", "test", "test_official")  # samples.parquet order
 HOLDOUT = "val"  # a few boxed images per class: τ is chosen here for the honest numbers
-BOX_KINDS = ("head", "body", "object")  # object: the one box kind of the wsol / cub datasets
+BOX_KINDS = ("head", "body")  # Pets
+OBJECT_KIND = "object"  # the one box kind of the reference-layout datasets (cub, wsol)
+ALL_BOX_KINDS = (*BOX_KINDS, OBJECT_KIND)
 SCORED_SPLIT = {"head": "test", "body": "test_official"}  # Pets: the split each box kind is scored on
 PIXEL_SPLIT = "test_official"  # Pets: trimap PxAP / PxIoU
 CONTOUR_MODES = ("largest", "all")  # MaxBoxAcc v1 / MaxBoxAccV2 candidate boxes
@@ -72,7 +74,7 @@ PETS_LAYOUT = Layout("pets", dict(SCORED_SPLIT), "head", PIXEL_SPLIT, "trimap", 
 
 def wsol_layout(dataset: str, boxes: bool, masks: bool) -> Layout:
     """The reference's layout: train / val (τ) / test (scored), object boxes and/or masks on test."""
-    return Layout(dataset, {"object": "test"} if boxes else {}, "object", "test" if masks else None,
+    return Layout(dataset, {OBJECT_KIND: "test"} if boxes else {}, OBJECT_KIND, "test" if masks else None,
                   "masks" if masks else None, "test")
 
 
@@ -101,7 +103,11 @@ METRIC_NAMES = (
     "top1_loc", "top5_loc", "gt_known_loc", "maxboxacc_head", "maxboxacc_head_val_tau",
     "maxboxacc_v2_head", "maxboxacc_v2_head_val_tau", "maxboxacc_v2_body", "maxboxacc_v2_body_val_tau",
     "pxap", "pxiou", "box_ap", "box_ap50",
-    "maxboxacc_object", "maxboxacc_object_val_tau", "maxboxacc_v2_object", "maxboxacc_v2_object_val_tau",
+)
+# A reference-layout dataset (cub, wsol) has these instead of the head/body ones (pxap/pxiou with masks).
+OBJECT_METRIC_NAMES = (
+    "top1_loc", "top5_loc", "gt_known_loc", "maxboxacc_object", "maxboxacc_object_val_tau", "maxboxacc_v2_object",
+    "maxboxacc_v2_object_val_tau", "pxap", "pxiou", "box_ap", "box_ap50",
 )
 
 
@@ -207,7 +213,7 @@ def read_boxes(prepared: str | Path) -> pd.DataFrame:
 def boxes_by_kind(boxes: pd.DataFrame) -> dict[str, dict[str, np.ndarray]]:
     """kind → image_id → (G, 4) int64 boxes."""
     return {k: {str(i): g[["x0", "y0", "x1", "y1"]].to_numpy(np.int64)
-                for i, g in boxes[boxes["kind"] == k].groupby("image_id", sort=False)} for k in BOX_KINDS}
+                for i, g in boxes[boxes["kind"] == k].groupby("image_id", sort=False)} for k in ALL_BOX_KINDS}
 
 
 def read_layout(prepared: str | Path) -> Layout:
@@ -224,7 +230,7 @@ def read_layout(prepared: str | Path) -> Layout:
                         str(data["classification_split"]))
     except (KeyError, TypeError, AttributeError) as e:
         raise CamlocError(f"{path} is not a camloc layout ({e}): re-run `dvc repro prepare`") from None
-    unknown = [k for k in layout.scored_split if k not in BOX_KINDS]
+    unknown = [k for k in layout.scored_split if k not in ALL_BOX_KINDS]
     if unknown or layout.pixel_split not in (None, *SPLITS):
         raise CamlocError(f"{path}: unknown box kinds {unknown} or pixel split {layout.pixel_split!r}: "
                           "re-run `dvc repro prepare` with the current code")

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.contracts import Layout, wsol_layout
+from pipeline.contracts import OBJECT_KIND, Layout, wsol_layout
 from pipeline.datasets.images import Decoded
 from pipeline.datasets.index import rel_path
 from pipeline.datasets.wsol import WSOL_SPLITS, WsolIndex
 from pipeline.params import Params
 
-KIND = "object"  # the box kind of every reference-layout dataset
+KIND = OBJECT_KIND  # the box kind of every reference-layout dataset
 
 
 def layout_of(index: WsolIndex) -> Layout:

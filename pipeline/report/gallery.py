@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from pipeline.contracts import BOX_KINDS
+from pipeline.contracts import ALL_BOX_KINDS
 from pipeline.metrics import boxes_at_taus, iou_matrix, normalize_map, rescale_boxes
 from pipeline.progress import Bar, no_bar
 from pipeline.report.writers import HTML_STYLE
@@ -171,7 +171,7 @@ def _render_thumb(t: Thumb, g: GalleryInput, shared: SharedInput, folder: Path) 
     smap, pred = _predicted_box(g.maps(t.method, t.image_id), size, t.tau)
     wh = (int(row["width"]), int(row["height"]))
     frame = {kind: rescale_boxes(shared.boxes.get((t.image_id, kind), np.zeros((0, 4))), wh, (size, size))
-             for kind in BOX_KINDS}
+             for kind in ALL_BOX_KINDS}
     img = render(shared.cache[int(row["cache_index"])], smap, frame[g.kind], frame["body"], pred)
     path = folder / t.relpath
     path.parent.mkdir(parents=True, exist_ok=True)

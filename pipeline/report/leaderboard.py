@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.contracts import BOX_KINDS, PETS_LAYOUT, Layout
+from pipeline.contracts import ALL_BOX_KINDS, PETS_LAYOUT, Layout
 from pipeline.report import ci, writers
 from pipeline.report.perimage import BackboneEval
 from pipeline.report.tables import RANK_BY
@@ -47,7 +47,7 @@ LEGEND_LINES = (
 
 def shown_columns(layout: Layout) -> list[writers.Column]:
     """The leaderboard columns the dataset has: its box kinds' metrics, pixel metrics with masks."""
-    hidden = {k for k in BOX_KINDS if k not in layout.box_kinds}
+    hidden = {k for k in ALL_BOX_KINDS if k not in layout.box_kinds}
 
     def keep(c: writers.Column) -> bool:
         if any(c.key.startswith(f"maxboxacc_{k}") or c.key.startswith(f"maxboxacc_v2_{k}") for k in hidden):
