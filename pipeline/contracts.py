@@ -25,23 +25,68 @@ if TYPE_CHECKING:
 
 SPLITS = ("train", "val", "test", "test_official")  # samples.parquet order
 HOLDOUT = "val"  # a few boxed images per class: τ is chosen here for the honest numbers
-BOX_KINDS = ("head", "body")
-SCORED_SPLIT = {"head": "test", "body": "test_official"}  # the split each box kind is scored on
-PIXEL_SPLIT = "test_official"  # trimap PxAP / PxIoU
+BOX_KINDS = ("head", "body")  # Pets
+OBJECT_KIND = "object"  # the one box kind of the reference-layout datasets (cub, wsol)
+ALL_BOX_KINDS = (*BOX_KINDS, OBJECT_KIND)
+SCORED_SPLIT = {"head": "test", "body": "test_official"}  # Pets: the split each box kind is scored on
+PIXEL_SPLIT = "test_official"  # Pets: trimap PxAP / PxIoU
 CONTOUR_MODES = ("largest", "all")  # MaxBoxAcc v1 / MaxBoxAccV2 candidate boxes
 MAP_KINDS = ("gt", "pred")  # maps for the ground-truth class and for the top-1 predicted class
 
 
-def box_kinds_of(split: str) -> list[str]:
-    """The box kinds scored on `split` (the holdout scores every kind, to choose its τ)."""
-    return [k for k, s in SCORED_SPLIT.items() if split in (HOLDOUT, s)]
+def box_kinds_of(split: str, scored: dict[str, str] | None = None) -> list[str]:
+    """The box kinds scored on `split` (the holdout scores every kind, to choose its τ); `scored` is a
+    dataset's `Layout.scored_split` (default: the Pets one)."""
+    return [k for k, s in (SCORED_SPLIT if scored is None else scored).items() if split in (HOLDOUT, s)]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a prepared dataset holds (prepared/layout.json): its box kinds and where each is scored,
+    and whether pixel masks exist. The evaluator and the report read it, so their metrics and columns
+    follow the dataset instead of assuming Pets."""
+
+    dataset: str
+    scored_split: dict[str, str]  # box kind → the split it is scored on (val scores it too, for τ)
+    loc_kind: str  # the kind of top-1 / GT-known Loc, MaxBoxAcc v1 and box AP (head | object)
+    pixel_split: str | None  # the split scored by PxAP / PxIoU, None without masks
+    pixel_gt: str | None  # trimap (Pets) | masks (masks.parquet: instance masks + ignore mask)
+    classification_split: str  # the split of classification.top1 / top5
+
+    @property
+    def box_kinds(self) -> tuple[str, ...]:
+        return tuple(self.scored_split)
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        """The splits this dataset fills, in SPLITS order."""
+        used = {HOLDOUT, "train", *self.scored_split.values(), self.classification_split}
+        return tuple(s for s in SPLITS if s in used or s == self.pixel_split)
+
+    def to_json(self) -> dict:
+        return {"dataset": self.dataset, "scored_split": dict(self.scored_split), "loc_kind": self.loc_kind,
+                "pixel_split": self.pixel_split, "pixel_gt": self.pixel_gt,
+                "classification_split": self.classification_split}
+
+
+PETS_LAYOUT = Layout("pets", dict(SCORED_SPLIT), "head", PIXEL_SPLIT, "trimap", "test_official")
+
+
+def wsol_layout(dataset: str, boxes: bool, masks: bool) -> Layout:
+    """The reference's layout: train / val (τ) / test (scored), object boxes and/or masks on test."""
+    return Layout(dataset, {OBJECT_KIND: "test"} if boxes else {}, OBJECT_KIND, "test" if masks else None,
+                  "masks" if masks else None, "test")
 
 
 # ---------------------------------------------------------------------------------------------------
 # Files and columns
 
-RAW_ENTRIES = ("images", "annotations")
-PREPARED_FILES = ("samples.parquet", "boxes.parquet", "classes.json", "report.json", "images.npy")
+# Pets: images/, annotations/; cub: the archive's CUB_200_2011/ and attributes.txt; wsol: a copy of the
+# user's metadata/ folder and source.json (where its images live).
+RAW_ENTRIES = ("images", "annotations", "CUB_200_2011", "attributes.txt", "metadata", "source.json")
+PREPARED_FILES = ("samples.parquet", "boxes.parquet", "classes.json", "report.json", "images.npy",
+                  "layout.json", "masks.parquet")
+MASK_COLUMNS = ("image_id", "mask_path", "ignore_path")  # masks.parquet: one row per instance mask
 SAMPLE_COLUMNS = ("image_id", "path", "label", "class_name", "species", "split", "width", "height",
                   "trimap_path", "cache_index")
 BOX_COLUMNS = ("image_id", "kind", "x0", "y0", "x1", "y1")
@@ -62,6 +107,11 @@ METRIC_NAMES = (
     "top1_loc", "top5_loc", "gt_known_loc", "maxboxacc_head", "maxboxacc_head_val_tau",
     "maxboxacc_v2_head", "maxboxacc_v2_head_val_tau", "maxboxacc_v2_body", "maxboxacc_v2_body_val_tau",
     "pxap", "pxiou", "box_ap", "box_ap50",
+)
+# A reference-layout dataset (cub, wsol) has these instead of the head/body ones (pxap/pxiou with masks).
+OBJECT_METRIC_NAMES = (
+    "top1_loc", "top5_loc", "gt_known_loc", "maxboxacc_object", "maxboxacc_object_val_tau", "maxboxacc_v2_object",
+    "maxboxacc_v2_object_val_tau", "pxap", "pxiou", "box_ap", "box_ap50",
 )
 
 
@@ -167,7 +217,43 @@ def read_boxes(prepared: str | Path) -> pd.DataFrame:
 def boxes_by_kind(boxes: pd.DataFrame) -> dict[str, dict[str, np.ndarray]]:
     """kind → image_id → (G, 4) int64 boxes."""
     return {k: {str(i): g[["x0", "y0", "x1", "y1"]].to_numpy(np.int64)
-                for i, g in boxes[boxes["kind"] == k].groupby("image_id", sort=False)} for k in BOX_KINDS}
+                for i, g in boxes[boxes["kind"] == k].groupby("image_id", sort=False)} for k in ALL_BOX_KINDS}
+
+
+def read_layout(prepared: str | Path) -> Layout:
+    """layout.json: the dataset's box kinds, scored splits and pixel ground truth. Without one (a
+    prepared folder from before layouts, when every dataset had the Pets layout) it is PETS_LAYOUT;
+    the readers of the other prepared files still name a missing folder."""
+    path = Path(prepared) / "layout.json"
+    if not path.is_file():
+        return PETS_LAYOUT
+    data = _json(path, "prepare")
+    try:
+        layout = Layout(str(data["dataset"]), {str(k): str(v) for k, v in data["scored_split"].items()},
+                        str(data["loc_kind"]), data["pixel_split"], data["pixel_gt"],
+                        str(data["classification_split"]))
+    except (KeyError, TypeError, AttributeError) as e:
+        raise CamlocError(f"{path} is not a camloc layout ({e}): re-run `dvc repro prepare`") from None
+    unknown = [k for k in layout.scored_split if k not in ALL_BOX_KINDS]
+    if unknown or layout.pixel_split not in (None, *SPLITS):
+        raise CamlocError(f"{path}: unknown box kinds {unknown} or pixel split {layout.pixel_split!r}: "
+                          "re-run `dvc repro prepare` with the current code")
+    return layout
+
+
+def read_masks(prepared: str | Path) -> pd.DataFrame:
+    """masks.parquet: one row per GT instance mask (`mask_path`, and the image's `ignore_path` or None),
+    absolute paths; empty for datasets without masks."""
+    return _parquet(Path(prepared) / "masks.parquet", "prepare", MASK_COLUMNS)
+
+
+def masks_by_image(masks: pd.DataFrame) -> dict[str, tuple[tuple[str, ...], str | None]]:
+    """image_id → (its instance mask files, its ignore mask file or None)."""
+    out = {}
+    for image_id, g in masks.groupby("image_id", sort=False):
+        ignore = [p for p in g["ignore_path"] if isinstance(p, str) and p]
+        out[str(image_id)] = (tuple(str(p) for p in g["mask_path"]), ignore[0] if ignore else None)
+    return out
 
 
 def read_classes(prepared: str | Path) -> list[str]:

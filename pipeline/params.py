@@ -19,7 +19,7 @@ import yaml
 from pipeline.contracts import SPLITS
 from pipeline.errors import CamlocError, ParamsError
 
-DATASETS = ("synthpets", "pets")
+DATASETS = ("synthpets", "pets", "cub", "wsol")
 # step: x0.1 after every step_epochs epochs; reference_step: x0.1 from epoch step_epochs, 2*step_epochs, ...
 # (1-based), as the reference's adjust_learning_rate, i.e. one epoch earlier than step.
 SCHEDULES = ("cosine", "step", "reference_step", "constant")
@@ -27,17 +27,47 @@ TRAIN_TRANSFORMS = ("random_resized_crop", "resize_crop")
 
 
 @dataclass(frozen=True)
+class WsolParams:
+    """A dataset in the reference's (Choe et al. 2020) metadata layout, for `dataset.name: wsol`."""
+
+    metadata: str | None = None  # folder with train/ val/ test/ (image_ids.txt, class_labels.txt, ...)
+    root: str | None = None  # folder the image ids are relative to
+    mask_root: str | None = None  # folder the mask paths of localization.txt are relative to (default: root)
+
+
+@dataclass(frozen=True)
+class CubParams:
+    # The official record of CUB-200-2011 (archive MD5 97eceeb196236b17998738112f37df78).
+    url: str = "https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz?download=1"
+    val_per_class: int = 5  # boxed images per class carved from the official train split to choose tau
+    seed: int = 0
+
+    def validate(self, key: str) -> None:
+        _positive(f"{key}.val_per_class", self.val_per_class)
+        if not self.url.startswith(("http://", "https://")):
+            raise ParamsError(f"{key}.url", self.url, "an http(s) URL of CUB_200_2011.tgz")
+
+
+@dataclass(frozen=True)
 class DatasetParams:
     name: str = "synthpets"
-    # Folder that already holds images.tar.gz and annotations.tar.gz (offline runs of `pets`).
+    # Folder that already holds the dataset's archives (offline runs of `pets` and `cub`).
     archives: str | None = None
     base_url: str = "https://www.robots.ox.ac.uk/~vgg/data/pets/data/"
     # Decompression-bomb guard: images with more pixels are skipped and reported.
     max_image_pixels: int = 40_000_000
+    cub: CubParams = field(default_factory=CubParams)
+    wsol: WsolParams = field(default_factory=WsolParams)
 
     def validate(self, key: str) -> None:
         _choice(f"{key}.name", self.name, DATASETS)
         _positive(f"{key}.max_image_pixels", self.max_image_pixels)
+        if self.name == "wsol":
+            for name in ("metadata", "root"):
+                if not getattr(self.wsol, name):
+                    raise ParamsError(f"{key}.wsol.{name}", getattr(self.wsol, name),
+                                      "a folder path (dataset.name is wsol; README 'Datasets in the "
+                                      "reference layout' says what it holds)")
 
 
 @dataclass(frozen=True)

@@ -75,8 +75,8 @@ def verify(path: Path, spec: Archive) -> None:
 def _offline_error(url: str, why: str) -> CamlocError:
     return CamlocError(
         f"cannot download {url} ({why}): connect to the network and re-run `camloc download`, or fetch "
-        "images.tar.gz and annotations.tar.gz elsewhere and pass their folder with `--archives DIR` "
-        "(or set dataset.archives in params.yaml)"
+        "the dataset's archives (Pets: images.tar.gz and annotations.tar.gz; CUB: CUB_200_2011.tgz) "
+        "elsewhere and pass their folder with `--archives DIR` (or set dataset.archives in params.yaml)"
     )
 
 
@@ -168,12 +168,13 @@ def download(url: str, dest: Path, spec: Archive, retries: int = 5, backoff: flo
 
 
 def obtain(name: str, spec: Archive, base_url: str, downloads: Path, archives: Path | None,
-           retries: int, backoff: float, bar: Bar = no_bar) -> Path:
-    """A verified local copy of archive `name`: from `archives`, from an earlier download, or fetched."""
+           retries: int, backoff: float, bar: Bar = no_bar, url: str | None = None) -> Path:
+    """A verified local copy of archive `name`: from `archives`, from an earlier download, or fetched
+    (from `url`, default `base_url/name`)."""
     if archives is not None:
         path = archives / name
         if not path.is_file():
-            raise CamlocError(f"{path} is missing: put images.tar.gz and annotations.tar.gz in {archives}, "
+            raise CamlocError(f"{path} is missing: put the dataset's archives ({name}) in {archives}, "
                               "or drop --archives (and dataset.archives) to download them")
         verify(path, spec)
         return path
@@ -187,7 +188,7 @@ def obtain(name: str, spec: Archive, base_url: str, downloads: Path, archives: P
             log.warning("%s; downloading it again", e)
             dest.unlink()
     require_free(downloads, _missing_bytes(dest, spec), f"to download {name}")
-    return download(base_url.rstrip("/") + "/" + name, dest, spec, retries, backoff, bar)
+    return download(url or base_url.rstrip("/") + "/" + name, dest, spec, retries, backoff, bar)
 
 
 def _missing_bytes(dest: Path, spec: Archive) -> int:
@@ -221,3 +222,24 @@ def fetch_pets(params: Params, out_dir: Path, archives: Path | None = None, *,
             raise CamlocError(f"the archives in {paths[0].parent} do not hold the Pets layout (missing "
                               f"{', '.join(missing)}); they are not the official archives")
     return f"pets: {files} files from {len(paths)} verified archives extracted into {out_dir}"
+
+
+def fetch_cub(params: Params, out_dir: Path, archives: Path | None = None, *, spec: Archive | None = None,
+              downloads: Path | None = None, retries: int = 5, backoff: float = 2.0, bar: Bar = no_bar) -> str:
+    """CUB-200-2011 into `out_dir` (replaced atomically): CUB_200_2011.tgz from `archives` or downloaded
+    from `dataset.cub.url` (resumed, MD5-checked), then safely extracted; returns a one-line summary."""
+    from pipeline.datasets import cub
+
+    spec = Archive(cub.ARCHIVE_MD5, cub.ARCHIVE_BYTES) if spec is None else spec
+    downloads = downloads_dir(out_dir) if downloads is None else downloads
+    downloads.mkdir(parents=True, exist_ok=True)
+    if archives is not None and not archives.is_dir():
+        raise CamlocError(f"--archives {archives} is not a folder; give the folder holding {cub.ARCHIVE}")
+    path = obtain(cub.ARCHIVE, spec, "", downloads, archives, retries, backoff, bar, url=params.dataset.cub.url)
+    with replace_dir(out_dir, RAW_ENTRIES) as tmp:
+        files = safe_extract(path, tmp)
+        missing = [f"{cub.TREE}/{p}" for p in ("images", *cub.OFFICIAL_FILES) if not (tmp / cub.TREE / p).exists()]
+        if missing:
+            raise CamlocError(f"{path} does not hold the CUB-200-2011 layout (missing {', '.join(missing)}); "
+                              "it is not the official archive")
+    return f"cub: {files} files from the verified {cub.ARCHIVE} extracted into {out_dir}"

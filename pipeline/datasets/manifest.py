@@ -92,7 +92,7 @@ def boxes_table(boxes: list[tuple[str, str, int, int, int, int]], order: pd.Seri
     df = pd.DataFrame(boxes, columns=list(BOX_COLUMNS))
     rank = {image_id: i for i, image_id in enumerate(order)}
     df = df[df["image_id"].isin(rank)]
-    df = df.assign(_r=df["image_id"].map(rank), _k=df["kind"].map({"head": 0, "body": 1}))
+    df = df.assign(_r=df["image_id"].map(rank), _k=df["kind"].map({"head": 0, "body": 1, "object": 2}))
     df = df.sort_values(["_r", "_k", "x0", "y0"], kind="stable").drop(columns=["_r", "_k"])
     for col in ("x0", "y0", "x1", "y1"):
         df[col] = df[col].astype(np.int64)

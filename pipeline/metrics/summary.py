@@ -13,22 +13,26 @@ import numpy as np
 from pipeline.contracts import HOLDOUT, SCORED_SPLIT
 from pipeline.metrics.boxacc import box_acc_curve, loc_accuracy, max_box_acc, max_box_acc_v2
 
+V1_KINDS = ("head", "object")  # the kinds that also get MaxBoxAcc v1 (largest contour, δ = 0.5)
+
 
 def delta_name(delta: float) -> str:
     """0.3 → "30": δ as it appears in metric keys."""
     return f"{round(delta * 100)}"
 
 
-def box_metrics(scores: dict, deltas: tuple[float, ...], tau_grid: np.ndarray) -> dict[str, float]:
-    """MaxBoxAcc (head, v1), MaxBoxAccV2 with per-δ values and chosen τ, and their val-τ twins."""
+def box_metrics(scores: dict, deltas: tuple[float, ...], tau_grid: np.ndarray,
+                scored: dict[str, str] | None = None) -> dict[str, float]:
+    """MaxBoxAcc (head / object, v1), MaxBoxAccV2 with per-δ values and chosen τ, and their val-τ twins;
+    `scored` is the dataset's kind → scored split (default: Pets)."""
     out: dict[str, float] = {}
-    for kind, split in SCORED_SPLIT.items():
+    for kind, split in (SCORED_SPLIT if scored is None else scored).items():
         if (split, kind) not in scores:
             continue
         ious, _ = scores[(split, kind)]
         largest, every = ious[:, 0], ious[:, 1]  # (N, T) each
-        if kind == "head":
-            out["maxboxacc_head"], _ = max_box_acc(largest, 0.5)
+        if kind in V1_KINDS:
+            out[f"maxboxacc_{kind}"], _ = max_box_acc(largest, 0.5)
         v2 = max_box_acc_v2(every, deltas)
         out[f"maxboxacc_v2_{kind}"] = v2["v2"]
         for d in deltas:
@@ -38,9 +42,9 @@ def box_metrics(scores: dict, deltas: tuple[float, ...], tau_grid: np.ndarray) -
             val_ious, _ = scores[(HOLDOUT, kind)]
             chosen = max_box_acc_v2(val_ious[:, 1], deltas)["tau_index"]
             out[f"maxboxacc_v2_{kind}_val_tau"] = max_box_acc_v2(every, deltas, tau_index=chosen)["v2"]
-            if kind == "head":
+            if kind in V1_KINDS:
                 _, k1 = max_box_acc(val_ious[:, 0], 0.5)
-                out["maxboxacc_head_val_tau"] = float(box_acc_curve(largest, 0.5)[k1])
+                out[f"maxboxacc_{kind}_val_tau"] = float(box_acc_curve(largest, 0.5)[k1])
     return out
 
 
@@ -52,9 +56,9 @@ def loc_at_fixed_tau(ious: np.ndarray, top1_ok: np.ndarray, top5_ok: np.ndarray)
             "top5_loc": loc_accuracy(ious, top5_ok)}
 
 
-def box_ap_tau(scores: dict, tau_grid: np.ndarray) -> float:
-    """The τ of COCO box AP: chosen on the holdout's head boxes for δ = 0.5 (the test oracle without one)."""
-    source = scores.get((HOLDOUT, "head")) or scores[(SCORED_SPLIT["head"], "head")]
+def box_ap_tau(scores: dict, tau_grid: np.ndarray, kind: str = "head", split: str | None = None) -> float:
+    """The τ of COCO box AP: chosen on the holdout's `kind` boxes for δ = 0.5 (the test oracle without one)."""
+    source = scores.get((HOLDOUT, kind)) or scores[(split or SCORED_SPLIT[kind], kind)]
     return float(tau_grid[max_box_acc_v2(source[0][:, 1], (0.5,))["tau_index"][0.5]])
 
 
@@ -64,7 +68,7 @@ def chosen_taus(scores: dict, deltas: tuple[float, ...], tau_grid: np.ndarray) -
     for (split, kind), (ious, _) in scores.items():
         flavour = "val" if split == HOLDOUT else "oracle"
         taus = {delta_name(d): float(tau_grid[k]) for d, k in max_box_acc_v2(ious[:, 1], deltas)["tau_index"].items()}
-        if kind == "head":
+        if kind in V1_KINDS:
             taus["v1"] = float(tau_grid[max_box_acc(ious[:, 0], 0.5)[1]])
         out[flavour][kind] = taus
     return out

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from pipeline.contracts import BOX_KINDS
+from pipeline.contracts import ALL_BOX_KINDS
 from pipeline.metrics import boxes_at_taus, iou_matrix, normalize_map, rescale_boxes
 from pipeline.progress import Bar, no_bar
 from pipeline.report.writers import HTML_STYLE
@@ -102,9 +102,17 @@ def figure_html(t: Thumb) -> str:
             f"<figcaption>{cap}</figcaption></figure>")
 
 
-def page_html(title: str, intro: str, sections: list[tuple[str, list[Thumb]]]) -> str:
+def legend_html(kind: str = "head") -> str:
+    """The box colours; the reference-layout datasets draw their `object` boxes green and have no body box."""
+    if kind == "head":
+        return LEGEND
+    return (f'<p class="legend"><span style="border-color:#00c800">GT {kind} boxes</span>'
+            '<span style="border-color:#ff0000">predicted box (largest contour, chosen τ)</span></p>')
+
+
+def page_html(title: str, intro: str, sections: list[tuple[str, list[Thumb]]], legend: str = LEGEND) -> str:
     """A static page of thumbnail sections; image paths are relative to the gallery folder."""
-    parts = [f"<p class=\"note\">{intro}</p>", LEGEND, '<p><a href="index.html">all backbones</a></p>']
+    parts = [f"<p class=\"note\">{intro}</p>", legend, '<p><a href="index.html">all backbones</a></p>']
     for heading, thumbs in sections:
         figs = "\n".join(figure_html(t) for t in thumbs)
         parts.append(f"<h2>{html.escape(heading)}</h2>\n<div class=\"grid\">\n{figs}\n</div>")
@@ -113,7 +121,7 @@ def page_html(title: str, intro: str, sections: list[tuple[str, list[Thumb]]]) -
             f"<h1>{html.escape(title)}</h1>\n" + "\n".join(parts) + "\n</body>\n</html>\n")
 
 
-def index_html(pages: list[tuple[str, str, int]]) -> str:
+def index_html(pages: list[tuple[str, str, int]], legend: str = LEGEND) -> str:
     """The gallery's entry page: one link per backbone page (name, file, thumbnail count)."""
     items = "\n".join(f'<li><a href="{html.escape(f)}">{html.escape(b)}</a> ({n} thumbnails)</li>'
                       for b, f, n in pages)
@@ -121,7 +129,7 @@ def index_html(pages: list[tuple[str, str, int]]) -> str:
             f"<style>{GALLERY_STYLE}</style>\n</head>\n<body>\n<h1>CAM galleries</h1>\n"
             "<p class=\"note\">Class activation maps on test images, per backbone: a fixed seeded sample, then "
             "each method's worst and best IoUs. The leaderboard is in <a href=\"../leaderboard.html\">"
-            "leaderboard.html</a>.</p>\n" + LEGEND + f"\n<ul>\n{items}\n</ul>\n</body>\n</html>\n")
+            "leaderboard.html</a>.</p>\n" + legend + f"\n<ul>\n{items}\n</ul>\n</body>\n</html>\n")
 
 
 @dataclass(frozen=True)
@@ -135,6 +143,7 @@ class GalleryInput:
     taus: dict[str, float]  # method → that chosen τ
     preds: dict[str, int]  # image_id → top-1 class
     maps: Callable[[str, str], np.ndarray]  # (method, image_id) → raw GT-class map (h, w)
+    kind: str = "head"  # the box kind drawn green and scored (object for the reference layout)
 
 
 @dataclass(frozen=True)
@@ -162,15 +171,15 @@ def _render_thumb(t: Thumb, g: GalleryInput, shared: SharedInput, folder: Path) 
     smap, pred = _predicted_box(g.maps(t.method, t.image_id), size, t.tau)
     wh = (int(row["width"]), int(row["height"]))
     frame = {kind: rescale_boxes(shared.boxes.get((t.image_id, kind), np.zeros((0, 4))), wh, (size, size))
-             for kind in BOX_KINDS}
-    img = render(shared.cache[int(row["cache_index"])], smap, frame["head"], frame["body"], pred)
+             for kind in ALL_BOX_KINDS}
+    img = render(shared.cache[int(row["cache_index"])], smap, frame[g.kind], frame["body"], pred)
     path = folder / t.relpath
     path.parent.mkdir(parents=True, exist_ok=True)
     ok, buf = cv2.imencode(".png", img)
     if not ok:
         raise RuntimeError(f"PNG encoding failed for {path}")
     path.write_bytes(buf.tobytes())
-    drawn = float(iou_matrix(pred, frame["head"]).max()) if len(frame["head"]) else 0.0
+    drawn = float(iou_matrix(pred, frame[g.kind]).max()) if len(frame[g.kind]) else 0.0
     return abs(drawn - t.iou) <= 1e-3
 
 
@@ -204,11 +213,11 @@ def write_gallery(folder: Path, inputs: list[GalleryInput], shared: SharedInput,
                 written.add(rel)
                 progress.update(1)
         name = f"{_safe(g.backbone)}.html"
-        intro = (f"Backbone <b>{html.escape(g.backbone)}</b>: test images (head boxes), evaluation size "
+        intro = (f"Backbone <b>{html.escape(g.backbone)}</b>: test images ({g.kind} boxes), evaluation size "
                  f"{g.image_size}×{g.image_size}; each method's box is drawn at its own split-chosen τ.")
-        (folder / name).write_text(page_html(f"CAM gallery: {g.backbone}", intro, sections))
+        (folder / name).write_text(page_html(f"CAM gallery: {g.backbone}", intro, sections, legend_html(g.kind)))
         pages.append((g.backbone, name, len(todo)))
-    (folder / "index.html").write_text(index_html(pages))
+    (folder / "index.html").write_text(index_html(pages, legend_html(inputs[0].kind if inputs else "head")))
     if mismatches:
         log.warning("%d gallery boxes do not reproduce the evaluated IoU (metrics vs per_image drift)", mismatches)
     return len(written), mismatches

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pipeline.contracts import ALL_BOX_KINDS, PETS_LAYOUT, Layout
 from pipeline.report import ci, writers
 from pipeline.report.perimage import BackboneEval
 from pipeline.report.tables import RANK_BY
@@ -17,48 +18,89 @@ DISPLAY = [
     C("maxboxacc_v2_head", "V2 head", bold_best=True),
     C("maxboxacc_v2_head_ci", "V2 head 95% CI", ci=("maxboxacc_v2_head_ci_low", "maxboxacc_v2_head_ci_high")),
     C("maxboxacc_v2_head_val_tau", "V2 head val-τ", bold_best=True),
-    C("maxboxacc_v2_body", "V2 body", bold_best=True), C("pxap", "PxAP", bold_best=True),
-    C("pxiou", "PxIoU", bold_best=True), C("box_ap", "box AP", bold_best=True),
+    C("maxboxacc_v2_body", "V2 body", bold_best=True),
+    C("maxboxacc_object", "MaxBoxAcc", bold_best=True), C("maxboxacc_v2_object", "V2 object", bold_best=True),
+    C("maxboxacc_v2_object_ci", "V2 object 95% CI",
+      ci=("maxboxacc_v2_object_ci_low", "maxboxacc_v2_object_ci_high")),
+    C("maxboxacc_v2_object_val_tau", "V2 object val-τ", bold_best=True),
+    C("pxap", "PxAP", bold_best=True), C("pxiou", "PxIoU", bold_best=True), C("box_ap", "box AP", bold_best=True),
 ]
-LEGEND = """Columns (all in %, higher is better; **bold** = best in its column):
-- cls top-1: classification accuracy of the backbone (same for all its methods).
-- top-1 loc: right top-1 class and IoU ≥ 0.5 with the head box (predicted-class map, fixed τ).
-- GT-known: GT-known Loc, IoU ≥ 0.5 at the fixed τ of the CAM paper (largest contour, GT-class map).
-- MaxBoxAcc: IoU ≥ 0.5 at the best τ for the split (largest contour; Choe et al. 2020 v1).
-- V2 head: MaxBoxAccV2 on head boxes, mean over δ ∈ {30, 50, 70}% of the best-τ BoxAcc (all contours),
-  τ chosen on the test split itself (the reference's upper bound); its 95% CI beside it.
-- V2 head val-τ: the same with τ chosen on the held-out val split (the honest number).
-- V2 body: MaxBoxAccV2 on whole-pet boxes (trimap extent, official test set).
-- PxAP / PxIoU: pixel average precision / best pooled pixel IoU (ours) against trimaps.
-- box AP: COCO-style box AP.
-`center` and `full` are baselines without a model (a centred Gaussian, the whole image)."""
+PIXEL_METRICS = ("pxap", "pxiou")
+LOC_METRICS = ("top1_loc", "gt_known_loc", "box_ap")  # scored on the loc kind's boxes
+# Legend lines per column key, in display order; only the shown columns' lines are printed.
+LEGEND_LINES = (
+    ("top1_acc", "- cls top-1: classification accuracy of the backbone (same for all its methods)."),
+    ("top1_loc", "- top-1 loc: right top-1 class and IoU ≥ 0.5 with the {loc} box (predicted-class map, fixed τ)."),
+    ("gt_known_loc", "- GT-known: GT-known Loc, IoU ≥ 0.5 at the fixed τ of the CAM paper (largest contour, "
+                     "GT-class map)."),
+    ("maxboxacc_{loc}", "- MaxBoxAcc: IoU ≥ 0.5 at the best τ for the split (largest contour; Choe et al. 2020 v1)."),
+    ("maxboxacc_v2_{loc}", "- V2 {loc}: MaxBoxAccV2 on {loc} boxes, mean over δ ∈ {{30, 50, 70}}% of the best-τ "
+                           "BoxAcc (all contours),\n  τ chosen on the test split itself (the reference's upper "
+                           "bound); its 95% CI beside it."),
+    ("maxboxacc_v2_{loc}_val_tau", "- V2 {loc} val-τ: the same with τ chosen on the held-out val split (the "
+                                   "honest number)."),
+    ("maxboxacc_v2_body", "- V2 body: MaxBoxAccV2 on whole-pet boxes (trimap extent, official test set)."),
+    ("pxap", "- PxAP / PxIoU: pixel average precision / best pooled pixel IoU (ours) against {pixel_gt}."),
+    ("box_ap", "- box AP: COCO-style box AP."),
+)
+
+
+def shown_columns(layout: Layout) -> list[writers.Column]:
+    """The leaderboard columns the dataset has: its box kinds' metrics, pixel metrics with masks."""
+    hidden = {k for k in ALL_BOX_KINDS if k not in layout.box_kinds}
+
+    def keep(c: writers.Column) -> bool:
+        if any(c.key.startswith(f"maxboxacc_{k}") or c.key.startswith(f"maxboxacc_v2_{k}") for k in hidden):
+            return False
+        if c.key in PIXEL_METRICS and layout.pixel_split is None:
+            return False
+        return not (c.key in LOC_METRICS and layout.loc_kind not in layout.box_kinds)
+
+    return [c for c in DISPLAY if keep(c)]
+
+
+def legend(layout: Layout, columns: list[writers.Column]) -> str:
+    keys = {c.key for c in columns}
+    fill = {"loc": layout.loc_kind, "pixel_gt": "trimaps" if layout.pixel_gt == "trimap" else "the GT masks "
+            "(ignore mask left out)"}
+    lines = [text.format(**fill) for key, text in LEGEND_LINES if key.format(**fill) in keys]
+    return "\n".join(["Columns (all in %, higher is better; **bold** = best in its column):", *lines,
+                      "`center` and `full` are baselines without a model (a centred Gaussian, the whole image)."])
+
+
+LEGEND = legend(PETS_LAYOUT, shown_columns(PETS_LAYOUT))
 
 
 def paired_sentence(board: pd.DataFrame, boot: dict[tuple[str, str, str], np.ndarray],
-                    evals: dict[str, BackboneEval]) -> str:
-    """The paired bootstrap test between the top two rows on RANK_BY, as one sentence."""
+                    evals: dict[str, BackboneEval], kind: str = "head") -> str:
+    """The paired bootstrap test between the top two rows on MaxBoxAccV2 of `kind`, as one sentence."""
+    rank_by = f"maxboxacc_v2_{kind}" if kind != "head" else RANK_BY
     if len(board) < 2:
         return "Paired test: fewer than two rows, nothing to compare."
     a, b = board.iloc[0], board.iloc[1]
     name_a, name_b = f"{a['backbone']}/{a['method']}", f"{b['backbone']}/{b['method']}"
-    sa = boot.get((a["backbone"], a["method"], RANK_BY))
-    sb = boot.get((b["backbone"], b["method"], RANK_BY))
+    sa = boot.get((a["backbone"], a["method"], rank_by))
+    sb = boot.get((b["backbone"], b["method"], rank_by))
     if sa is None or sb is None:
         return f"Paired test {name_a} vs {name_b}: no per-image IoUs for one of them, not computed."
-    ids_a = evals[a["backbone"]].cubes[(a["method"], "head", "all")].image_ids
-    ids_b = evals[b["backbone"]].cubes[(b["method"], "head", "all")].image_ids
+    ids_a = evals[a["backbone"]].cubes[(a["method"], kind, "all")].image_ids
+    ids_b = evals[b["backbone"]].cubes[(b["method"], kind, "all")].image_ids
     if not np.array_equal(ids_a, ids_b):
         return f"Paired test {name_a} vs {name_b}: they were scored on different images, not computed."
-    res = ci.paired_test(float(a[RANK_BY]), float(b[RANK_BY]), sa, sb)
-    return ci.describe(res, name_a, name_b, "head-box MaxBoxAccV2")
+    res = ci.paired_test(float(a[rank_by]), float(b[rank_by]), sa, sb)
+    return ci.describe(res, name_a, name_b, f"{kind}-box MaxBoxAccV2")
 
 
 def leaderboard_texts(board: pd.DataFrame, sentence: str, resamples: int, seed: int,
-                      dropped: list[str]) -> dict[str, str]:
-    """{"md", "csv", "tex", "html"} renderings of the ranked leaderboard (with CI columns)."""
-    cols = [c for c in DISPLAY if (c.ci[0] if c.ci else c.key) in board.columns]
+                      dropped: list[str], layout: Layout = PETS_LAYOUT) -> dict[str, str]:
+    """{"md", "csv", "tex", "html"} renderings of the ranked leaderboard (with CI columns); the columns
+    are those of the dataset's `layout`."""
+    cols = [c for c in shown_columns(layout) if (c.ci[0] if c.ci else c.key) in board.columns]
     cells = writers.render_cells(board, cols)
-    note = (f"Rows: backbone × map method, best first by head-box MaxBoxAccV2. 95% CIs: percentile "
+    LEGEND = legend(layout, cols)  # noqa: N806 (the module constant is the Pets legend)
+    rank = (f"{layout.loc_kind}-box MaxBoxAccV2" if layout.loc_kind in layout.box_kinds
+            else "PxAP" if layout.pixel_split else "classification")
+    note = (f"Rows: backbone × map method, best first by {rank}. 95% CIs: percentile "
             f"bootstrap over test images ({resamples} resamples, seed {seed}), τ re-chosen inside each "
             "resample; every CI is in leaderboard.csv.")
     if dropped:

@@ -36,15 +36,22 @@ class MetricSpec:
     top1: bool = False  # also require a correct top-1 class
 
 
-SPECS = (
-    MetricSpec("top1_loc", "head", "largest", False, "fixed", top1=True),
-    MetricSpec("gt_known_loc", "head", "largest", False, "fixed"),
-    MetricSpec("maxboxacc_head", "head", "largest", False, "oracle"),
-    MetricSpec("maxboxacc_v2_head", "head", "all", True, "oracle"),
-    MetricSpec("maxboxacc_v2_head_val_tau", "head", "all", True, "val"),
-    MetricSpec("maxboxacc_v2_body", "body", "all", True, "oracle"),
-    MetricSpec("maxboxacc_v2_body_val_tau", "body", "all", True, "val"),
-)
+def specs_for(kinds: tuple[str, ...], loc: str) -> tuple[MetricSpec, ...]:
+    """The re-computed metrics of a dataset's box kinds: the Loc metrics and MaxBoxAcc v1 on the loc
+    kind (head for Pets, object for the reference layout), MaxBoxAccV2 (oracle and val τ) on each."""
+    out = []
+    if loc in kinds:
+        out += [MetricSpec("top1_loc", loc, "largest", False, "fixed", top1=True),
+                MetricSpec("gt_known_loc", loc, "largest", False, "fixed"),
+                MetricSpec(f"maxboxacc_{loc}", loc, "largest", False, "oracle")]
+    for kind in [loc, *[k for k in kinds if k != loc]]:
+        if kind in kinds:
+            out += [MetricSpec(f"maxboxacc_v2_{kind}", kind, "all", True, "oracle"),
+                    MetricSpec(f"maxboxacc_v2_{kind}_val_tau", kind, "all", True, "val")]
+    return tuple(out)
+
+
+SPECS = specs_for(tuple(SCORED_SPLIT), "head")  # Pets
 CI_METRICS = tuple(s.name for s in SPECS)
 
 
@@ -66,19 +73,22 @@ class IouCube:
         return i
 
 
-def eval_split(per_image: pd.DataFrame, kind: str) -> str | None:
+def eval_split(per_image: pd.DataFrame, kind: str, scored: dict[str, str] | None = None) -> str | None:
     """The split `kind` is scored on, or None when per_image has no such rows."""
+    scored = SCORED_SPLIT if scored is None else scored
     splits = sorted(set(per_image.loc[(per_image["kind"] == kind) & (per_image["split"] != HOLDOUT), "split"]))
-    if SCORED_SPLIT[kind] in splits:
-        return SCORED_SPLIT[kind]
+    if scored.get(kind) in splits:
+        return scored[kind]
     return splits[0] if len(splits) == 1 else None
 
 
-def build_cubes(per_image: pd.DataFrame, source: str) -> dict[tuple[str, str, str], IouCube]:
-    """(method, kind, mode) → IouCube on that kind's evaluation split."""
+def build_cubes(per_image: pd.DataFrame, source: str,
+                scored: dict[str, str] | None = None) -> dict[tuple[str, str, str], IouCube]:
+    """(method, kind, mode) → IouCube on that kind's evaluation split (`scored`: the dataset's
+    `Layout.scored_split`, default Pets)."""
     cubes: dict[tuple[str, str, str], IouCube] = {}
-    for kind in SCORED_SPLIT:
-        split = eval_split(per_image, kind)
+    for kind in SCORED_SPLIT if scored is None else scored:
+        split = eval_split(per_image, kind, scored)
         if split is None:
             log.warning("%s: no unambiguous evaluation split for %s boxes; their CIs are skipped", source, kind)
             continue
@@ -108,7 +118,7 @@ def metric_scores(spec: MetricSpec, cube: IouCube, weights: np.ndarray, chosen: 
         return loc_accuracy(cube.iou[:, cols], delta=np.asarray(fracs, dtype=np.float32), weights=weights)
     col = cube.column(fixed_tau, "evaluate.fixed_tau")
     if spec.top1 and top1_ok is None:
-        raise CamlocError("top-1 correctness is unknown for the head split")
+        raise CamlocError(f"top-1 correctness is unknown for the {spec.kind} split")
     return loc_accuracy(cube.iou[:, col], top1_ok if spec.top1 else None, 0.5, weights)
 
 
@@ -151,8 +161,9 @@ def _unusable(spec: MetricSpec, cube: IouCube, ev: BackboneEval, method: str, de
     return None
 
 
-def bootstrap_rows(evals: list[BackboneEval], deltas: tuple[int, ...], fixed_tau: float,
-                   resamples: int, seed: int) -> tuple[pd.DataFrame, dict[tuple[str, str, str], np.ndarray]]:
+def bootstrap_rows(evals: list[BackboneEval], deltas: tuple[int, ...], fixed_tau: float, resamples: int, seed: int,
+                   specs: tuple[MetricSpec, ...] = SPECS, loc: str = "head",
+                   ) -> tuple[pd.DataFrame, dict[tuple[str, str, str], np.ndarray]]:
     """Point, 95% CI per (backbone, method, metric) on shared resamples, plus every row's samples.
 
     All backbones share one weight matrix per box kind (same images, same draws), which is what makes
@@ -165,9 +176,9 @@ def bootstrap_rows(evals: list[BackboneEval], deltas: tuple[int, ...], fixed_tau
             n = cube.iou.shape[0]
             key = (kind, n)
             if key not in weights:  # seeded per kind so adding a backbone never changes another's CIs
-                weights[key] = ci.resample_weights(n, resamples, seed + (0 if kind == "head" else 1))
+                weights[key] = ci.resample_weights(n, resamples, seed + (0 if kind == loc else 1))
             ones = np.ones((1, n), dtype=np.float32)  # (1, N): the plain estimate
-            for spec in SPECS:
+            for spec in specs:
                 if (spec.kind, spec.mode) != (kind, mode):
                     continue
                 reason = _unusable(spec, cube, ev, method, deltas, fixed_tau)

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 DPI = 100
 PNG_METADATA = {"Software": None}
-KIND_STYLE = {"head": "-", "body": "--"}
+KIND_STYLE = {"head": "-", "body": "--", "object": "-"}
 DELTA_COLORS = {"30": "C0", "50": "C1", "70": "C2"}
 
 
@@ -109,21 +109,23 @@ def heatmap_figure(board: pd.DataFrame, metric: str, backbones: list[str], metho
 
 
 def write_plots(folder: Path, curves: dict[str, pd.DataFrame], board: pd.DataFrame,
-                histories: dict[str, pd.DataFrame], methods: dict[str, list[str]]) -> list[str]:
+                histories: dict[str, pd.DataFrame], methods: dict[str, list[str]],
+                heatmap: str = "maxboxacc_v2_head") -> list[str]:
     """Write every plot under `folder`; returns the file names written, in order."""
     names = []
     for backbone, c in curves.items():
         sub = board[board["backbone"] == backbone]
-        pxap = dict(zip(sub["method"], sub["pxap"], strict=True))
-        for name, fig in ((f"boxacc_tau_{backbone}.png", boxacc_figure(c, backbone, methods[backbone])),
-                          (f"pr_{backbone}.png", pr_figure(c, backbone, methods[backbone], pxap))):
-            save_png(fig, folder / name)
-            names.append(name)
+        pxap = dict(zip(sub["method"], sub["pxap"], strict=True)) if "pxap" in sub else {}
+        if (c["curve"] != "pr").any() or "pxap" not in sub:  # box curves (a masks-only dataset has none)
+            save_png(boxacc_figure(c, backbone, methods[backbone]), folder / f"boxacc_tau_{backbone}.png")
+            names.append(f"boxacc_tau_{backbone}.png")
+        if "pxap" in sub:  # datasets with pixel masks (Pets trimaps, OpenImages masks)
+            save_png(pr_figure(c, backbone, methods[backbone], pxap), folder / f"pr_{backbone}.png")
+            names.append(f"pr_{backbone}.png")
     if histories:
         save_png(training_figure(histories), folder / "training.png")
         names.append("training.png")
     all_methods = list(dict.fromkeys(m for ms in methods.values() for m in ms))
-    save_png(heatmap_figure(board, "maxboxacc_v2_head", list(curves), all_methods),
-             folder / "heatmap_maxboxacc_v2_head.png")
-    names.append("heatmap_maxboxacc_v2_head.png")
+    save_png(heatmap_figure(board, heatmap, list(curves), all_methods), folder / f"heatmap_{heatmap}.png")
+    names.append(f"heatmap_{heatmap}.png")
     return names

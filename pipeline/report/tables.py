@@ -12,6 +12,7 @@ import pandas as pd
 METRICS = (
     "top1_acc", "top1_loc", "top5_loc", "gt_known_loc", "maxboxacc_head", "maxboxacc_v2_head",
     "maxboxacc_v2_head_val_tau", "maxboxacc_v2_body", "maxboxacc_v2_body_val_tau", "pxap", "pxiou", "box_ap",
+    "maxboxacc_object", "maxboxacc_v2_object", "maxboxacc_v2_object_val_tau",
 )
 RANK_BY = "maxboxacc_v2_head"
 CLASSIFICATION = "classification"
@@ -19,12 +20,32 @@ CLASSIFICATION = "classification"
 POINT_TOLERANCE = 0.05
 
 
-def metrics_frame(metrics: dict[str, dict[str, float]], method_order: tuple[str, ...] = ()) -> pd.DataFrame:
+def metrics_for(kinds: tuple[str, ...], loc: str, pixels: bool) -> tuple[str, ...]:
+    """The METRICS a dataset has: those of its box kinds, the Loc ones when its loc kind has boxes,
+    PxAP / PxIoU when it has pixel masks (Pets: all but the object ones)."""
+    hidden = [k for k in ("head", "body", "object") if k not in kinds]
+    out = []
+    for m in METRICS:
+        if any(m.startswith((f"maxboxacc_{k}", f"maxboxacc_v2_{k}")) for k in hidden):
+            continue
+        if (m in ("pxap", "pxiou") and not pixels) or (m in LOC_METRICS and loc not in kinds):
+            continue
+        out.append(m)
+    return tuple(out)
+
+
+LOC_METRICS = ("top1_loc", "top5_loc", "gt_known_loc", "box_ap")
+
+
+def metrics_frame(metrics: dict[str, dict[str, float]], method_order: tuple[str, ...] = (),
+                  names: tuple[str, ...] | None = None) -> pd.DataFrame:
     """One row per (backbone, method) from the flat `<method>.<metric>` dicts, keyed by backbone.
 
     Backbones keep the dict's order (params order); methods follow `method_order`, then any others
-    sorted. Metrics not in METRICS are kept as extra columns after them, sorted (e.g. chosen τ).
+    sorted. Metrics not in `names` (default: those of Pets) are kept as extra columns after them,
+    sorted (e.g. chosen τ).
     """
+    names = metrics_for(("head", "body"), "head", True) if names is None else names
     rows = []
     for backbone, flat in metrics.items():
         per_method: dict[str, dict[str, float]] = {}
@@ -37,9 +58,9 @@ def metrics_frame(metrics: dict[str, dict[str, float]], method_order: tuple[str,
             row = {"backbone": backbone, "method": method, "top1_acc": flat.get(f"{CLASSIFICATION}.top1")}
             rows.append(row | per_method[method])
     df = pd.DataFrame(rows)
-    extra = sorted(c for c in df.columns if c not in ("backbone", "method", *METRICS))
-    df = df.reindex(columns=["backbone", "method", *METRICS, *extra])
-    df[[*METRICS, *extra]] = df[[*METRICS, *extra]].astype(float)
+    extra = sorted(c for c in df.columns if c not in ("backbone", "method", *names))
+    df = df.reindex(columns=["backbone", "method", *names, *extra])
+    df[[*names, *extra]] = df[[*names, *extra]].astype(float)
     return df
 
 
@@ -70,7 +91,8 @@ def rank(board: pd.DataFrame, by: str = RANK_BY) -> pd.DataFrame:
     return board.sort_values(by, ascending=False, kind="stable", na_position="last").reset_index(drop=True)
 
 
-def group_breakdown(scores: pd.DataFrame, samples: pd.DataFrame, by: str) -> pd.DataFrame:
+def group_breakdown(scores: pd.DataFrame, samples: pd.DataFrame, by: str,
+                    kinds: tuple[str, ...] = ("head", "body")) -> pd.DataFrame:
     """MaxBoxAccV2 per group at the split's chosen τ, per (backbone, method, kind).
 
     `scores` is long (backbone, method, kind, image_id, score) with score each image's V2 share;
@@ -83,7 +105,7 @@ def group_breakdown(scores: pd.DataFrame, samples: pd.DataFrame, by: str) -> pd.
     long = pd.DataFrame({"n": g.size(), "v2": 100.0 * g.mean()}).reset_index()
     wide = long.pivot_table(index=["backbone", "method", by], columns="kind", values=["n", "v2"], sort=False)
     out = pd.DataFrame(index=wide.index).reset_index()
-    for kind in ("head", "body"):
+    for kind in kinds:
         n = wide["n"][kind] if kind in wide["n"] else pd.Series(float("nan"), index=wide.index)
         v = wide["v2"][kind] if kind in wide["v2"] else pd.Series(float("nan"), index=wide.index)
         out[f"n_{kind}"] = n.to_numpy()
@@ -91,20 +113,21 @@ def group_breakdown(scores: pd.DataFrame, samples: pd.DataFrame, by: str) -> pd.
     return out
 
 
-def species_table(scores: pd.DataFrame, samples: pd.DataFrame, board: pd.DataFrame) -> pd.DataFrame:
-    """Per species (cat/dog) for every leaderboard row, in leaderboard order."""
-    out = group_breakdown(scores, samples, "species")
+def species_table(scores: pd.DataFrame, samples: pd.DataFrame, board: pd.DataFrame,
+                  kinds: tuple[str, ...] = ("head", "body")) -> pd.DataFrame:
+    """Per species (cat/dog; the dataset name elsewhere) for every leaderboard row, in leaderboard order."""
+    out = group_breakdown(scores, samples, "species", kinds)
     order = board[["backbone", "method"]].reset_index().rename(columns={"index": "_rank"})
     out = out.merge(order, on=["backbone", "method"]).sort_values(["_rank", "species"], kind="stable")
     return out.drop(columns="_rank").reset_index(drop=True)
 
 
 def worst_breeds(scores: pd.DataFrame, samples: pd.DataFrame, backbone: str, method: str,
-                 k: int = 10) -> pd.DataFrame:
-    """The k breeds with the lowest head-box MaxBoxAccV2 for one (backbone, method)."""
+                 k: int = 10, kinds: tuple[str, ...] = ("head", "body")) -> pd.DataFrame:
+    """The k classes with the lowest MaxBoxAccV2 of the first of `kinds` for one (backbone, method)."""
     sel = scores[(scores["backbone"] == backbone) & (scores["method"] == method)]
-    out = group_breakdown(sel, samples, "class_name")
+    out = group_breakdown(sel, samples, "class_name", kinds)
     species = samples.drop_duplicates("class_name").set_index("class_name")["species"]
     out.insert(3, "species", out["class_name"].map(species))
-    out = out.sort_values(["maxboxacc_v2_head", "class_name"], kind="stable", na_position="last")
+    out = out.sort_values([f"maxboxacc_v2_{kinds[0]}", "class_name"], kind="stable", na_position="last")
     return out.head(k).reset_index(drop=True)

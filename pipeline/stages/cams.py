@@ -34,7 +34,7 @@ from pipeline.cams.dump import (
 from pipeline.cams.hooks import eval_mode
 from pipeline.cams.methods import forward_batch
 from pipeline.cams.store import check_disk, count_nonfinite, disk_bytes, human_bytes, save_maps
-from pipeline.contracts import MAP_KINDS, Paths, map_file, read_classes
+from pipeline.contracts import MAP_KINDS, Paths, map_file, read_classes, read_layout
 from pipeline.datasets import loader
 from pipeline.errors import CamlocError
 from pipeline.stages import bar
@@ -72,7 +72,14 @@ def run(params, paths: Paths, backbone_key: str) -> str:
             f"{Path(prepared_dir) / 'classes.json'} lists {len(class_names)}; retrain `{backbone_key}` "
             f"on this dataset"
         )
-    splits = {s: loader.load_split(prepared_dir, s) for s in cp.splits}
+    present = read_layout(prepared_dir).splits
+    absent = [s for s in cp.splits if s not in present]
+    if absent:  # e.g. test_official on a reference-layout dataset: that split does not exist there
+        log.info("cams %s: the dataset has no split %s; skipped", backbone_key, ", ".join(absent))
+    splits = {s: loader.load_split(prepared_dir, s) for s in cp.splits if s in present}
+    if not splits:
+        raise CamlocError(f"cams.splits {list(cp.splits)} names none of the dataset's splits "
+                          f"({', '.join(present)}); fix cams.splits in params.yaml")
     map_size = probe_map_size(model, meta)
     n_total = sum(len(rows) for rows, _ in splits.values())
     need = disk_bytes(n_total, len(cp.methods), map_size, cp.dtype)

@@ -7,7 +7,9 @@ For every method in data/cams/<B>/meta.json:
 - whole-pet boxes (trimap extent) on `test_official` (τ from `val`'s body boxes too), and PxAP / PxIoU
   against the trimaps (boundary band ignored);
 - classification top-1 / top-5 on `test_official`.
-Which split scores which kind is `contracts.SCORED_SPLIT`; the numbers come from `pipeline.metrics`.
+A reference-layout dataset (`cub`, `wsol`) has one kind, `object`, scored on `test` (τ from `val`), and
+PxAP / PxIoU on `test` against its instance masks (ignore mask honoured) when it has masks. Which split
+scores which kind is the prepared `layout.json` (`contracts.Layout`); the numbers come from `pipeline.metrics`.
 
 Maps go through `metrics.normalize_map` to the model's input size S (the evaluation frame); GT boxes
 move into that frame with `metrics.rescale_boxes` (PROTOCOL §2). Writes reports/metrics/<B>.json,
@@ -32,6 +34,7 @@ from pipeline.atomic import atomic_path, clean_own_tmp, write_json, write_parque
 from pipeline.errors import CamlocError
 from pipeline.metrics import summary
 from pipeline.metrics.coco import coco_box_ap
+from pipeline.metrics.masks import instance_mask
 from pipeline.metrics.tauboxes import grid_indices, largest_boxes
 from pipeline.parallel import fork_pool
 from pipeline.stages import bar
@@ -47,7 +50,7 @@ class SplitMaps:
     cams_dir: Path
     split: str
     boxes: dict[str, list[np.ndarray | None]]  # kind → per image (G, 4) boxes in the S×S frame
-    trimaps: list[str | None]
+    trimaps: list[str | tuple | None]  # per image: a trimap path, (mask files, ignore file or None), None
 
     def maps(self, method: str, kind: str = "gt") -> np.ndarray:
         return C.open_maps(self.cams_dir, self.split, method, kind)  # (N, h, w), memory-mapped
@@ -69,24 +72,27 @@ def run(params, paths: C.Paths, backbone: str) -> str:
     cams_dir = paths.cams_dir(backbone)
     meta = C.read_cams_meta(cams_dir)
     size = int(meta["image_size"])
-    splits = _load_splits(paths.prepared, cams_dir, size, meta)
+    layout = C.read_layout(paths.prepared)
+    splits = _load_splits(paths.prepared, cams_dir, size, meta, layout)
     tau_grid = M.taus(ep.interval)
     deltas = tuple(d / 100 for d in ep.iou_thresholds)
 
-    flat: dict[str, float] = _classification(splits.get(C.PIXEL_SPLIT) or splits.get(C.SCORED_SPLIT["head"]))
+    flat: dict[str, float] = _classification(splits.get(layout.classification_split)
+                                              or splits.get(layout.scored_split.get(layout.loc_kind, "")))
     curves, per_image, chosen, pixels, tau_boxes = [], [], {}, [], []
     with fork_pool(_workers()) as pool:
         for method in meta["methods"]:
-            scores = _method_scores(pool, splits, method, size, tau_grid, ep.fixed_tau)
+            scores = _method_scores(pool, splits, method, size, tau_grid, ep.fixed_tau, layout)
             flat.update({f"{method}.{k}": v for k, v in _method_metrics(scores, splits, deltas, tau_grid,
-                                                                          size, method).items()})
+                                                                          size, method, layout).items()})
             chosen[method] = summary.chosen_taus(scores.boxes, deltas, tau_grid)
-            curves.append(_curves(method, scores, deltas, tau_grid))
+            curves.append(_curves(method, scores, deltas, tau_grid, layout))
             per_image.append(_long(method, scores, splits, tau_grid))
             if scores.pixels is not None:
                 pixels.append(_pixels(method, scores.pixels, flat))
                 curves.append(_pr_curve(pixels[-1]))
-            tau_boxes.append(_tau_boxes(method, splits.get(C.SCORED_SPLIT["head"]), size, tau_grid))
+            tau_boxes.append(_tau_boxes(method, splits.get(layout.scored_split.get(layout.loc_kind, "")), size, tau_grid,
+                                         layout.loc_kind))
             log.info("evaluate %s: %s scored", backbone, method)
 
     eval_dir, curves_path, metrics_path = (paths.eval_dir(backbone), paths.curves_file(backbone),
@@ -103,18 +109,20 @@ def run(params, paths: C.Paths, backbone: str) -> str:
     curves_path.parent.mkdir(parents=True, exist_ok=True)
     write_text(curves_path, pd.concat(curves, ignore_index=True).to_csv(index=False, float_format="%.6g"))
     write_json(metrics_path, {k: round(v, 6) for k, v in sorted(flat.items())})
-    best = max(meta["methods"], key=lambda m: flat.get(f"{m}.maxboxacc_v2_head", -1))
-    return (f"evaluate {backbone}: {len(meta['methods'])} methods; best head MaxBoxAccV2 "
-            f"{flat.get(f'{best}.maxboxacc_v2_head', float('nan')):.1f} ({best}) → {metrics_path}")
+    key = f"maxboxacc_v2_{layout.loc_kind}" if layout.box_kinds else "pxap"
+    best = max(meta["methods"], key=lambda m: flat.get(f"{m}.{key}", -1))
+    return (f"evaluate {backbone}: {len(meta['methods'])} methods; best {key} "
+            f"{flat.get(f'{best}.{key}', float('nan')):.1f} ({best}) → {metrics_path}")
 
 
 # --------------------------------------------------------------------------------------------------
 # Inputs
 
 
-def _load_splits(prepared_dir: Path, cams_dir: Path, size: int, meta: dict) -> dict[str, SplitMaps]:
+def _load_splits(prepared_dir: Path, cams_dir: Path, size: int, meta: dict, layout: C.Layout) -> dict[str, SplitMaps]:
     samples = C.read_samples(prepared_dir, ("image_id", "width", "height", "trimap_path")).set_index("image_id")
     by_kind = C.boxes_by_kind(C.read_boxes(prepared_dir))
+    masks = C.masks_by_image(C.read_masks(prepared_dir)) if layout.pixel_gt == "masks" else {}
     out = {}
     for split in meta["splits"]:
         index = C.read_cams_index(cams_dir, split)
@@ -128,7 +136,8 @@ def _load_splits(prepared_dir: Path, cams_dir: Path, size: int, meta: dict) -> d
         wh = rows[["width", "height"]].to_numpy(np.int64)
         gt = {kind: [M.rescale_boxes(table[i], tuple(w_h), (size, size)) if i in table else None
                      for i, w_h in zip(index.image_id, wh, strict=True)] for kind, table in by_kind.items()}
-        trimaps = [p if isinstance(p, str) else None for p in rows["trimap_path"]]
+        trimaps = ([masks.get(str(i)) for i in index.image_id] if layout.pixel_gt == "masks"
+                   else [p if isinstance(p, str) else None for p in rows["trimap_path"]])
         out[split] = SplitMaps(index, cams_dir, split, gt, trimaps)
     return out
 
@@ -157,22 +166,24 @@ def _ious_one(args) -> tuple[np.ndarray, float, M.PixelAccumulator | None]:
     pixels = None
     if trimap is not None:
         pixels = M.PixelAccumulator(tau_grid)
-        pixels.add(smap, _trimap_mask(trimap, size))
+        pixels.add(smap, _trimap_mask(trimap, size) if isinstance(trimap, str) else instance_mask(*trimap, size))
     return out, fixed, pixels
 
 
-def _method_scores(pool, splits: dict[str, SplitMaps], method: str, size: int, tau_grid, fixed_tau) -> MethodScores:
-    """Every split's best IoUs per box kind; the fixed-τ head IoUs on test; the pixel split's counts."""
+def _method_scores(pool, splits: dict[str, SplitMaps], method: str, size: int, tau_grid, fixed_tau,
+                   layout: C.Layout) -> MethodScores:
+    """Every split's best IoUs per box kind; the fixed-τ IoUs of the loc kind (head / object) on its
+    split; the pixel split's counts."""
     scores = MethodScores({})
-    head_split = C.SCORED_SPLIT["head"]
+    loc, head_split = layout.loc_kind, layout.scored_split.get(layout.loc_kind)
     for split, sm in splits.items():
-        kinds = C.box_kinds_of(split)
-        if not kinds:
+        kinds = C.box_kinds_of(split, layout.scored_split)
+        if not kinds and split != layout.pixel_split:
             continue
         maps = sm.maps(method)
         none = [None] * len(sm.index)
-        heads = sm.boxes["head"] if split == head_split else none
-        trimaps = sm.trimaps if split == C.PIXEL_SPLIT else none
+        heads = sm.boxes[loc] if split == head_split else none
+        trimaps = sm.trimaps if split == layout.pixel_split else none
         jobs = [(np.asarray(maps[i], np.float64), size, [sm.boxes[k][i] for k in kinds], heads[i], trimaps[i],
                  tau_grid, fixed_tau) for i in range(len(sm.index))]
         with bar(total=len(jobs), desc=f"evaluate {method} {split}", unit="img") as progress:
@@ -183,14 +194,14 @@ def _method_scores(pool, splits: dict[str, SplitMaps], method: str, size: int, t
         res = np.stack([r for r, _, _ in done])  # (N, K, 2, T)
         for j, kind in enumerate(kinds):
             have = ~np.isnan(res[:, j, 0, 0])
-            if kind == "head" and split == head_split and not have.all():
-                raise CamlocError(f"{int((~have).sum())} {split} images have no head box; prepare puts only "
-                                  "boxed images in test — re-run `dvc repro prepare`")
+            if kind == loc and split == head_split and not have.all():
+                raise CamlocError(f"{int((~have).sum())} {split} images have no {loc} box; prepare puts only "
+                                  f"boxed images in {split} — re-run `dvc repro prepare`")
             if have.any():
                 scores.boxes[(split, kind)] = (res[have, j], np.flatnonzero(have))
         if split == head_split:
             scores.fixed = np.array([f for _, f, _ in done])
-        if split == C.PIXEL_SPLIT:
+        if split == layout.pixel_split:
             scores.pixels = M.PixelAccumulator(tau_grid)
             for _, _, pixels in done:
                 if pixels is not None:
@@ -202,23 +213,25 @@ def _method_scores(pool, splits: dict[str, SplitMaps], method: str, size: int, t
 # Metrics
 
 
-def _method_metrics(scores: MethodScores, splits, deltas, tau_grid, size, method) -> dict[str, float]:
-    out = summary.box_metrics(scores.boxes, deltas, tau_grid)
-    head_split = C.SCORED_SPLIT["head"]
+def _method_metrics(scores: MethodScores, splits, deltas, tau_grid, size, method, layout: C.Layout) -> dict[str, float]:
+    out = summary.box_metrics(scores.boxes, deltas, tau_grid, layout.scored_split)
+    loc = layout.loc_kind
+    head_split = layout.scored_split.get(loc)
     if scores.fixed is not None:
         index = splits[head_split].index
         out.update(summary.loc_at_fixed_tau(scores.fixed, index["pred"].to_numpy() == index["label"].to_numpy(),
                                             _in_top5(index)))
-        out.update(_box_ap(splits[head_split], method, size, summary.box_ap_tau(scores.boxes, tau_grid)))
+        out.update(_box_ap(splits[head_split], method, size, summary.box_ap_tau(scores.boxes, tau_grid, loc, head_split),
+                           loc))
     return out
 
 
-def _box_ap(sm: SplitMaps, method: str, size: int, tau: float) -> dict[str, float]:
+def _box_ap(sm: SplitMaps, method: str, size: int, tau: float, kind: str = "head") -> dict[str, float]:
     """COCO box AP of the predicted-class map's boxes at `tau`."""
     maps = sm.maps(method, "pred")
     smaps = [M.normalize_map(np.asarray(maps[i], np.float64), (size, size)) for i in range(len(maps))]
     probs = [float(p[0]) for p in sm.index["top5_prob"]]
-    ap = coco_box_ap(smaps, sm.boxes["head"], probs, tau)
+    ap = coco_box_ap(smaps, sm.boxes[kind], probs, tau)
     return {"box_ap": ap["ap"], "box_ap50": ap["ap50"]}
 
 
@@ -235,10 +248,10 @@ def _in_top5(index: pd.DataFrame) -> np.ndarray:
     return np.array([lab in set(t) for lab, t in zip(index["label"], index["top5"], strict=True)])
 
 
-def _curves(method: str, scores: MethodScores, deltas, tau_grid) -> pd.DataFrame:
+def _curves(method: str, scores: MethodScores, deltas, tau_grid, layout: C.Layout) -> pd.DataFrame:
     """BoxAcc(τ, δ) per δ in all-contours mode on the scored splits (dvc plots / report)."""
     frames = []
-    for kind, split in C.SCORED_SPLIT.items():
+    for kind, split in layout.scored_split.items():
         if (split, kind) in scores.boxes:
             for d in deltas:
                 y = M.box_acc_curve(scores.boxes[(split, kind)][0][:, 1], d)
@@ -259,19 +272,20 @@ def _long(method: str, scores: MethodScores, splits, tau_grid) -> pd.DataFrame:
                 "image_id": np.repeat(ids, t), "split": split, "method": method, "kind": kind, "mode": mode,
                 "tau_index": np.tile(np.arange(t, dtype=np.int16), n),
                 "tau": np.tile(tau_grid.astype(np.float32), n), "iou": iou, "correct": iou >= 0.5}))
-    return pd.concat(frames, ignore_index=True)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(C.PER_IMAGE_COLUMNS))
 
 
-def _tau_boxes(method: str, sm: SplitMaps | None, size: int, tau_grid) -> pd.DataFrame:
-    """The explorer's boxes: each head-split image's largest-contour box and IoU on the slider's τ grid
-    (contracts.TAU_BOXES_COLUMNS), from the metric core, so the page never re-derives a box."""
+def _tau_boxes(method: str, sm: SplitMaps | None, size: int, tau_grid, kind: str) -> pd.DataFrame:
+    """The explorer's boxes: each scored image's largest-contour box and IoU with its boxes of the loc kind
+    (head / object) on the slider's τ grid (contracts.TAU_BOXES_COLUMNS), from the metric core, so the
+    page never re-derives a box."""
     if sm is None:
         return pd.DataFrame(columns=list(C.TAU_BOXES_COLUMNS))
     keep = grid_indices(tau_grid)
     maps, frames = sm.maps(method), []
     for i, image_id in enumerate(sm.index["image_id"]):
         smap = M.normalize_map(np.asarray(maps[i], np.float64), (size, size))
-        boxes, iou = largest_boxes(smap, sm.boxes["head"][i], tau_grid[keep])
+        boxes, iou = largest_boxes(smap, sm.boxes[kind][i], tau_grid[keep])
         frames.append(pd.DataFrame({"image_id": image_id, "method": method, "tau_index": keep.astype(np.int16),
                                     "tau": tau_grid[keep].astype(np.float32), "x0": boxes[:, 0].astype(np.int16),
                                     "y0": boxes[:, 1].astype(np.int16), "x1": boxes[:, 2].astype(np.int16),

@@ -1,8 +1,9 @@
-"""The `prepare` stage: a raw Pets-layout tree (`data/raw/`) → `data/prepared/`: samples/boxes
-manifests, splits, report.json and the uint8 image cache (docs/contracts.md).
+"""The `prepare` stage: a raw tree (`data/raw/`) → `data/prepared/`: samples/boxes/masks manifests,
+splits, layout.json, report.json and the uint8 image cache (docs/contracts.md).
 
 Every listed image is decoded once (in `prepare.workers` processes) into a memory-mappable cache;
-reading the tree is `datasets.index`, decoding `datasets.images`, the tables `datasets.manifest`.
+reading a Pets tree is `datasets.index`, a reference-layout one (`cub`, `wsol`) `datasets.cub` /
+`datasets.wsol` + `datasets.wsolprep`, decoding `datasets.images`, the tables `datasets.manifest`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.atomic import replace_dir, write_json, write_parquet
-from pipeline.contracts import PREPARED_FILES, Paths
-from pipeline.datasets import index, manifest
+from pipeline.contracts import MASK_COLUMNS, PETS_LAYOUT, PREPARED_FILES, Paths
+from pipeline.datasets import cub, index, manifest, wsol, wsolprep
 from pipeline.datasets.images import Decoded, process
 from pipeline.errors import CamlocError
 from pipeline.parallel import fork_pool
@@ -25,6 +26,22 @@ from pipeline.stages import bar
 log = logging.getLogger(__name__)
 
 
+_WORKER_CACHE: dict[str, np.ndarray] = {}  # per worker process: the memmap it writes its rows into
+
+
+def _decode_into(job: tuple[str, int, tuple]) -> Decoded:
+    """Worker: decode one task and write its row straight into the shared cache file, so only the small
+    Decoded record travels back (not S×S×3 bytes per image through a pipe and a second copy)."""
+    cache_file, row, task = job
+    d = process(task)
+    if d.cache is not None:
+        if cache_file not in _WORKER_CACHE:
+            _WORKER_CACHE[cache_file] = np.load(cache_file, mmap_mode="r+")
+        _WORKER_CACHE[cache_file][row] = d.cache
+        d.cache = None
+    return d
+
+
 def decode_all(tasks: list[tuple], workers: int, cache_file: Path, size: int) -> list[Decoded]:
     """Decode every task, writing cache rows in task order into a (N, S, S, 3) memmap at cache_file."""
     cache = np.lib.format.open_memmap(cache_file, mode="w+", dtype=np.uint8, shape=(len(tasks), size, size, 3))
@@ -32,9 +49,9 @@ def decode_all(tasks: list[tuple], workers: int, cache_file: Path, size: int) ->
     if workers <= 1 or len(tasks) < 64:
         it = map(process, tasks)
         pool = None
-    else:
+    else:  # workers write their rows into the same file (a shared mapping: the parent sees them)
         pool = fork_pool(workers)
-        it = pool.imap(process, tasks, chunksize=32)
+        it = pool.imap(_decode_into, [(str(cache_file), i, t) for i, t in enumerate(tasks)], chunksize=32)
     try:
         with bar(total=len(tasks), desc="prepare", unit="img") as progress:
             for i, d in enumerate(it):
@@ -53,6 +70,8 @@ def decode_all(tasks: list[tuple], workers: int, cache_file: Path, size: int) ->
 
 def build(params: Params, raw: Path, tmp: Path) -> dict:
     """Write the prepared files into the (temporary) folder `tmp`; returns report.json's content."""
+    if params.dataset.name in ("cub", "wsol"):
+        return build_wsol(params, raw, tmp)
     trainval, test, notes = index.read_index(raw)
     classes = manifest.class_table(trainval + test, str(raw / "annotations"))
     decode_file = tmp / "decode-order.npy"
@@ -81,12 +100,53 @@ def build(params: Params, raw: Path, tmp: Path) -> dict:
     write_parquet(tmp / "boxes.parquet", manifest.boxes_table(boxes, samples["image_id"]))
     write_json(tmp / "classes.json", {"class_names": list(classes.names), "species": list(classes.species)})
     write_json(tmp / "report.json", report)
+    write_json(tmp / "layout.json", PETS_LAYOUT.to_json())
+    write_parquet(tmp / "masks.parquet", _masks_table([]))
     return report
 
 
+def build_wsol(params: Params, raw: Path, tmp: Path) -> dict:
+    """The reference layout (`cub`: the official tree, val carved from train; `wsol`: the metadata copy)."""
+    dp = params.dataset
+    idx = cub.read_cub(raw, dp.cub.val_per_class, dp.cub.seed) if dp.name == "cub" else wsol.read_raw_wsol(raw)
+    entries, tasks = wsolprep.decode_tasks(params, idx)
+    decode_file = tmp / "decode-order.npy"
+    decoded = decode_all(tasks, params.prepare.workers, decode_file, params.prepare.cache_size)
+    report: dict = {"skipped": [], "repaired": []}
+    rows, boxes, masks, keep = wsolprep.collect(idx, entries, decoded, report)
+    for split in ("train", "val", "test"):
+        if not any(r["split"] == split for r in rows):
+            raise CamlocError(f"no usable {split} image: every one listed is missing, undecodable or unscorable "
+                              f"(first reasons: {[s['reason'] for s in report['skipped'][:2]]})")
+    samples = manifest.samples_table(rows)
+    _write_cache(decode_file, tmp / "images.npy", [keep[i] for i in samples["image_id"]])
+    layout = wsolprep.layout_of(idx)
+    report |= {"counts": manifest.counts(samples, tuple(idx.class_names)), "cache_size": params.prepare.cache_size,
+               "dataset": idx.dataset, "root": str(idx.root)}
+    write_parquet(tmp / "samples.parquet", samples)
+    write_parquet(tmp / "boxes.parquet", manifest.boxes_table(boxes, samples["image_id"]))
+    write_parquet(tmp / "masks.parquet", _masks_table(masks))
+    write_json(tmp / "classes.json", {"class_names": list(idx.class_names),
+                                      "species": [idx.dataset] * len(idx.class_names)})
+    write_json(tmp / "report.json", report)
+    write_json(tmp / "layout.json", layout.to_json())
+    return report
+
+
+def _masks_table(masks: list[tuple]):
+    import pandas as pd
+
+    return pd.DataFrame(masks, columns=list(MASK_COLUMNS)).astype(object)
+
+
 def _write_cache(src: Path, dst: Path, rows: list[int], chunk: int = 512) -> None:
-    """Reorder the decode-order cache into manifest order (rows = cache_index), chunk by chunk."""
+    """Reorder the decode-order cache into manifest order (rows = cache_index), chunk by chunk; a cache
+    already in manifest order (nothing skipped, tasks in manifest order) is renamed, not copied."""
     a = np.load(src, mmap_mode="r")
+    if len(rows) == len(a) and np.array_equal(rows, np.arange(len(a))):
+        del a
+        src.replace(dst)
+        return
     out = np.lib.format.open_memmap(dst, mode="w+", dtype=np.uint8, shape=(len(rows), *a.shape[1:]))
     for s in range(0, len(rows), chunk):
         out[s: s + chunk] = a[rows[s: s + chunk]]
@@ -104,7 +164,7 @@ def run(params: Params, paths: Paths) -> str:
     reasons = Counter(s["reason"].split(":")[0] for s in report["skipped"])
     log.info("prepare: skipped %s", dict(reasons))
     n_classes = len(next(iter(c["per_class"].values())))
-    splits = ", ".join(f"{k} {v}" for k, v in c["per_split"].items())
+    splits = ", ".join(f"{k} {v}" for k, v in c["per_split"].items() if v or k != "test_official")
     return (f"prepared {c['total']} images of {n_classes} classes into {out_dir} ({splits}); "
             f"{len(report['repaired'])} repaired, {len(report['skipped'])} skipped "
             f"(details in {Path(out_dir) / 'report.json'})")

@@ -23,13 +23,13 @@ from pipeline.stages import bar
 log = logging.getLogger(__name__)
 
 
-def _load_backbone(paths: C.Paths, backbone: str) -> perimage.BackboneEval:
+def _load_backbone(paths: C.Paths, backbone: str, layout: C.Layout) -> perimage.BackboneEval:
     per_image = C.read_per_image(paths.eval_dir(backbone))
     source = str(paths.eval_dir(backbone) / "per_image.parquet")
-    cubes = perimage.build_cubes(per_image, source)
+    cubes = perimage.build_cubes(per_image, source, layout.scored_split)
     top1 = {}
     for (_, kind, _), cube in cubes.items():
-        if kind == "head" and cube.split not in top1:
+        if kind == layout.loc_kind and cube.split not in top1:
             index = C.read_cams_index(paths.cams_dir(backbone), cube.split)
             top1[cube.split] = perimage.top1_correct(index, cube.image_ids, str(paths.cams_dir(backbone)))
     return perimage.BackboneEval(backbone, cubes, C.read_chosen(paths.eval_dir(backbone)), top1)
@@ -49,17 +49,17 @@ def _breakdown_scores(evals: list[perimage.BackboneEval], deltas: tuple[int, ...
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
 
 
-def _gallery_input(paths: C.Paths, ev: perimage.BackboneEval) -> gallery.GalleryInput | None:
-    heads = {m: c for (m, k, mode), c in ev.cubes.items() if k == "head" and mode == "largest"
-             and "v1" in ev.chosen.get(m, {}).get("oracle", {}).get("head", {})}
+def _gallery_input(paths: C.Paths, ev: perimage.BackboneEval, kind: str = "head") -> gallery.GalleryInput | None:
+    heads = {m: c for (m, k, mode), c in ev.cubes.items() if k == kind and mode == "largest"
+             and "v1" in ev.chosen.get(m, {}).get("oracle", {}).get(kind, {})}
     if not heads:
-        log.warning("%s: no head-box IoUs in largest-contour mode; its gallery page is skipped", ev.backbone)
+        log.warning("%s: no %s-box IoUs in largest-contour mode; its gallery page is skipped", ev.backbone, kind)
         return None
     first = next(iter(heads.values()))
     ious, taus = {}, {}
     for m, cube in sorted(heads.items()):
-        taus[m] = float(ev.chosen[m]["oracle"]["head"]["v1"])
-        ious[m] = cube.iou[:, cube.column(taus[m], f"chosen.json {m}/oracle/head/v1")]
+        taus[m] = float(ev.chosen[m]["oracle"][kind]["v1"])
+        ious[m] = cube.iou[:, cube.column(taus[m], f"chosen.json {m}/oracle/{kind}/v1")]
     cams_dir = paths.cams_dir(ev.backbone)
     index = C.read_cams_index(cams_dir, first.split)
     row_of = {str(i): r for r, i in enumerate(index["image_id"])}
@@ -72,7 +72,7 @@ def _gallery_input(paths: C.Paths, ev: perimage.BackboneEval) -> gallery.Gallery
             loaded[method] = C.open_maps(cams_dir, first.split, method, "gt")
         return np.asarray(loaded[method][row_of[image_id]])
 
-    return gallery.GalleryInput(ev.backbone, size, first.image_ids, ious, taus, preds, maps)
+    return gallery.GalleryInput(ev.backbone, size, first.image_ids, ious, taus, preds, maps, kind)
 
 
 def _shared_gallery(paths: C.Paths, samples: pd.DataFrame) -> gallery.SharedInput:
@@ -88,17 +88,22 @@ def run(params, paths: C.Paths) -> str:
     out_dir = Path(paths.reports)
     rp, deltas = params.report, tuple(params.evaluate.iou_thresholds)
     backbones = list(params.backbones)
+    layout = C.read_layout(paths.prepared)  # the dataset's box kinds and masks: the columns follow them
+    kinds, loc = layout.box_kinds, layout.loc_kind
     metrics = {b: C.read_metrics(paths.metrics_file(b)) for b in backbones}
-    board = tables.metrics_frame(metrics, tuple(params.cams.methods))
-    evals = [_load_backbone(paths, b) for b in backbones]
-    cis, boot = perimage.bootstrap_rows(evals, deltas, params.evaluate.fixed_tau, rp.bootstrap, rp.seed)
+    board = tables.metrics_frame(metrics, tuple(params.cams.methods),
+                                 tables.metrics_for(kinds, loc, layout.pixel_split is not None))
+    evals = [_load_backbone(paths, b, layout) for b in backbones]
+    cis, boot = perimage.bootstrap_rows(evals, deltas, params.evaluate.fixed_tau, rp.bootstrap, rp.seed,
+                                        perimage.specs_for(kinds, loc), loc)
     board, dropped = tables.attach_cis(board, cis)
     for d in dropped:
         log.warning("CI dropped, re-computed point disagrees: %s", d)
-    board = tables.rank(board)
-    sentence = paired_sentence(board, boot, {ev.backbone: ev for ev in evals})
+    rank_by = f"maxboxacc_v2_{loc}" if loc in kinds else "pxap" if layout.pixel_split else "top1_acc"
+    board = tables.rank(board, rank_by)
+    sentence = paired_sentence(board, boot, {ev.backbone: ev for ev in evals}, loc)
 
-    texts = leaderboard_texts(board, sentence, rp.bootstrap, rp.seed, dropped)
+    texts = leaderboard_texts(board, sentence, rp.bootstrap, rp.seed, dropped, layout)
     for ext, text in texts.items():
         write_text(out_dir / f"leaderboard.{ext}", text)
 
@@ -107,7 +112,12 @@ def run(params, paths: C.Paths) -> str:
     best = board.iloc[0]
     with atomic_path(out_dir / "breakdowns") as tmp:
         tmp.mkdir()
-        _write_breakdowns(tmp, scores, samples, board, str(best["backbone"]), str(best["method"]))
+        if kinds:
+            _write_breakdowns(tmp, scores, samples, board, str(best["backbone"]), str(best["method"]),
+                              (loc, *[k for k in kinds if k != loc]))
+        else:  # a masks-only dataset (OpenImages): per-class box accuracy does not apply
+            (tmp / "README.md").write_text("# Breakdowns\n\nThis dataset has no boxes (pixel masks only): "
+                                           "the per-class MaxBoxAccV2 breakdowns do not apply.\n")
 
     curves = {b: C.read_curves(paths.curves_file(b)) for b in backbones}
     histories = {b: h for b in backbones if (h := _history(paths, b)) is not None}
@@ -115,10 +125,10 @@ def run(params, paths: C.Paths) -> str:
                for b in backbones}
     with atomic_path(out_dir / "plots") as tmp:
         tmp.mkdir()
-        plot_names = plots.write_plots(tmp, curves, board, histories, methods)
+        plot_names = plots.write_plots(tmp, curves, board, histories, methods, rank_by)
 
     shared = _shared_gallery(paths, samples)
-    ginputs = [g for ev in evals if (g := _gallery_input(paths, ev)) is not None]
+    ginputs = [g for ev in evals if (g := _gallery_input(paths, ev, loc)) is not None]
     with atomic_path(out_dir / "gallery") as tmp:
         tmp.mkdir()
         n_thumbs, mismatched = gallery.write_gallery(tmp, ginputs, shared, rp.gallery_samples,
@@ -147,11 +157,11 @@ def _in_order(methods: pd.Series, order) -> list[str]:
 
 
 def _write_breakdowns(folder: Path, scores: pd.DataFrame, samples: pd.DataFrame, board: pd.DataFrame,
-                      backbone: str, method: str) -> None:
-    cols = [writers.Column("n_head", "n (head)", 0), writers.Column("maxboxacc_v2_head", "MaxBoxAccV2 head"),
-            writers.Column("n_body", "n (body)", 0), writers.Column("maxboxacc_v2_body", "MaxBoxAccV2 body")]
-    species = tables.species_table(scores, samples, board)
-    breeds = tables.worst_breeds(scores, samples, backbone, method)
+                      backbone: str, method: str, kinds: tuple[str, ...] = ("head", "body")) -> None:
+    cols = [c for k in kinds for c in (writers.Column(f"n_{k}", f"n ({k})", 0),
+                                       writers.Column(f"maxboxacc_v2_{k}", f"MaxBoxAccV2 {k}"))]
+    species = tables.species_table(scores, samples, board, kinds)
+    breeds = tables.worst_breeds(scores, samples, backbone, method, kinds=kinds)
     spec_cols = [writers.Column("backbone", "backbone"), writers.Column("method", "method"),
                  writers.Column("species", "species"), *cols]
     breed_cols = [writers.Column("class_name", "breed"), writers.Column("species", "species"), *cols]
