@@ -39,9 +39,10 @@ CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src
 
 @dataclass(frozen=True)
 class BackboneView:
-    """One backbone's comparison data: the head split's images, their boxes and IoUs on the τ grid."""
+    """One backbone's comparison data: the scored split's images, their boxes and IoUs on the τ grid."""
 
     backbone: str
+    kind: str  # the box kind drawn as GT and scored: the dataset's loc kind (head for Pets, object for wsol)
     size: int  # the evaluation frame S
     image_ids: list[str]  # head-split images in the cams index order
     methods: list[str]
@@ -81,14 +82,17 @@ def _uint8_maps(maps: np.ndarray) -> np.ndarray:
     return out
 
 
-def load_view(paths: C.Paths, backbone: str, chosen: dict) -> BackboneView | None:
-    """Read one backbone's explorer inputs (tau_boxes, cams index and maps); None without test images."""
+def load_view(paths: C.Paths, backbone: str, chosen: dict, layout: C.Layout = C.PETS_LAYOUT) -> BackboneView | None:
+    """Read one backbone's explorer inputs (tau_boxes, cams index and maps); None without scored images
+    (a masks-only dataset has no boxes to draw)."""
     eval_dir, cams_dir = paths.eval_dir(backbone), paths.cams_dir(backbone)
     table = C.read_tau_boxes(eval_dir)
     if table.empty:
         log.warning("%s: no explorer boxes in %s; the explorer leaves it out", backbone, eval_dir)
         return None
-    split = C.SCORED_SPLIT["head"]
+    if layout.loc_kind not in layout.scored_split:
+        return None
+    split = layout.scored_split[layout.loc_kind]
     index = C.read_cams_index(cams_dir, split)
     ids = [str(i) for i in index["image_id"]]
     taus = np.sort(table["tau"].astype(np.float64).unique())
@@ -100,7 +104,7 @@ def load_view(paths: C.Paths, backbone: str, chosen: dict) -> BackboneView | Non
     for method in methods:
         maps[method] = _uint8_maps(C.open_maps(cams_dir, split, method, "gt"))
     preds = [(int(p), float(prob[0])) for p, prob in zip(index["pred"], index["top5_prob"], strict=True)]
-    return BackboneView(backbone, int(C.read_cams_meta(cams_dir)["image_size"]), ids, methods, taus,
+    return BackboneView(backbone, layout.loc_kind, int(C.read_cams_meta(cams_dir)["image_size"]), ids, methods, taus,
                         boxes, ious, maps, preds, chosen)
 
 
@@ -150,10 +154,10 @@ def page_data(board: pd.DataFrame, views: list[BackboneView], shared, fixed_tau:
         for image_id in v.image_ids:
             row = shared.samples.loc[image_id]
             wh = (int(row["width"]), int(row["height"]))
-            gt = rescale_boxes(shared.boxes.get((image_id, "head"), np.zeros((0, 4))), wh, (v.size, v.size))
+            gt = rescale_boxes(shared.boxes.get((image_id, v.kind), np.zeros((0, 4))), wh, (v.size, v.size))
             gts.append(gt.tolist())
         backbones[v.backbone] = {
-            "size": v.size, "images": v.image_ids, "methods": v.methods, "gt": gts,
+            "size": v.size, "kind": v.kind, "images": v.image_ids, "methods": v.methods, "gt": gts,
             "pred": [[shared.class_names[p] if 0 <= p < len(shared.class_names) else str(p), round(q, 4)]
                      for p, q in v.preds],
             "chosen": v.chosen,

@@ -133,7 +133,7 @@ def run(params, paths: C.Paths) -> str:
         tmp.mkdir()
         n_thumbs, mismatched = gallery.write_gallery(tmp, ginputs, shared, rp.gallery_samples,
                                                      rp.gallery_extremes, rp.seed, bar)
-    views = [v for ev in evals if (v := explorer.load_view(paths, ev.backbone, ev.chosen)) is not None]
+    views = [v for ev in evals if (v := explorer.load_view(paths, ev.backbone, ev.chosen, layout)) is not None]
     with atomic_path(out_dir / "explorer") as tmp:
         tmp.mkdir()
         page_bytes = explorer.write_explorer(tmp, board, views, shared, params.evaluate.fixed_tau)

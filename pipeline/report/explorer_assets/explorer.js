@@ -246,8 +246,10 @@
     let want = state.tau;
     if (want === null) {
       const cols = columns();
-      const ch = cols.length ? D.backbones[cols[0].b].chosen[cols[0].m] : null;
-      want = ch && ch.oracle && ch.oracle.head && ch.oracle.head.v1 !== undefined ? ch.oracle.head.v1 : D.fixed_tau;
+      const bb = cols.length ? D.backbones[cols[0].b] : null;
+      const ch = bb ? bb.chosen[cols[0].m] : null;
+      const loc = ch && ch.oracle ? ch.oracle[bb.kind] : null;
+      want = loc && loc.v1 !== undefined ? loc.v1 : D.fixed_tau;
     }
     let best = 0;
     TAUS.forEach(function (t, i) { if (Math.abs(t - want) < Math.abs(TAUS[best] - want)) best = i; });
@@ -434,7 +436,8 @@
     const marks = [{tau: D.fixed_tau, kind: "fixed", title: "fixed τ of GT-known / Top-1 Loc"}];
     cols.forEach(function (c) {
       const ch = D.backbones[c.b].chosen[c.m] || {};
-      const head = function (w) { return ((ch[w] || {}).head || {}); };
+      const kind = D.backbones[c.b].kind;  // the dataset's loc kind: head (Pets) or object
+      const head = function (w) { return ((ch[w] || {})[kind] || {}); };
       [[head("oracle").v1, "v1", "τ of MaxBoxAcc (test)"], [head("val").v1, "val", "τ chosen on val"],
        [head("oracle")["50"], "v2", "τ of MaxBoxAccV2 at δ = 0.5"]].forEach(function (m) {
         if (m[0] !== undefined) marks.push({tau: m[0], kind: m[1], title: c.label + ": " + m[2]});
