@@ -23,7 +23,6 @@ import cv2
 import numpy as np
 
 from pipeline.errors import CamlocError
-from pipeline.metrics.basins import fast_levels
 from pipeline.metrics.components import MANY, component_level
 from pipeline.metrics.contours import NO_BOX, level_boxes, mask_boxes, prepare_levels, to_uint8
 from pipeline.metrics.iou import iou_matrix
@@ -82,12 +81,8 @@ def best_ious(smap: np.ndarray, gt_boxes: np.ndarray, tau_grid: np.ndarray) -> n
     best = np.empty((2, len(thresholds)))  # (2, L)
     proper = bool(((gt[:, 2] >= gt[:, 0]) & (gt[:, 3] >= gt[:, 1])).all())  # the IoU bounds need |g| > 0
     bg_cover = np.full(len(gt), np.inf) if proper else None
-    fast = fast_levels(u, smap, thresholds, gt) if len(gt) else None  # most levels of a smooth map, untraced
-    todo = range(len(thresholds)) if fast is None else np.flatnonzero(~fast[0]).tolist()
-    if fast is not None:
-        best[:] = fast[1]
     counts, holes, traced, single = 0, 0, [], None  # contours (holes) at the level above
-    for i in reversed(todo):  # high τ first: background components shrink as τ falls
+    for i in reversed(range(len(thresholds))):  # high τ first: background components shrink as τ falls
         t, crop = int(thresholds[i]), crops[i].tolist()
         if crop[1] == 0:  # empty mask: no contour
             traced.append((i, NO_BOX, 0))
