@@ -144,7 +144,11 @@ def cams(backbone, params_path, prepared, models, cams, checkpoint, images, meth
 @METRICS
 @CURVES
 def evaluate(backbone, params_path, prepared, cams, eval, metrics, curves) -> None:
-    """Score one backbone's maps: MaxBoxAcc(V2), Top-1/5 Loc, PxAP, box AP, with test-oracle and val tau."""
+    """Score one backbone's maps: MaxBoxAcc(V2), Top-1/5 Loc, PxAP, box AP, with test-oracle and val tau.
+
+    Also runs under torchrun (`torchrun --nproc_per_node N -m pipeline evaluate B`, gloo on CPU): each
+    rank scores a shard of the images, rank 0 writes outputs identical to a one-process run.
+    """
     from pipeline.stages.evaluate import run
 
     paths = Paths(prepared=prepared, cams=cams, eval=eval, metrics=metrics, curves=curves)
