@@ -147,7 +147,11 @@ def cams(backbone, params_path, prepared, models, cams, checkpoint, images, meth
 @METRICS
 @CURVES
 def evaluate(backbone, params_path, prepared, cams, eval, metrics, curves) -> None:
-    """Score one backbone's maps: MaxBoxAcc(V2), Top-1/5 Loc, PxAP, box AP, with test-oracle and val tau."""
+    """Score one backbone's maps: MaxBoxAcc(V2), Top-1/5 Loc, PxAP, box AP, with test-oracle and val tau.
+
+    Also runs under torchrun (`torchrun --nproc_per_node N -m pipeline evaluate B`, gloo on CPU): each
+    rank scores a shard of the images, rank 0 writes outputs identical to a one-process run.
+    """
     from pipeline.stages.evaluate import run
 
     paths = Paths(prepared=prepared, cams=cams, eval=eval, metrics=metrics, curves=curves)
@@ -169,22 +173,53 @@ def evaluate(backbone, params_path, prepared, cams, eval, metrics, curves) -> No
                    "upsampled to SxS, boxes rescaled to SxS (int(x*S/W), int(y*S/H)) and masks resized "
                    "nearest to SxS. Without --raw, every map must already be SxS.")
 @click.option("--skip-bad", is_flag=True, help="Count and report bad images instead of stopping.")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Write the JSON here.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Write the JSON here (with --shard: the partial state, required).")
 @click.option("--per-image", type=click.Path(path_type=Path), default=None, help="Per-image CSV.")
-def evaluate_maps(maps, boxes, masks, interval, raw, size, skip_bad, out, per_image) -> None:
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes scoring images (default: 2 with >= 64 images and 2 CPUs, else 1).")
+@click.option("--shard", "shard_spec", default=None, metavar="K/N",
+              help="Score only the K-th (0-based) of N contiguous shards of the CSV's images and write "
+                   "the partial state (.npz, docs/contracts.md) to --out; combine with `camloc merge-eval`.")
+def evaluate_maps(maps, boxes, masks, interval, raw, size, skip_bad, out, per_image, workers, shard_spec) -> None:
     """Score your own maps with the reference protocol (no torch needed).
 
     Maps in --maps without a row in --boxes are not scored: a warning names them and the JSON counts
-    them in n_unscored_maps.
+    them in n_unscored_maps. Many jobs: run `--shard K/N --out part_K.npz` for K = 0..N-1, then
+    `camloc merge-eval part_*.npz --out result.json` (the same JSON as one run, byte for byte).
     """
-    from pipeline.metrics.folder import run
     from pipeline.stages import bar
 
+    if shard_spec is not None:
+        if out is None or per_image is not None:
+            raise click.UsageError("--shard K/N writes the partial state to --out (required); pass --per-image "
+                                   "to `camloc merge-eval` instead")
+        from pipeline.metrics.partial import run_shard
+
+        click.echo(run_shard(maps, boxes, shard_spec, out, masks=masks, interval=interval, raw=raw,
+                             skip_bad=skip_bad, workers=workers, bar=bar, size=size))
+        return
+    from pipeline.metrics.folder import run
+
     result = run(maps, boxes, masks=masks, interval=interval, raw=raw, skip_bad=skip_bad,
-                 out=out, per_image=per_image, bar=bar, size=size)
+                 out=out, per_image=per_image, bar=bar, size=size, workers=workers)
     import json
 
     click.echo(json.dumps(result, indent=2, sort_keys=True))
+
+
+@cli.command("merge-eval")
+@click.argument("partials", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Write the JSON here.")
+@click.option("--per-image", type=click.Path(path_type=Path), default=None, help="Per-image CSV.")
+def merge_eval(partials, out, per_image) -> None:
+    """Merge the partial states of `evaluate-maps --shard K/N` (every K of one N, same inputs and params)
+    into the evaluate-maps JSON; refuses missing or duplicate shards and partials of different runs."""
+    import json
+
+    from pipeline.metrics.partial import merge_eval as merge
+
+    click.echo(json.dumps(merge(list(partials), out=out, per_image=per_image), indent=2, sort_keys=True))
 
 
 @cli.command()

@@ -100,6 +100,20 @@ def shard(n: int, world: World) -> range:
     return range(start, start + base + (1 if world.rank < extra else 0))
 
 
+def gather_to_root(obj, world: World) -> list | None:
+    """Every rank's picklable `obj` on rank 0, in rank order (other ranks get None); [obj] for one process.
+
+    With contiguous `shard`s, concatenating the list gives the items in their original order.
+    """
+    if not world.distributed:
+        return [obj]
+    import torch.distributed as dist
+
+    out = [None] * world.size if world.is_root else None
+    dist.gather_object(obj, out, dst=0)
+    return out
+
+
 def barrier(world: World) -> None:
     if world.distributed:
         import torch.distributed as dist

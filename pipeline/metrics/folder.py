@@ -38,10 +38,10 @@ import numpy as np
 
 from pipeline.atomic import write_json, write_text
 from pipeline.errors import CamlocError
-from pipeline.metrics.boxacc import DELTAS, max_box_acc, max_box_acc_v2
 from pipeline.metrics.boxes import best_ious, normalize_map, taus
 from pipeline.metrics.iou import rescale_boxes
 from pipeline.metrics.pixels import IGNORE, PixelAccumulator
+from pipeline.metrics.state import EvalState
 from pipeline.parallel import fork_pool
 from pipeline.progress import Bar, no_bar
 
@@ -232,18 +232,12 @@ def _score_one(image_id, rows, maps_dir, masks_dir, raw, size, grid):
     return best_ious(smap, gt, grid), smap, mask
 
 
-def summarize(ious: np.ndarray, grid: np.ndarray, interval: float, pixels: PixelAccumulator | None) -> dict:
-    """The issue-5 JSON dict from stacked IoUs (2, N, T) (largest, all)."""
-    v1, k1 = max_box_acc(ious[0], 0.5)
-    v2 = max_box_acc_v2(ious[1], DELTAS)
-    out = {
-        "n_images": int(ious.shape[1]),
-        "interval": float(interval),
-        "max_box_acc": {"v1": v1, "v2": v2["v2"],
-                        "by_iou": {str(round(d * 100)): v2["by_delta"][d] for d in DELTAS}},
-        "best_tau": {"v1": float(grid[k1]),
-                     **{str(round(d * 100)): float(grid[v2["tau_index"][d]]) for d in DELTAS}},
-    }
+def summarize(state: EvalState, interval: float) -> dict:
+    """The issue-5 JSON dict (without the skipped/unscored keys) from a merged state only."""
+    max_box_acc, best_tau = state.box_metrics()
+    out = {"n_images": len(state.ids), "interval": float(interval), "max_box_acc": max_box_acc,
+           "best_tau": best_tau}
+    pixels = state.pixels()
     if pixels is not None:
         out["pxap"], out["pxiou"] = pixels.pxap(), pixels.pxiou()
     return out
@@ -315,47 +309,63 @@ def _score_all(table: dict, maps_dir, masks_dir, raw, size, grid, workers: int, 
             pool.terminate()
 
 
+def check_size(size) -> None:
+    if size is not None and (isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1):
+        raise CamlocError(f"size = {size!r}: the evaluation frame must be a positive integer (e.g. 224)")
+
+
+def score(maps_dir, table: dict, masks_dir, grid: np.ndarray, raw: bool, skip_bad: bool, size: int | None,
+          workers: int | None, bar: Bar = no_bar) -> EvalState:
+    """Score the images of ``table`` (image_id → CSV rows, any subset) into an ``EvalState``.
+
+    ``workers``: processes for the per-image loop (default: 2 when there are ≥ 64 images and 2 CPUs,
+    else 1). Results do not depend on it: images are merged in image_id order, histograms are integers.
+    """
+    if workers is None:
+        workers = min(2, os.cpu_count() or 1) if len(table) >= 64 else 1
+    state = EvalState.empty(grid, masks_dir is not None)
+    for results, hist in _score_all(table, Path(maps_dir), masks_dir, raw, size, grid, workers, bar):
+        for image_id, ious, reason in results:
+            if reason is None:
+                state.add_image(image_id, ious)
+            elif skip_bad:
+                log.warning("skipping image %r: %s", image_id, reason)
+                state.skipped.append({"image_id": image_id, "reason": reason})
+            else:
+                raise CamlocError(f"image {image_id!r}: {reason} (fix it, or pass --skip-bad to skip it)")
+        if hist is not None:
+            state.pixel_hist += hist
+    return state
+
+
+def finish(state: EvalState, interval: float, boxes_csv, masks_dir, out=None, per_image=None) -> dict:
+    """The evaluate-maps JSON of a (merged) state; written to ``out`` / ``per_image`` when given."""
+    if not state.ids:
+        raise CamlocError(f"{boxes_csv}: no image could be evaluated ({len(state.skipped)} skipped)")
+    if state.pixel_hist is not None and state.pixel_hist[1].sum() == 0:
+        raise CamlocError(f"{masks_dir}: no foreground (1) pixel in any mask; PxAP is undefined")
+    result = summarize(state, interval)
+    result["n_skipped"], result["skipped"] = len(state.skipped), state.skipped
+    result["n_unscored_maps"] = state.n_unscored
+    if out is not None:
+        write_json(out, result)
+    if per_image is not None:
+        _write_per_image(Path(per_image), state.ids, np.stack(state.ious, axis=1), result, state.tau_grid)
+    return result
+
+
 def run(maps_dir, boxes_csv, masks=None, interval: float = 0.01, raw: bool = False, skip_bad: bool = False,
         out=None, per_image=None, workers: int | None = None, bar: Bar = no_bar, size: int | None = None) -> dict:
     """Evaluate a folder of maps against a boxes CSV (and masks); returns and optionally writes the JSON.
 
     ``size``: score in the size × size frame (see the module docstring); None keeps each map's frame.
-
-    ``workers``: processes for the per-image loop (default: 2 when there are ≥ 64 images and 2 CPUs,
-    else 1). Results do not depend on it: images are merged in image_id order, histograms are integers.
+    ``workers``: see ``score``. Sharded runs: ``metrics.partial``.
     """
     maps_dir, masks_dir = Path(maps_dir), (Path(masks) if masks is not None else None)
-    if size is not None and (isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1):
-        raise CamlocError(f"size = {size!r}: the evaluation frame must be a positive integer (e.g. 224)")
+    check_size(size)
     grid = taus(interval)
     table = read_boxes(Path(boxes_csv))
     n_unscored = count_unscored(maps_dir, table)
-    if workers is None:
-        workers = min(2, os.cpu_count() or 1) if len(table) >= 64 else 1
-    pixels = PixelAccumulator(grid) if masks_dir is not None else None
-    ids, rows_ious, skipped = [], [], []
-    for results, hist in _score_all(table, maps_dir, masks_dir, raw, size, grid, workers, bar):
-        for image_id, ious, reason in results:
-            if reason is None:
-                ids.append(image_id)
-                rows_ious.append(ious)
-            elif skip_bad:
-                log.warning("skipping image %r: %s", image_id, reason)
-                skipped.append({"image_id": image_id, "reason": reason})
-            else:
-                raise CamlocError(f"image {image_id!r}: {reason} (fix it, or pass --skip-bad to skip it)")
-        if pixels is not None:
-            pixels.hist += hist
-    if not ids:
-        raise CamlocError(f"{boxes_csv}: no image could be evaluated ({len(skipped)} skipped)")
-    if pixels is not None and pixels.hist[1].sum() == 0:
-        raise CamlocError(f"{masks_dir}: no foreground (1) pixel in any mask; PxAP is undefined")
-    stacked = np.stack(rows_ious, axis=1)  # (2, N, T)
-    result = summarize(stacked, grid, interval, pixels)
-    result["n_skipped"], result["skipped"] = len(skipped), skipped
-    result["n_unscored_maps"] = n_unscored
-    if out is not None:
-        write_json(out, result)
-    if per_image is not None:
-        _write_per_image(Path(per_image), ids, stacked, result, grid)
-    return result
+    state = score(maps_dir, table, masks_dir, grid, raw, skip_bad, size, workers, bar)
+    state.n_unscored = n_unscored
+    return finish(state, interval, boxes_csv, masks_dir, out, per_image)

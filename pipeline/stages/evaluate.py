@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import contracts as C
+from pipeline import distributed
 from pipeline import metrics as M
 from pipeline.atomic import atomic_path, clean_own_tmp, write_json, write_parquet, write_text
 from pipeline.errors import CamlocError
@@ -66,8 +67,22 @@ class MethodScores:
 
 
 def run(params, paths: C.Paths, backbone: str) -> str:
-    """Score every dumped method of one backbone; write metrics JSON, curves CSV and data/eval/<B>/."""
+    """Score every dumped method of one backbone; write metrics JSON, curves CSV and data/eval/<B>/.
+
+    Under torchrun (gloo on CPU) every rank scores a disjoint contiguous shard of each split's images
+    with the torch-free metric core; the per-image rows and pixel counts are gathered on rank 0, which
+    computes every metric and writes the outputs, byte-identical to a one-process run. Without torchrun
+    this is the one-process world and torch is never imported.
+    """
     params.backbone(backbone)  # an unknown key is a ParamsError naming the valid ones
+    world = distributed.init("cpu")
+    try:
+        return _run(params, paths, backbone, world)
+    finally:
+        distributed.finish(world)
+
+
+def _run(params, paths: C.Paths, backbone: str, world: distributed.World) -> str:
     ep = params.evaluate
     cams_dir = paths.cams_dir(backbone)
     meta = C.read_cams_meta(cams_dir)
@@ -80,9 +95,11 @@ def run(params, paths: C.Paths, backbone: str) -> str:
     flat: dict[str, float] = _classification(splits.get(layout.classification_split)
                                               or splits.get(layout.scored_split.get(layout.loc_kind, "")))
     curves, per_image, chosen, pixels, tau_boxes = [], [], {}, [], []
-    with fork_pool(_workers()) as pool:
+    with _pool(_workers(world)) as pool:
         for method in meta["methods"]:
-            scores = _method_scores(pool, splits, method, size, tau_grid, ep.fixed_tau, layout)
+            scores = _method_scores(pool, splits, method, size, tau_grid, ep.fixed_tau, layout, world)
+            if scores is None:  # not the root: its shard is scored and sent
+                continue
             flat.update({f"{method}.{k}": v for k, v in _method_metrics(scores, splits, deltas, tau_grid,
                                                                           size, method, layout).items()})
             chosen[method] = summary.chosen_taus(scores.boxes, deltas, tau_grid)
@@ -94,6 +111,8 @@ def run(params, paths: C.Paths, backbone: str) -> str:
             tau_boxes.append(_tau_boxes(method, splits.get(layout.scored_split.get(layout.loc_kind, "")), size, tau_grid,
                                          layout.loc_kind))
             log.info("evaluate %s: %s scored", backbone, method)
+    if not world.is_root:
+        return f"evaluate {backbone}: rank {world.rank}/{world.size} scored its shards"
 
     eval_dir, curves_path, metrics_path = (paths.eval_dir(backbone), paths.curves_file(backbone),
                                            paths.metrics_file(backbone))
@@ -142,8 +161,26 @@ def _load_splits(prepared_dir: Path, cams_dir: Path, size: int, meta: dict, layo
     return out
 
 
-def _workers() -> int:
-    return max(1, min(2, len(os.sched_getaffinity(0))))
+def _workers(world: distributed.World) -> int:
+    """Scoring processes per rank: the CPUs shared out among the ranks on this node, at most 2."""
+    return max(1, min(2, len(os.sched_getaffinity(0)) // world.size))
+
+
+class _Serial:
+    """The one-worker pool: scores in this process (no fork after a process group exists)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def imap(self, fn, jobs, chunksize=1):
+        return map(fn, jobs)
+
+
+def _pool(workers: int):
+    return fork_pool(workers) if workers > 1 else _Serial()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -171,9 +208,13 @@ def _ious_one(args) -> tuple[np.ndarray, float, M.PixelAccumulator | None]:
 
 
 def _method_scores(pool, splits: dict[str, SplitMaps], method: str, size: int, tau_grid, fixed_tau,
-                   layout: C.Layout) -> MethodScores:
+                   layout: C.Layout, world: distributed.World = distributed.SINGLE) -> MethodScores | None:
     """Every split's best IoUs per box kind; the fixed-τ IoUs of the loc kind (head / object) on its
-    split; the pixel split's counts."""
+    split; the pixel split's counts.
+
+    Each rank scores its shard of every split; rank 0 gets all of them, in image order (contiguous
+    shards, concatenated by rank), and returns the scores; the other ranks return None.
+    """
     scores = MethodScores({})
     loc, head_split = layout.loc_kind, layout.scored_split.get(layout.loc_kind)
     for split, sm in splits.items():
@@ -185,12 +226,16 @@ def _method_scores(pool, splits: dict[str, SplitMaps], method: str, size: int, t
         heads = sm.boxes[loc] if split == head_split else none
         trimaps = sm.trimaps if split == layout.pixel_split else none
         jobs = [(np.asarray(maps[i], np.float64), size, [sm.boxes[k][i] for k in kinds], heads[i], trimaps[i],
-                 tau_grid, fixed_tau) for i in range(len(sm.index))]
+                 tau_grid, fixed_tau) for i in distributed.shard(len(sm.index), world)]
         with bar(total=len(jobs), desc=f"evaluate {method} {split}", unit="img") as progress:
             done = []
             for result in pool.imap(_ious_one, jobs, chunksize=16):
                 done.append(result)
                 progress.update(1)
+        shards = distributed.gather_to_root(done, world)
+        if shards is None:
+            continue
+        done = [r for part in shards for r in part]  # rank order = image order
         res = np.stack([r for r, _, _ in done])  # (N, K, 2, T)
         for j, kind in enumerate(kinds):
             have = ~np.isnan(res[:, j, 0, 0])
@@ -206,7 +251,7 @@ def _method_scores(pool, splits: dict[str, SplitMaps], method: str, size: int, t
             for _, _, pixels in done:
                 if pixels is not None:
                     scores.pixels.merge(pixels)
-    return scores
+    return scores if world.is_root else None
 
 
 # --------------------------------------------------------------------------------------------------
