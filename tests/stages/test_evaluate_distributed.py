@@ -12,6 +12,8 @@ import pytest
 import yaml
 from test_evaluate_stage import S, write_cams
 
+from pipeline import contracts as C
+
 ROOT = Path(__file__).resolve().parents[2]
 BACKBONE = "tiny_gap_cnn"  # a registered arch; evaluate reads only its image_size
 
@@ -49,8 +51,8 @@ def test_two_torchrun_ranks_write_the_one_process_outputs_byte_for_byte(setup):
     assert two.returncode == 0, two.stderr[-3000:]
     assert f"evaluate {BACKBONE}: rank 1/2 scored its shards" in two.stdout  # two ranks really shared the work
     want, got = _outputs(root / "one"), _outputs(root / "two")
-    assert set(want) == {f"eval/{BACKBONE}/per_image.parquet", f"eval/{BACKBONE}/pixels.parquet",
-                         f"eval/{BACKBONE}/chosen.json", f"metrics/{BACKBONE}.json", f"curves/{BACKBONE}.csv"}
+    assert set(want) == {*(f"eval/{BACKBONE}/{name}" for name in C.EVAL_FILES), f"metrics/{BACKBONE}.json",
+                         f"curves/{BACKBONE}.csv"}
     assert set(got) == set(want)
     for name in want:
         assert got[name] == want[name], f"{name} differs between 2 ranks and 1 process"
