@@ -151,6 +151,23 @@ def evaluate(backbone, params_path, prepared, cams, eval, metrics, curves) -> No
     click.echo(run(_params(params_path), paths, backbone))
 
 
+@cli.command()
+@click.argument("backbone")
+@PARAMS
+@PREPARED
+@MODELS
+@CAMS
+@_dir("out", D.faithfulness, "Where <BACKBONE>.json (the metrics) goes.")
+@_dir("data", D.faithfulness_data, "Where <BACKBONE>/ (per-image scores, mean curves) goes.")
+def faithfulness(backbone, params_path, prepared, models, cams, out, data) -> None:
+    """Do one backbone's maps explain its decisions? Average Drop, Increase in Confidence, deletion and
+    insertion AUC on a seeded subset (faithfulness.max_images per split)."""
+    from pipeline.stages.faithfulness import run
+
+    paths = Paths(prepared=prepared, models=models, cams=cams, faithfulness=out, faithfulness_data=data)
+    click.echo(run(_params(params_path), paths, backbone))
+
+
 @cli.command("evaluate-maps")
 @click.option("--maps", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True,
               help="Folder of <image_id>.npy maps (2-D float).")

@@ -51,13 +51,20 @@ INDEX_COLUMNS = ("image_id", "label", "pred", "top5", "top5_prob")  # cams/<spli
 PER_IMAGE_COLUMNS = ("image_id", "split", "method", "kind", "mode", "tau_index", "tau", "iou", "correct")
 PIXEL_COLUMNS = ("method", "threshold", "precision", "recall")  # eval/<B>/pixels.parquet
 CURVE_COLUMNS = ("method", "curve", "x", "y")
-EVAL_FILES = ("per_image.parquet", "pixels.parquet", "chosen.json")
+EVAL_FILES = ("per_image.parquet", "pixels.parquet", "chosen.json", "pointing.parquet")
+POINTING_COLUMNS = ("image_id", "split", "method", "kind", "hit", "energy")  # eval/<B>/pointing.parquet
+FAITHFULNESS_NAMES = ("avg_drop", "increase_in_confidence", "deletion_auc", "insertion_auc")
+FAITHFULNESS_FILES = ("per_image.parquet", "curves.parquet")  # data/faithfulness/<B>/
+FAITHFULNESS_COLUMNS = ("image_id", "split", "method", "label", "score", "masked_score", "deletion_auc",
+                        "insertion_auc")  # data/faithfulness/<B>/per_image.parquet
+FAITHFULNESS_CURVE_COLUMNS = ("method", "curve", "fraction", "score")  # data/faithfulness/<B>/curves.parquet
 CLASSIFICATION = "classification"  # metrics JSON prefix of the per-backbone accuracies
 # Metric names after `<method>.` in reports/metrics/<B>.json (tau_v2_* are the chosen τ, not scores).
 METRIC_NAMES = (
     "top1_loc", "top5_loc", "gt_known_loc", "maxboxacc_head", "maxboxacc_head_val_tau",
     "maxboxacc_v2_head", "maxboxacc_v2_head_val_tau", "maxboxacc_v2_body", "maxboxacc_v2_body_val_tau",
-    "pxap", "pxiou", "box_ap", "box_ap50",
+    "pxap", "pxiou", "box_ap", "box_ap50", "pointing_game_head", "energy_pointing_game_head",
+    "pointing_game_body", "energy_pointing_game_body",
 )
 
 
@@ -80,6 +87,8 @@ class Paths:
     metrics: Path = Path("reports/metrics")
     curves: Path = Path("reports/curves")
     reports: Path = Path("reports")
+    faithfulness: Path = Path("reports/faithfulness")  # <B>.json, the DVC metrics of faithfulness@B
+    faithfulness_data: Path = Path("data/faithfulness")  # <B>/ per-image scores and mean curves
 
     def model_dir(self, backbone: str) -> Path:
         return self.models / backbone
@@ -95,6 +104,12 @@ class Paths:
 
     def curves_file(self, backbone: str) -> Path:
         return self.curves / f"{backbone}.csv"
+
+    def faithfulness_file(self, backbone: str) -> Path:
+        return self.faithfulness / f"{backbone}.json"
+
+    def faithfulness_dir(self, backbone: str) -> Path:
+        return self.faithfulness_data / backbone
 
 
 def downloads_dir(raw: str | Path) -> Path:
@@ -217,10 +232,10 @@ def open_maps(cams_dir: str | Path, split: str, method: str, kind: str = "gt") -
     return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
-def read_metrics(path: str | Path) -> dict[str, float]:
-    """The flat `<method>.<metric>` dict of reports/metrics/<B>.json."""
+def read_metrics(path: str | Path, stage: str = "evaluate") -> dict[str, float]:
+    """The flat `<method>.<metric>` dict of reports/metrics/<B>.json (or of another stage's metrics JSON)."""
     path = Path(path)
-    data = _json(path, f"evaluate@{path.stem}")
+    data = _json(path, f"{stage}@{path.stem}")
     if not isinstance(data, dict) or not all(isinstance(v, int | float) for v in data.values()):
         raise CamlocError(f"{path} must be a flat JSON object of numbers keyed '<method>.<metric>'")
     return {str(k): float(v) for k, v in data.items()}
@@ -243,6 +258,28 @@ def read_per_image(eval_dir: str | Path) -> pd.DataFrame:
 
     df = pd.read_parquet(path, columns=[c for c in PER_IMAGE_COLUMNS if c != "correct"])
     return _columns(df, PER_IMAGE_COLUMNS[:-1], path, stage)
+
+
+def read_pointing(eval_dir: str | Path) -> pd.DataFrame:
+    """eval/<B>/pointing.parquet: per scored image, method and box kind, the pointing hit and energy share."""
+    return _parquet(Path(eval_dir) / "pointing.parquet", _backbone_stage("evaluate", eval_dir), POINTING_COLUMNS)
+
+
+def read_faithfulness(faithfulness_dir: str | Path) -> pd.DataFrame:
+    """faithfulness/<B>/per_image.parquet: per image and method, the scores behind AD, IC and the AUCs."""
+    return _parquet(Path(faithfulness_dir) / "per_image.parquet", _backbone_stage("faithfulness", faithfulness_dir),
+                    FAITHFULNESS_COLUMNS)
+
+
+def read_faithfulness_curves(faithfulness_dir: str | Path) -> pd.DataFrame:
+    """faithfulness/<B>/curves.parquet: each method's mean deletion and insertion curve."""
+    return _parquet(Path(faithfulness_dir) / "curves.parquet", _backbone_stage("faithfulness", faithfulness_dir),
+                    FAITHFULNESS_CURVE_COLUMNS)
+
+
+def read_faithfulness_metrics(path: str | Path) -> dict[str, float]:
+    """The flat `<method>.<metric>` dict of reports/faithfulness/<B>.json."""
+    return read_metrics(path, "faithfulness")
 
 
 def read_chosen(eval_dir: str | Path) -> dict:

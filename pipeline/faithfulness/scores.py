@@ -135,7 +135,7 @@ def to_pixels(images: np.ndarray, device: torch.device) -> Tensor:
 
 def clean_scores(scorer: Scorer, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """(N,) Y: the GT-class score of each unedited image."""
-    y = torch.as_tensor(labels, dtype=torch.long, device=scorer.device)
+    y = torch.tensor(np.asarray(labels), dtype=torch.long, device=scorer.device)  # a copy: labels may be read-only
     return scorer(to_pixels(images, scorer.device), y).cpu().numpy().astype(np.float64)
 
 
@@ -170,7 +170,7 @@ def method_faithfulness(scorer: Scorer, images: np.ndarray, labels: np.ndarray, 
             inputs.append(curve_inputs(pix[j], mean.expand(3, s, s), rank, counts[1:]))
             inputs.append(curve_inputs(blurred[j], pix[j], rank, counts[:-1]))
             inputs.append((pix[j] * smaps[j]).unsqueeze(0))
-        y = torch.as_tensor(np.repeat(labels[lo:idx.stop], per_image), dtype=torch.long, device=dev)
+        y = torch.tensor(np.repeat(labels[lo:idx.stop], per_image), dtype=torch.long, device=dev)
         scores = scorer(torch.cat(inputs), y).cpu().numpy().astype(np.float64).reshape(len(idx), per_image)
         for j, i in enumerate(idx):
             deletion[i] = np.concatenate([[clean[i]], scores[j, :steps]])

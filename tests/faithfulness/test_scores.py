@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.cams import faithfulness as F
+from pipeline.faithfulness import scores as F
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)  # normalised value z = (v − 127.5) / 63.75
 
