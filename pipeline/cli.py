@@ -182,10 +182,13 @@ def faithfulness(backbone, params_path, prepared, models, cams, out, data) -> No
               help="Score in the SxS frame, as paper numbers are (S = 224 there): with --raw, maps are "
                    "upsampled to SxS, boxes rescaled to SxS (int(x*S/W), int(y*S/H)) and masks resized "
                    "nearest to SxS. Without --raw, every map must already be SxS.")
+@click.option("--pointing-tolerance", type=click.FloatRange(min=0), default=15.0, show_default=True,
+              help="Pointing game: a hit when the map's argmax is within this many pixels of a GT box "
+                   "(pixels of the scoring frame).")
 @click.option("--skip-bad", is_flag=True, help="Count and report bad images instead of stopping.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write the JSON here.")
 @click.option("--per-image", type=click.Path(path_type=Path), default=None, help="Per-image CSV.")
-def evaluate_maps(maps, boxes, masks, interval, raw, size, skip_bad, out, per_image) -> None:
+def evaluate_maps(maps, boxes, masks, interval, raw, size, pointing_tolerance, skip_bad, out, per_image) -> None:
     """Score your own maps with the reference protocol (no torch needed).
 
     Maps in --maps without a row in --boxes are not scored: a warning names them and the JSON counts
@@ -195,7 +198,7 @@ def evaluate_maps(maps, boxes, masks, interval, raw, size, skip_bad, out, per_im
     from pipeline.stages import bar
 
     result = run(maps, boxes, masks=masks, interval=interval, raw=raw, skip_bad=skip_bad,
-                 out=out, per_image=per_image, bar=bar, size=size)
+                 out=out, per_image=per_image, bar=bar, size=size, pointing_tolerance=pointing_tolerance)
     import json
 
     click.echo(json.dumps(result, indent=2, sort_keys=True))
