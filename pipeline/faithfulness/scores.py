@@ -4,7 +4,7 @@ the decision? Every number is the softmax score of the image's GT class under so
 - Average Drop / Increase in Confidence (Chattopadhay et al. 2018, Grad-CAM++): Y = score on the image,
   O = score on the image multiplied pixel-wise by the normalised map, the product taken on pixel values
   (0..255) BEFORE mean/std normalisation. AD = mean(max(0, Y − O) / Y) · 100; IC = % of images with O > Y
-  (a change of at most SCORE_NOISE counts as none: Y and O come from different float32 batches).
+  (`metrics.faithfulness`: a change of at most SCORE_NOISE counts as none, float32 batch noise).
 - Deletion / insertion (Petsiuk et al. 2018, RISE): pixels in decreasing map order are replaced, in
   `steps` equal steps (step i has ⌊i·P/steps⌋ of the P pixels replaced), by the dataset mean (deletion,
   starting from the image) or by the image's own pixels (insertion, starting from a Gaussian-blurred copy,
@@ -31,9 +31,9 @@ from torch import Tensor, nn
 
 from pipeline.cams.hooks import model_device
 from pipeline.datasets.loader import normalize
+from pipeline.metrics.faithfulness import average_drop, increase_in_confidence, trapezoid_auc
 
 RISE_SIGMA, RISE_KERNEL, RISE_SIZE = 5.0, 11, 224  # RISE's blur: σ = 5 px, 11×11 kernel, at 224 px
-SCORE_NOISE = 1e-6  # AD / IC: score changes this small are float32 noise between batches, not changes
 
 
 @dataclass(frozen=True)
@@ -43,29 +43,6 @@ class MethodFaithfulness:
     masked_score: np.ndarray  # (N,) O: GT-class score on image × map
     deletion: np.ndarray  # (N, steps + 1) score after 0, 1/steps, ..., all pixels deleted
     insertion: np.ndarray  # (N, steps + 1) score after 0, ..., all pixels inserted
-
-
-def trapezoid_auc(curves: np.ndarray) -> np.ndarray:
-    """(N,) area under (N, K) curves sampled at K equally spaced points of [0, 1], trapezoidal."""
-    c = np.asarray(curves, dtype=np.float64)
-    return (c[:, 1:] + c[:, :-1]).sum(axis=1) / (2.0 * (c.shape[1] - 1))
-
-
-def _score_change(score: np.ndarray, masked: np.ndarray) -> np.ndarray:
-    """(N,) O − Y, with |O − Y| ≤ SCORE_NOISE set to 0: Y and O come from different forward batches, whose
-    float32 kernels may differ in the last bits, so an unchanged input must not count as a change."""
-    d = np.asarray(masked, np.float64) - np.asarray(score, np.float64)
-    return np.where(np.abs(d) <= SCORE_NOISE, 0.0, d)
-
-
-def average_drop(score: np.ndarray, masked: np.ndarray) -> float:
-    """AD in %: mean over images of max(0, Y − O) / Y (Y > 0: a softmax score)."""
-    return float(np.mean(np.maximum(0.0, -_score_change(score, masked)) / np.asarray(score, np.float64)) * 100.0)
-
-
-def increase_in_confidence(score: np.ndarray, masked: np.ndarray) -> float:
-    """IC in %: the share of images whose score rises under the map (O > Y)."""
-    return float(np.mean(_score_change(score, masked) > 0) * 100.0)
 
 
 def pixel_order(smap: np.ndarray, rng: np.random.Generator) -> np.ndarray:

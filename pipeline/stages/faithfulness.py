@@ -26,6 +26,7 @@ from pipeline.cams.dump import default_device, load_checkpoint
 from pipeline.cams.hooks import eval_mode
 from pipeline.datasets import loader
 from pipeline.errors import CamlocError
+from pipeline.metrics import faithfulness as MF
 from pipeline.metrics.boxes import normalize_map
 from pipeline.stages import bar
 
@@ -108,7 +109,7 @@ def _rows(chosen: pd.DataFrame, split: str, method: str, clean: np.ndarray, res:
     return pd.DataFrame({
         "image_id": chosen["image_id"].astype(str).to_numpy(), "split": split, "method": method,
         "label": chosen["label"].to_numpy(np.int64), "score": clean, "masked_score": res.masked_score,
-        "deletion_auc": F.trapezoid_auc(res.deletion), "insertion_auc": F.trapezoid_auc(res.insertion)})
+        "deletion_auc": MF.trapezoid_auc(res.deletion), "insertion_auc": MF.trapezoid_auc(res.insertion)})
 
 
 def _metrics(table: pd.DataFrame) -> dict[str, float]:
@@ -116,8 +117,8 @@ def _metrics(table: pd.DataFrame) -> dict[str, float]:
     flat = {}
     for method, g in table.groupby("method", sort=False):
         y, o = g["score"].to_numpy(), g["masked_score"].to_numpy()
-        flat[f"{method}.avg_drop"] = F.average_drop(y, o)
-        flat[f"{method}.increase_in_confidence"] = F.increase_in_confidence(y, o)
+        flat[f"{method}.avg_drop"] = MF.average_drop(y, o)
+        flat[f"{method}.increase_in_confidence"] = MF.increase_in_confidence(y, o)
         flat[f"{method}.deletion_auc"] = float(g["deletion_auc"].mean())
         flat[f"{method}.insertion_auc"] = float(g["insertion_auc"].mean())
     return flat
