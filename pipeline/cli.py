@@ -212,13 +212,16 @@ def evaluate_maps(maps, boxes, masks, interval, raw, size, pointing_tolerance, s
 @EVAL
 @METRICS
 @CURVES
+@_dir("faithfulness", D.faithfulness, "Faithfulness metrics JSON, one file per backbone (faithfulness's output).")
+@click.option("--faithfulness-data", "faithfulness_data", type=click.Path(path_type=Path), default=D.faithfulness_data,
+              show_default=True, help="Per-image faithfulness scores, one folder per backbone (faithfulness's output).")
 @_dir("out", D.reports, "Where the leaderboard, breakdowns, plots and gallery go.")
-def report(params_path, prepared, models, cams, eval, metrics, curves, out) -> None:
+def report(params_path, prepared, models, cams, eval, metrics, curves, faithfulness, faithfulness_data, out) -> None:
     """Leaderboard (md/csv/tex/html) with CIs, breakdowns, plots and CAM galleries from stage outputs."""
     from pipeline.stages.report import run
 
     paths = Paths(prepared=prepared, models=models, cams=cams, eval=eval, metrics=metrics, curves=curves,
-                  reports=out)
+                  faithfulness=faithfulness, faithfulness_data=faithfulness_data, reports=out)
     click.echo(run(_params(params_path), paths))
 
 

@@ -1,4 +1,7 @@
-"""The report stage's leaderboard: its four renderings and the paired test between its top two rows."""
+"""The report stage's leaderboard: its four renderings and the paired test between its top two rows.
+
+Two families side by side: localization (does the map find the object? boxes, pixels, pointing) and
+faithfulness (does the map explain the decision? the model's score under map-guided edits)."""
 
 from __future__ import annotations
 
@@ -19,8 +22,17 @@ DISPLAY = [
     C("maxboxacc_v2_head_val_tau", "V2 head val-τ", bold_best=True),
     C("maxboxacc_v2_body", "V2 body", bold_best=True), C("pxap", "PxAP", bold_best=True),
     C("pxiou", "PxIoU", bold_best=True), C("box_ap", "box AP", bold_best=True),
+    C("pointing_game_head", "PG head", bold_best=True),
+    C("pointing_game_head_ci", "PG head 95% CI", ci=("pointing_game_head_ci_low", "pointing_game_head_ci_high")),
+    C("energy_pointing_game_head", "EPG head", bold_best=True),
+    C("avg_drop", "AD ↓", bold_best=True, lower_better=True), C("increase_in_confidence", "IC", bold_best=True),
+    C("deletion_auc", "deletion ↓", 3, bold_best=True, lower_better=True),
+    C("deletion_auc_ci", "deletion 95% CI", 3, ci=("deletion_auc_ci_low", "deletion_auc_ci_high")),
+    C("insertion_auc", "insertion", 3, bold_best=True),
+    C("insertion_auc_ci", "insertion 95% CI", 3, ci=("insertion_auc_ci_low", "insertion_auc_ci_high")),
 ]
-LEGEND = """Columns (all in %, higher is better; **bold** = best in its column):
+LEGEND = """Columns (in %, higher is better unless marked ↓ = lower is better; **bold** = best in its column).
+Localization, on the test images (head boxes) and the official test set (whole-pet boxes, trimaps):
 - cls top-1: classification accuracy of the backbone (same for all its methods).
 - top-1 loc: right top-1 class and IoU ≥ 0.5 with the head box (predicted-class map, fixed τ).
 - GT-known: GT-known Loc, IoU ≥ 0.5 at the fixed τ of the CAM paper (largest contour, GT-class map).
@@ -31,6 +43,18 @@ LEGEND = """Columns (all in %, higher is better; **bold** = best in its column):
 - V2 body: MaxBoxAccV2 on whole-pet boxes (trimap extent, official test set).
 - PxAP / PxIoU: pixel average precision / best pooled pixel IoU (ours) against trimaps.
 - box AP: COCO-style box AP.
+- PG head (`pointing_game_head`): pointing game, % of images whose map maximum lies within
+  evaluate.pointing_tolerance pixels (S×S frame) of a head box; its 95% CI beside it. EPG head
+  (`energy_pointing_game_head`): energy pointing game, the mean share of the map's mass inside the head
+  boxes. leaderboard.csv also has `pointing_game_body` and `energy_pointing_game_body` (whole-pet boxes).
+Faithfulness, on a seeded subset of faithfulness.max_images images per split in faithfulness.splits,
+the model's softmax score of the GT class:
+- AD ↓ (`avg_drop`): Average Drop, mean of max(0, Y − O)/Y, where Y is the score on the image and O on
+  the image multiplied by the normalised map (Chattopadhay et al. 2018). IC (`increase_in_confidence`):
+  Increase in Confidence, % of images with O > Y.
+- deletion ↓ (`deletion_auc`) / insertion (`insertion_auc`): area under the score curve (0–1, not %) as
+  pixels are deleted (set to the dataset mean) / inserted into a blurred copy in decreasing map order
+  (Petsiuk et al. 2018); 95% CIs beside them. leaderboard.csv has every CI.
 `center` and `full` are baselines without a model (a centred Gaussian, the whole image)."""
 
 
@@ -60,12 +84,12 @@ def leaderboard_texts(board: pd.DataFrame, sentence: str, resamples: int, seed: 
     cells = writers.render_cells(board, cols)
     note = (f"Rows: backbone × map method, best first by head-box MaxBoxAccV2. 95% CIs: percentile "
             f"bootstrap over test images ({resamples} resamples, seed {seed}), τ re-chosen inside each "
-            "resample; every CI is in leaderboard.csv.")
+            "resample (faithfulness: over its image subset); every CI is in leaderboard.csv.")
     if dropped:
         note += f" {len(dropped)} CIs left out because the per-image re-computation disagreed with the metrics file."
     md = "\n".join(["# camloc leaderboard", "", writers.to_markdown(cells), note, "",
                     f"**Paired test.** {sentence}", "", LEGEND, ""])
-    tex = writers.to_latex(cells, caption="Localization by backbone and map method (%). " + sentence,
+    tex = writers.to_latex(cells, caption="Localization and faithfulness by backbone and map method. " + sentence,
                            label="tab:camloc-leaderboard")
     html = writers.html_page("camloc leaderboard", [
         writers.html_table(cells), f'<p class="note">{_esc(note)}</p>',

@@ -1,6 +1,7 @@
 """The report stage's tables as pure DataFrame → DataFrame transforms (no I/O, no formatting).
 
-Every metric is a percentage where higher is better, so "best per column" is the column maximum.
+Localization metrics are percentages where higher is better; the faithfulness family adds two where lower
+is better (LOWER_IS_BETTER) and two AUCs in [0, 1].
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ import pandas as pd
 METRICS = (
     "top1_acc", "top1_loc", "top5_loc", "gt_known_loc", "maxboxacc_head", "maxboxacc_v2_head",
     "maxboxacc_v2_head_val_tau", "maxboxacc_v2_body", "maxboxacc_v2_body_val_tau", "pxap", "pxiou", "box_ap",
+    "pointing_game_head", "energy_pointing_game_head", "pointing_game_body", "energy_pointing_game_body",
+    "avg_drop", "increase_in_confidence", "deletion_auc", "insertion_auc",
 )
+LOWER_IS_BETTER = ("avg_drop", "deletion_auc")  # the faithfulness metrics where a smaller value is better
 RANK_BY = "maxboxacc_v2_head"
 CLASSIFICATION = "classification"
 # A re-computed point may differ from the JSON by float rounding only (both are percentages).

@@ -1,6 +1,7 @@
 """The `report` stage: leaderboard (md/csv/tex/html) with bootstrap CIs and a paired test, breakdowns,
 plots and CAM galleries under `reports/`, from the earlier stages' outputs only (read through
-`pipeline.contracts`; every input folder is an option of its command in dvc.yaml).
+`pipeline.contracts`; every input folder is an option of its command in dvc.yaml). The leaderboard shows
+localization (evaluate@B) and faithfulness (faithfulness@B) side by side.
 
 Everything written is a deterministic function of those outputs and params.report (seeded resampling,
 no dates), so deleting reports/ and re-running gives the same bytes.
@@ -16,7 +17,7 @@ import pandas as pd
 
 from pipeline import contracts as C
 from pipeline.atomic import atomic_path, write_text
-from pipeline.report import gallery, perimage, plots, tables, writers
+from pipeline.report import gallery, meanscores, perimage, plots, tables, writers
 from pipeline.report.leaderboard import leaderboard_texts, paired_sentence
 from pipeline.stages import bar
 
@@ -88,10 +89,15 @@ def run(params, paths: C.Paths) -> str:
     out_dir = Path(paths.reports)
     rp, deltas = params.report, tuple(params.evaluate.iou_thresholds)
     backbones = list(params.backbones)
-    metrics = {b: C.read_metrics(paths.metrics_file(b)) for b in backbones}
+    metrics = {b: C.read_metrics(paths.metrics_file(b)) | C.read_faithfulness_metrics(paths.faithfulness_file(b))
+               for b in backbones}
     board = tables.metrics_frame(metrics, tuple(params.cams.methods))
     evals = [_load_backbone(paths, b) for b in backbones]
     cis, boot = perimage.bootstrap_rows(evals, deltas, params.evaluate.fixed_tau, rp.bootstrap, rp.seed)
+    mean_rows = {b: meanscores.pointing_scores(C.read_pointing(paths.eval_dir(b)))
+                 | meanscores.faithfulness_scores(C.read_faithfulness(paths.faithfulness_dir(b))) for b in backbones}
+    mean_cis, mean_boot = meanscores.bootstrap_means(mean_rows, rp.bootstrap, rp.seed)
+    cis, boot = pd.concat([cis, mean_cis], ignore_index=True), boot | mean_boot
     board, dropped = tables.attach_cis(board, cis)
     for d in dropped:
         log.warning("CI dropped, re-computed point disagrees: %s", d)
@@ -115,7 +121,8 @@ def run(params, paths: C.Paths) -> str:
                for b in backbones}
     with atomic_path(out_dir / "plots") as tmp:
         tmp.mkdir()
-        plot_names = plots.write_plots(tmp, curves, board, histories, methods)
+        faith_curves = {b: C.read_faithfulness_curves(paths.faithfulness_dir(b)) for b in backbones}
+        plot_names = plots.write_plots(tmp, curves, board, histories, methods, faith_curves)
 
     shared = _shared_gallery(paths, samples)
     ginputs = [g for ev in evals if (g := _gallery_input(paths, ev)) is not None]
