@@ -95,7 +95,8 @@ def test_metrics_package_imports_neither_torch_nor_pandas():
 DOC = ROOT / "docs" / "contracts.md"
 NAME_SETS = ("SAMPLE_COLUMNS", "BOX_COLUMNS", "INDEX_COLUMNS", "PER_IMAGE_COLUMNS", "PIXEL_COLUMNS",
              "CURVE_COLUMNS", "HISTORY_COLUMNS", "METRIC_NAMES", "PREPARED_FILES", "MODEL_FILES", "EVAL_FILES",
-             "RAW_ENTRIES")
+             "RAW_ENTRIES", "POINTING_COLUMNS", "FAITHFULNESS_NAMES", "FAITHFULNESS_FILES", "FAITHFULNESS_COLUMNS",
+             "FAITHFULNESS_CURVE_COLUMNS")
 
 
 def _backticked(text: str) -> list[str]:
@@ -126,7 +127,8 @@ def test_contract_page_names_every_stage_folder():
     spans = [s.strip() for s in _backticked(DOC.read_text())]
     defaults = C.Paths()
     missing = []
-    for field in ("raw", "prepared", "models", "cams", "eval", "metrics", "curves", "reports"):
+    for field in ("raw", "prepared", "models", "cams", "eval", "metrics", "curves", "reports", "faithfulness",
+                  "faithfulness_data"):
         folder = getattr(defaults, field).as_posix().rstrip("/")
         if not any(s.rstrip("/") == folder or s.startswith(folder + "/") for s in spans):
             missing.append(f"{field}={folder}")
