@@ -19,12 +19,16 @@ from pipeline.atomic import write_text
 from pipeline.errors import CamlocError
 from pipeline.params import Params
 from pipeline.report import writers
+from pipeline.report.tables import LOWER_IS_BETTER
 
 log = logging.getLogger(__name__)
 
 META = ("Experiment", "rev", "typ", "Created", "parent", "State", "Executor")
-SHOWN = ("maxboxacc_v2_head", "maxboxacc_v2_head_val_tau", "maxboxacc_v2_body", "top1_loc", "pxap")
+SHOWN = ("maxboxacc_v2_head", "maxboxacc_v2_head_val_tau", "maxboxacc_v2_body", "top1_loc", "pxap",
+         "pointing_game_head", "deletion_auc", "insertion_auc")
+AUCS = ("deletion_auc", "insertion_auc")  # in [0, 1]: three decimals
 METRICS_DIR = "reports/metrics/"
+METRIC_DIRS = (METRICS_DIR, "reports/faithfulness/")  # every DVC metrics folder: <dir><backbone>.json
 PARAM_SECTIONS = frozenset(f.name for f in dataclasses.fields(Params))
 
 
@@ -38,7 +42,7 @@ def _is_param(key: str, value) -> bool:
     section (metric keys start with a map method name or `classification`)."""
     file, name = _split_key(key)
     if file is not None:
-        return file.endswith((".yaml", ".yml", ".toml", ".json", ".py")) and not file.startswith(METRICS_DIR)
+        return file.endswith((".yaml", ".yml", ".toml", ".json", ".py")) and not file.startswith(METRIC_DIRS)
     return name.split(".", 1)[0] in PARAM_SECTIONS
 
 
@@ -92,7 +96,8 @@ def comparison_markdown(df: pd.DataFrame, skipped: int) -> str:
     df = df.sort_values(shown[:1] or ["experiment"], ascending=False, kind="stable", na_position="last")
     cols = [writers.Column("experiment", "experiment"), writers.Column("backbone", "backbone"),
             writers.Column("method", "method"), writers.Column("top1_acc", "cls top-1", bold_best=True)]
-    cols += [writers.Column(m, m, bold_best=True) for m in shown]
+    cols += [writers.Column(m, m, 3 if m in AUCS else 1, bold_best=True, lower_better=m in LOWER_IS_BETTER)
+             for m in shown]
     cols.append(writers.Column("params", "changed params"))
     df = df.reindex(columns=[c.key for c in cols])
     df["top1_acc"] = df["top1_acc"].astype(float)

@@ -86,3 +86,16 @@ def test_experiment_rows_handle_a_single_bare_metrics_file():
     assert df.to_dict("records") == [{"experiment": "exp-a", "rev": "abc1234", "backbone": "tiny", "method": "cam",
                                       "top1_acc": 88.0, "maxboxacc_v2_head": 55.0,
                                       "params": "backbones.tiny.lr=0.1"}]
+
+
+def test_faithfulness_metrics_files_are_metrics_not_params():
+    rows = [{"Experiment": "exp-a", "rev": "abc1234", "reports/metrics/tiny.json:cam.maxboxacc_v2_head": 55.0,
+             "reports/metrics/tiny.json:classification.top1": 88.0,
+             "reports/faithfulness/tiny.json:cam.deletion_auc": 0.125, "params.yaml:backbones.tiny.lr": 0.1}]
+    df, skipped = compare.experiment_rows(rows, "?")
+    assert skipped == 0
+    assert df.to_dict("records") == [{"experiment": "exp-a", "rev": "abc1234", "backbone": "tiny", "method": "cam",
+                                      "top1_acc": 88.0, "maxboxacc_v2_head": 55.0, "deletion_auc": 0.125,
+                                      "params": ""}]
+    text = compare.comparison_markdown(df, 0)
+    assert "0.125" in text and "deletion_auc" in text
