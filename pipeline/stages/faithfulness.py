@@ -21,11 +21,11 @@ import pandas as pd
 
 from pipeline import contracts as C
 from pipeline.atomic import atomic_path, clean_own_tmp, write_json, write_parquet
-from pipeline.faithfulness import scores as F
 from pipeline.cams.dump import default_device, load_checkpoint
 from pipeline.cams.hooks import eval_mode
 from pipeline.datasets import loader
 from pipeline.errors import CamlocError
+from pipeline.faithfulness import scores as F
 from pipeline.metrics import faithfulness as MF
 from pipeline.metrics.boxes import normalize_map
 from pipeline.stages import bar
