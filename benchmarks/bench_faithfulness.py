@@ -4,7 +4,8 @@ the same number of bare `model(x)` forward passes (2·steps + 1 inputs per image
     python benchmarks/bench_faithfulness.py [--images 8] [--steps 32] [--threads 2]
 
 Random weights (the cost does not depend on them), random images at each backbone's default input size.
-The ratio says how close the stage's batching comes to the forward passes it cannot avoid.
+The ratio says how close the stage's batching comes to the forward passes it cannot avoid. On a busy
+machine, `--threads 1` and the CPU seconds give the idle single-core cost.
 """
 
 from __future__ import annotations
@@ -37,10 +38,10 @@ def bench(name: str, size: int, opts: dict, n: int, steps: int, batch_size: int,
     clean = F.clean_scores(scorer, images, labels)
     F.method_faithfulness(scorer, images[:1], labels[:1], maps[:1], clean[:1],
                           F.tie_orders(maps[:1], [0], 0), steps)  # warm-up
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     orders = F.tie_orders(maps, range(n), 0)
     F.method_faithfulness(scorer, images, labels, maps, clean, orders, steps)
-    ours = (time.perf_counter() - t0) / n
+    ours, cpu = (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
     per_image = 2 * steps + 1
     x = torch.randn(min(batch_size, per_image * n), 3, size, size)
     with torch.inference_mode():
@@ -49,8 +50,8 @@ def bench(name: str, size: int, opts: dict, n: int, steps: int, batch_size: int,
         for _ in range(3):
             model(x)
         floor = (time.perf_counter() - t0) / 3 / len(x) * per_image
-    print(f"{name}@{size}: {ours:.3f} s per image per method (floor: {per_image} bare forward passes "
-          f"{floor:.3f} s) → {ours / floor:.2f}× the floor")
+    print(f"{name}@{size}: {ours:.3f} s per image per method, {cpu:.3f} CPU s (floor: {per_image} bare "
+          f"forward passes {floor:.3f} s) → {ours / floor:.2f}× the floor")
 
 
 def main() -> None:

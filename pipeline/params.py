@@ -175,7 +175,7 @@ class EvaluateParams:
 
 @dataclass(frozen=True)
 class FaithfulnessParams:
-    max_images: int = 16  # images per split (a seeded subset): each costs ~67 forward passes per method
+    max_images: int = 12  # images per split (a seeded subset): 2·steps + 1 forward passes each per method
     steps: int = 32  # deletion / insertion curves: pixels removed or inserted in this many equal steps
     splits: tuple[str, ...] = ("test",)  # scored splits to run on (each must be in cams.splits)
     batch_size: int = 260  # model inputs per forward pass (whole images: 2·steps + 1 inputs per image and method)
