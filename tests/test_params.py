@@ -42,8 +42,8 @@ BAD = [
      "evaluate.pointing_tolerance", ">= 0"),
     ("no faithfulness images", lambda r: r["faithfulness"].update(max_images=0), "faithfulness.max_images", "positive"),
     ("one faithfulness step", lambda r: r["faithfulness"].update(steps=1), "faithfulness.steps", ">= 2"),
-    ("faithfulness split not dumped", lambda r: r["faithfulness"].update(splits=["train"]), "faithfulness.splits",
-     "cams.splits"),
+    ("unknown faithfulness split", lambda r: r["faithfulness"].update(splits=["tst"]), "faithfulness.splits",
+     "test_official"),
     ("faithfulness key typo", lambda r: r["faithfulness"].update(step=4), "faithfulness.step", "steps"),
 ]
 
