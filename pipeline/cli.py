@@ -158,6 +158,23 @@ def evaluate(backbone, params_path, prepared, cams, eval, metrics, curves) -> No
     click.echo(run(_params(params_path), paths, backbone))
 
 
+@cli.command()
+@click.argument("backbone")
+@PARAMS
+@PREPARED
+@MODELS
+@CAMS
+@_dir("out", D.faithfulness, "Where <BACKBONE>.json (the metrics) goes.")
+@_dir("data", D.faithfulness_data, "Where <BACKBONE>/ (per-image scores, mean curves) goes.")
+def faithfulness(backbone, params_path, prepared, models, cams, out, data) -> None:
+    """Do one backbone's maps explain its decisions? Average Drop, Increase in Confidence, deletion and
+    insertion AUC on a seeded subset (faithfulness.max_images per split)."""
+    from pipeline.stages.faithfulness import run
+
+    paths = Paths(prepared=prepared, models=models, cams=cams, faithfulness=out, faithfulness_data=data)
+    click.echo(run(_params(params_path), paths, backbone))
+
+
 @cli.command("evaluate-maps")
 @click.option("--maps", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True,
               help="Folder of <image_id>.npy maps (2-D float).")
@@ -172,6 +189,9 @@ def evaluate(backbone, params_path, prepared, cams, eval, metrics, curves) -> No
               help="Score in the SxS frame, as paper numbers are (S = 224 there): with --raw, maps are "
                    "upsampled to SxS, boxes rescaled to SxS (int(x*S/W), int(y*S/H)) and masks resized "
                    "nearest to SxS. Without --raw, every map must already be SxS.")
+@click.option("--pointing-tolerance", type=click.FloatRange(min=0), default=15.0, show_default=True,
+              help="Pointing game: a hit when the map's argmax is within this many pixels of a GT box "
+                   "(pixels of the scoring frame).")
 @click.option("--skip-bad", is_flag=True, help="Count and report bad images instead of stopping.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Write the JSON here (with --shard: the partial state, required).")
@@ -181,7 +201,8 @@ def evaluate(backbone, params_path, prepared, cams, eval, metrics, curves) -> No
 @click.option("--shard", "shard_spec", default=None, metavar="K/N",
               help="Score only the K-th (0-based) of N contiguous shards of the CSV's images and write "
                    "the partial state (.npz, docs/contracts.md) to --out; combine with `camloc merge-eval`.")
-def evaluate_maps(maps, boxes, masks, interval, raw, size, skip_bad, out, per_image, workers, shard_spec) -> None:
+def evaluate_maps(maps, boxes, masks, interval, raw, size, pointing_tolerance, skip_bad, out, per_image, workers,
+                  shard_spec) -> None:
     """Score your own maps with the reference protocol (no torch needed).
 
     Maps in --maps without a row in --boxes are not scored: a warning names them and the JSON counts
@@ -197,12 +218,14 @@ def evaluate_maps(maps, boxes, masks, interval, raw, size, skip_bad, out, per_im
         from pipeline.metrics.partial import run_shard
 
         click.echo(run_shard(maps, boxes, shard_spec, out, masks=masks, interval=interval, raw=raw,
-                             skip_bad=skip_bad, workers=workers, bar=bar, size=size))
+                             skip_bad=skip_bad, workers=workers, bar=bar, size=size,
+                             pointing_tolerance=pointing_tolerance))
         return
     from pipeline.metrics.folder import run
 
     result = run(maps, boxes, masks=masks, interval=interval, raw=raw, skip_bad=skip_bad,
-                 out=out, per_image=per_image, bar=bar, size=size, workers=workers)
+                 out=out, per_image=per_image, bar=bar, size=size, workers=workers,
+                 pointing_tolerance=pointing_tolerance)
     import json
 
     click.echo(json.dumps(result, indent=2, sort_keys=True))
@@ -230,13 +253,16 @@ def merge_eval(partials, out, per_image) -> None:
 @EVAL
 @METRICS
 @CURVES
+@_dir("faithfulness", D.faithfulness, "Faithfulness metrics JSON, one file per backbone (faithfulness's output).")
+@click.option("--faithfulness-data", "faithfulness_data", type=click.Path(path_type=Path), default=D.faithfulness_data,
+              show_default=True, help="Per-image faithfulness scores, one folder per backbone (faithfulness's output).")
 @_dir("out", D.reports, "Where the leaderboard, breakdowns, plots and gallery go.")
-def report(params_path, prepared, models, cams, eval, metrics, curves, out) -> None:
+def report(params_path, prepared, models, cams, eval, metrics, curves, faithfulness, faithfulness_data, out) -> None:
     """Leaderboard (md/csv/tex/html) with CIs, breakdowns, plots and CAM galleries from stage outputs."""
     from pipeline.stages.report import run
 
     paths = Paths(prepared=prepared, models=models, cams=cams, eval=eval, metrics=metrics, curves=curves,
-                  reports=out)
+                  faithfulness=faithfulness, faithfulness_data=faithfulness_data, reports=out)
     click.echo(run(_params(params_path), paths))
 
 

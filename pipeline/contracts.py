@@ -96,17 +96,24 @@ INDEX_COLUMNS = ("image_id", "label", "pred", "top5", "top5_prob")  # cams/<spli
 PER_IMAGE_COLUMNS = ("image_id", "split", "method", "kind", "mode", "tau_index", "tau", "iou", "correct")
 PIXEL_COLUMNS = ("method", "threshold", "precision", "recall")  # eval/<B>/pixels.parquet
 CURVE_COLUMNS = ("method", "curve", "x", "y")
-# eval/<B>/tau_boxes.parquet: the explorer's predicted box (largest contour, GT-class map) and its head-box
-# IoU per image of the head split × method × τ of the slider grid (box in the S×S frame, 0-based inclusive)
+# eval/<B>/tau_boxes.parquet: the explorer's predicted box (largest contour, GT-class map) and its IoU with
+# the loc kind's boxes per scored image × method × τ of the slider grid (box in the S×S frame, 0-based inclusive)
 TAU_BOXES_FILE = "tau_boxes.parquet"
 TAU_BOXES_COLUMNS = ("image_id", "method", "tau_index", "tau", "x0", "y0", "x1", "y1", "iou")
-EVAL_FILES = ("per_image.parquet", "pixels.parquet", "chosen.json", TAU_BOXES_FILE)
+EVAL_FILES = ("per_image.parquet", "pixels.parquet", "chosen.json", "pointing.parquet", TAU_BOXES_FILE)
+POINTING_COLUMNS = ("image_id", "split", "method", "kind", "hit", "energy")  # eval/<B>/pointing.parquet
+FAITHFULNESS_NAMES = ("avg_drop", "increase_in_confidence", "deletion_auc", "insertion_auc")
+FAITHFULNESS_FILES = ("per_image.parquet", "curves.parquet")  # data/faithfulness/<B>/
+FAITHFULNESS_COLUMNS = ("image_id", "split", "method", "label", "score", "masked_score", "deletion_auc",
+                        "insertion_auc")  # data/faithfulness/<B>/per_image.parquet
+FAITHFULNESS_CURVE_COLUMNS = ("method", "curve", "fraction", "score")  # data/faithfulness/<B>/curves.parquet
 CLASSIFICATION = "classification"  # metrics JSON prefix of the per-backbone accuracies
 # Metric names after `<method>.` in reports/metrics/<B>.json (tau_v2_* are the chosen τ, not scores).
 METRIC_NAMES = (
     "top1_loc", "top5_loc", "gt_known_loc", "maxboxacc_head", "maxboxacc_head_val_tau",
     "maxboxacc_v2_head", "maxboxacc_v2_head_val_tau", "maxboxacc_v2_body", "maxboxacc_v2_body_val_tau",
-    "pxap", "pxiou", "box_ap", "box_ap50",
+    "pxap", "pxiou", "box_ap", "box_ap50", "pointing_game_head", "energy_pointing_game_head",
+    "pointing_game_body", "energy_pointing_game_body",
 )
 # A reference-layout dataset (cub, wsol) has these instead of the head/body ones (pxap/pxiou with masks).
 OBJECT_METRIC_NAMES = (
@@ -134,6 +141,8 @@ class Paths:
     metrics: Path = Path("reports/metrics")
     curves: Path = Path("reports/curves")
     reports: Path = Path("reports")
+    faithfulness: Path = Path("reports/faithfulness")  # <B>.json, the DVC metrics of faithfulness@B
+    faithfulness_data: Path = Path("data/faithfulness")  # <B>/ per-image scores and mean curves
 
     def model_dir(self, backbone: str) -> Path:
         return self.models / backbone
@@ -149,6 +158,12 @@ class Paths:
 
     def curves_file(self, backbone: str) -> Path:
         return self.curves / f"{backbone}.csv"
+
+    def faithfulness_file(self, backbone: str) -> Path:
+        return self.faithfulness / f"{backbone}.json"
+
+    def faithfulness_dir(self, backbone: str) -> Path:
+        return self.faithfulness_data / backbone
 
 
 def downloads_dir(raw: str | Path) -> Path:
@@ -307,10 +322,10 @@ def open_maps(cams_dir: str | Path, split: str, method: str, kind: str = "gt") -
     return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
-def read_metrics(path: str | Path) -> dict[str, float]:
-    """The flat `<method>.<metric>` dict of reports/metrics/<B>.json."""
+def read_metrics(path: str | Path, stage: str = "evaluate") -> dict[str, float]:
+    """The flat `<method>.<metric>` dict of reports/metrics/<B>.json (or of another stage's metrics JSON)."""
     path = Path(path)
-    data = _json(path, f"evaluate@{path.stem}")
+    data = _json(path, f"{stage}@{path.stem}")
     if not isinstance(data, dict) or not all(isinstance(v, int | float) for v in data.values()):
         raise CamlocError(f"{path} must be a flat JSON object of numbers keyed '<method>.<metric>'")
     return {str(k): float(v) for k, v in data.items()}
@@ -339,6 +354,26 @@ def read_tau_boxes(eval_dir: str | Path) -> pd.DataFrame:
     """eval/<B>/tau_boxes.parquet: the explorer's precomputed boxes and IoUs on its τ grid."""
     path = Path(eval_dir) / TAU_BOXES_FILE
     return _parquet(path, _backbone_stage("evaluate", eval_dir), TAU_BOXES_COLUMNS)
+def read_pointing(eval_dir: str | Path) -> pd.DataFrame:
+    """eval/<B>/pointing.parquet: per scored image, method and box kind, the pointing hit and energy share."""
+    return _parquet(Path(eval_dir) / "pointing.parquet", _backbone_stage("evaluate", eval_dir), POINTING_COLUMNS)
+
+
+def read_faithfulness(faithfulness_dir: str | Path) -> pd.DataFrame:
+    """faithfulness/<B>/per_image.parquet: per image and method, the scores behind AD, IC and the AUCs."""
+    return _parquet(Path(faithfulness_dir) / "per_image.parquet", _backbone_stage("faithfulness", faithfulness_dir),
+                    FAITHFULNESS_COLUMNS)
+
+
+def read_faithfulness_curves(faithfulness_dir: str | Path) -> pd.DataFrame:
+    """faithfulness/<B>/curves.parquet: each method's mean deletion and insertion curve."""
+    return _parquet(Path(faithfulness_dir) / "curves.parquet", _backbone_stage("faithfulness", faithfulness_dir),
+                    FAITHFULNESS_CURVE_COLUMNS)
+
+
+def read_faithfulness_metrics(path: str | Path) -> dict[str, float]:
+    """The flat `<method>.<metric>` dict of reports/faithfulness/<B>.json."""
+    return read_metrics(path, "faithfulness")
 
 
 def read_chosen(eval_dir: str | Path) -> dict:

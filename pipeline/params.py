@@ -207,6 +207,7 @@ class EvaluateParams:
     interval: float = 0.01  # tau grid: np.arange(0, 1, interval)
     fixed_tau: float = 0.2  # GT-known / Top-1 Loc threshold (the CAM paper's rule)
     iou_thresholds: tuple[int, ...] = (30, 50, 70)  # delta, in percent, for MaxBoxAccV2
+    pointing_tolerance: float = 15.0  # pointing game: a hit within this many pixels of the S×S frame
 
     def validate(self, key: str) -> None:
         if not 0 < self.interval < 1:
@@ -216,6 +217,29 @@ class EvaluateParams:
         for d in self.iou_thresholds:
             if not 0 < d <= 100:
                 raise ParamsError(f"{key}.iou_thresholds", d, "percentages in (0, 100]")
+        if self.pointing_tolerance < 0:
+            raise ParamsError(f"{key}.pointing_tolerance", self.pointing_tolerance, "pixels >= 0 (15 is usual)")
+
+
+@dataclass(frozen=True)
+class FaithfulnessParams:
+    max_images: int = 12  # images per split (a seeded subset): 2·steps + 1 forward passes each per method
+    steps: int = 32  # deletion / insertion curves: pixels removed or inserted in this many equal steps
+    splits: tuple[str, ...] = ("test",)  # splits to run on; the stage refuses one cams.splits did not dump
+    batch_size: int = 260  # model inputs per forward pass (whole images: 2·steps + 1 inputs per image and method)
+    seed: int = 0  # the subset and the tie-breaking pixel order
+
+    def validate(self, key: str) -> None:
+        _positive(f"{key}.max_images", self.max_images)
+        if self.steps < 2:
+            raise ParamsError(f"{key}.steps", self.steps, "an integer >= 2 (32 is usual)")
+        _positive(f"{key}.batch_size", self.batch_size)
+        if not self.splits:
+            raise ParamsError(f"{key}.splits", [], f"a non-empty list of {', '.join(SPLITS)}")
+        for s in self.splits:
+            _choice(f"{key}.splits", s, SPLITS)
+        if len(set(self.splits)) != len(self.splits):
+            raise ParamsError(f"{key}.splits", list(self.splits), "a list without repeated entries")
 
 
 @dataclass(frozen=True)
@@ -244,6 +268,7 @@ class Params:
     cams: CamsParams = field(default_factory=CamsParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     report: ReportParams = field(default_factory=ReportParams)
+    faithfulness: FaithfulnessParams = field(default_factory=FaithfulnessParams)
 
     def validate(self, key: str) -> None:
         if not self.backbones:

@@ -84,7 +84,20 @@ def ref_pxiou(true_hist, false_hist, n_taus: int) -> float:
     return best * 100
 
 
-def ref_evaluate(maps: dict, gts: dict, interval: float, masks: dict | None = None) -> dict:
+def ref_pointing(smap: np.ndarray, gts: list, tolerance: float = 15.0) -> tuple[float, float]:
+    """(hit 0/1, energy share) of PROTOCOL §6: argmax (first in row-major order), distance to the nearest
+    inclusive box, and Σ map over the union of the boxes / Σ map (0 for a map summing to 0)."""
+    y, x = divmod(int(np.argmax(smap)), smap.shape[1])  # np.argmax scans the flattened, row-major map
+    dist = min(np.sqrt(max(x0 - x, 0, x - x1) ** 2 + max(y0 - y, 0, y - y1) ** 2) for x0, y0, x1, y1 in gts)
+    inside = np.zeros(smap.shape, dtype=bool)
+    for x0, y0, x1, y1 in gts:
+        inside[max(y0, 0):y1 + 1, max(x0, 0):x1 + 1] = True
+    total = smap.sum()
+    return float(dist <= tolerance), (float(smap[inside].sum() / total) if total > 0 else 0.0)
+
+
+def ref_evaluate(maps: dict, gts: dict, interval: float, masks: dict | None = None,
+                 tolerance: float = 15.0) -> dict:
     """The evaluate-maps JSON from {image_id: normalised map} and {image_id: boxes in the map frame}."""
     taus = np.arange(0, 1, interval)
     correct = {(m, d): np.zeros(len(taus)) for m in (False, True) for d in (30, 50, 70)}
@@ -105,6 +118,10 @@ def ref_evaluate(maps: dict, gts: dict, interval: float, masks: dict | None = No
         "best_tau": {"v1": float(taus[np.argmax(acc[False, 50])]),
                      **{str(d): float(taus[np.argmax(acc[True, d])]) for d in (30, 50, 70)}},
     }
+    points = [ref_pointing(maps[i], gts[i], tolerance) for i in sorted(maps)]
+    out["pointing_game"] = 100.0 * sum(h for h, _ in points) / n
+    out["energy_pointing_game"] = 100.0 * sum(e for _, e in points) / n
+    out["pointing_tolerance"] = float(tolerance)
     if masks is not None:
         th, fh = ref_pxap_hist([(maps[i], masks[i]) for i in sorted(maps)], taus)
         out["pxap"], out["pxiou"] = ref_pxap(th, fh), ref_pxiou(th, fh, len(taus))

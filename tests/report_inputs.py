@@ -1,7 +1,7 @@
 """Seeded synthetic stage outputs in exactly the docs/contracts.md format, for the report tests.
 
-`make_report_inputs(root)` writes what prepare, train, cams and evaluate would have written for 2
-backbones × 4 methods. Its metrics JSON is computed here by a plain, loop-based reading of PROTOCOL §4
+`make_report_inputs(root)` writes what prepare, train, cams, evaluate and faithfulness would have written
+for 2 backbones × 4 methods. Its metrics JSON is computed here by a plain, loop-based reading of PROTOCOL §4
 (independent of pipeline.report), so the report's vectorised re-computation is checked against it.
 tests/report/test_report_inputs.py checks the generator itself against the contract.
 """
@@ -28,6 +28,8 @@ INTERVAL = 0.05
 DELTAS = (30, 50, 70)
 # Per method: peak IoU scale (how good), and the τ where its IoU peaks.
 QUALITY = {"cam": (0.85, 0.35), "gradcam": (0.7, 0.45), "center": (0.35, 0.5), "full": (0.25, 0.05)}
+FAITHFULNESS_IMAGES = 8  # the seeded faithfulness subset of the test split
+STEPS = 4  # points of the mean deletion / insertion curves: STEPS + 1
 
 
 def report_params(**report) -> Params:
@@ -43,6 +45,7 @@ def report_paths(root: Path, out_dir: Path | None = None) -> Paths:
     root = Path(root)
     return Paths(prepared=root / "data/prepared", models=root / "data/models", cams=root / "data/cams",
                  eval=root / "data/eval", metrics=root / "reports/metrics", curves=root / "reports/curves",
+                 faithfulness=root / "reports/faithfulness", faithfulness_data=root / "data/faithfulness",
                  reports=root / "reports" if out_dir is None else Path(out_dir))
 
 
@@ -235,6 +238,48 @@ def _tau_boxes(samples, boxes, maps) -> pd.DataFrame:
                                        **{k: found[:, j].astype(np.int16) for j, k in enumerate(("x0", "y0", "x1", "y1"))},
                                        "iou": iou.astype(np.float32)}))
     return pd.concat(parts, ignore_index=True)
+def _pointing(samples: pd.DataFrame, shift: float, rng) -> tuple[pd.DataFrame, dict[str, float]]:
+    """eval/<B>/pointing.parquet rows (better methods hit more often, with more energy inside) and their
+    metrics, computed here as plain means."""
+    parts, metrics = [], {}
+    for method in METHODS:
+        q = min(0.98, QUALITY[method][0] + shift)
+        for kind, split in (("head", "test"), ("body", "test_official")):
+            ids = np.sort(samples.loc[samples["split"] == split, "image_id"].to_numpy())
+            hit, energy = rng.random(len(ids)) < q, np.clip(rng.beta(2, 2, len(ids)) * q * 1.2, 0, 1)
+            parts.append(pd.DataFrame({"image_id": ids, "split": split, "method": method, "kind": kind,
+                                       "hit": hit, "energy": energy}))
+            metrics[f"{method}.pointing_game_{kind}"] = 100.0 * sum(hit) / len(ids)
+            metrics[f"{method}.energy_pointing_game_{kind}"] = 100.0 * sum(energy) / len(ids)
+    return pd.concat(parts, ignore_index=True), metrics
+
+
+def _faithfulness(samples: pd.DataFrame, shift: float, rng) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """faithfulness/<B>/ per-image rows and mean curves on a seeded test subset, and the metrics JSON
+    computed here by the definitions (PROTOCOL §6), in plain Python."""
+    test = samples[samples["split"] == "test"].sort_values("image_id")
+    sub = test.iloc[np.sort(rng.choice(len(test), FAITHFULNESS_IMAGES, replace=False))]
+    score = rng.uniform(0.4, 0.99, len(sub))  # Y, the same for every method of an image
+    rows, curves, metrics = [], [], {}
+    for method in METHODS:
+        q = min(0.98, QUALITY[method][0] + shift)
+        masked = np.clip(score * rng.uniform(0.5 + 0.4 * q, 1.0 + 0.3 * q, len(sub)), 0.01, 0.999)
+        deletion = np.clip(rng.normal(0.6 - 0.45 * q, 0.08, len(sub)), 0, 1)
+        insertion = np.clip(rng.normal(0.3 + 0.6 * q, 0.08, len(sub)), 0, 1)
+        rows.append(pd.DataFrame({"image_id": sub["image_id"].to_numpy(), "split": "test", "method": method,
+                                  "label": sub["label"].to_numpy(), "score": score, "masked_score": masked,
+                                  "deletion_auc": deletion, "insertion_auc": insertion}))
+        drops = [max(0.0, y - o) / y for y, o in zip(score, masked, strict=True)]
+        metrics[f"{method}.avg_drop"] = 100.0 * sum(drops) / len(drops)
+        metrics[f"{method}.increase_in_confidence"] = 100.0 * sum(o > y for y, o in zip(score, masked, strict=True)) / len(sub)
+        metrics[f"{method}.deletion_auc"] = float(deletion.mean())
+        metrics[f"{method}.insertion_auc"] = float(insertion.mean())
+        fraction = np.arange(STEPS + 1) / STEPS
+        for name, end in (("deletion", 1 - q), ("insertion", q)):
+            start = score.mean() if name == "deletion" else 1 - q
+            curves.append(pd.DataFrame({"method": method, "curve": name, "fraction": fraction,
+                                        "score": start + (end - start) * fraction}))
+    return pd.concat(rows, ignore_index=True), pd.concat(curves, ignore_index=True), metrics
 
 
 def make_report_inputs(root: Path, seed: int = 0) -> Path:
@@ -260,8 +305,17 @@ def make_report_inputs(root: Path, seed: int = 0) -> Path:
         classification = {"classification.top1": 90.0 - 5 * i, "classification.top5": 100.0}
         chosen, metrics = _chosen_and_metrics(per_image, index_test, classification)
         (ev / "chosen.json").write_text(json.dumps(chosen))
-        for sub in ("metrics", "curves"):
+        shift = 0.05 * (len(BACKBONES) - 1 - i)
+        pointing, pointing_metrics = _pointing(samples, shift, rng)
+        pointing.to_parquet(ev / "pointing.parquet", index=False)
+        metrics |= pointing_metrics
+        faith, faith_curves, faith_metrics = _faithfulness(samples, shift, rng)
+        (root / "data" / "faithfulness" / backbone).mkdir(parents=True)
+        faith.to_parquet(root / "data" / "faithfulness" / backbone / "per_image.parquet", index=False)
+        faith_curves.to_parquet(root / "data" / "faithfulness" / backbone / "curves.parquet", index=False)
+        for sub in ("metrics", "curves", "faithfulness"):
             (root / "reports" / sub).mkdir(parents=True, exist_ok=True)
+        (root / "reports" / "faithfulness" / f"{backbone}.json").write_text(json.dumps(faith_metrics))
         (root / "reports" / "metrics" / f"{backbone}.json").write_text(json.dumps(metrics))
         _curves(per_image).to_csv(root / "reports" / "curves" / f"{backbone}.csv", index=False)
         models = root / "data" / "models" / backbone

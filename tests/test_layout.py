@@ -18,7 +18,7 @@ from pipeline import contracts as C
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_LINES = 400
-STAGES = ("download", "prepare", "train", "cams", "evaluate", "report")
+STAGES = ("download", "prepare", "train", "cams", "evaluate", "faithfulness", "report")
 
 # Records, for each watched top-level package, the pipeline frames of the first import that loaded it,
 # then runs the test's code and prints {"loaded": [pipeline modules → file], "watched": {pkg: chain}}.
@@ -95,7 +95,8 @@ def test_metrics_package_imports_neither_torch_nor_pandas():
 DOC = ROOT / "docs" / "contracts.md"
 NAME_SETS = ("SAMPLE_COLUMNS", "BOX_COLUMNS", "INDEX_COLUMNS", "PER_IMAGE_COLUMNS", "PIXEL_COLUMNS",
              "CURVE_COLUMNS", "HISTORY_COLUMNS", "METRIC_NAMES", "PREPARED_FILES", "MODEL_FILES", "EVAL_FILES",
-             "RAW_ENTRIES")
+             "RAW_ENTRIES", "POINTING_COLUMNS", "FAITHFULNESS_NAMES", "FAITHFULNESS_FILES", "FAITHFULNESS_COLUMNS",
+             "FAITHFULNESS_CURVE_COLUMNS")
 
 
 def _backticked(text: str) -> list[str]:
@@ -126,7 +127,8 @@ def test_contract_page_names_every_stage_folder():
     spans = [s.strip() for s in _backticked(DOC.read_text())]
     defaults = C.Paths()
     missing = []
-    for field in ("raw", "prepared", "models", "cams", "eval", "metrics", "curves", "reports"):
+    for field in ("raw", "prepared", "models", "cams", "eval", "metrics", "curves", "reports", "faithfulness",
+                  "faithfulness_data"):
         folder = getattr(defaults, field).as_posix().rstrip("/")
         if not any(s.rstrip("/") == folder or s.startswith(folder + "/") for s in spans):
             missing.append(f"{field}={folder}")
@@ -162,7 +164,8 @@ PLUMBING = {f"pipeline/{p}" for p in ("__init__.py", "cli.py", "params.py", "con
 LAZY = {"download": ("pipeline.datasets.archives", "pipeline.datasets.synthpets", "pipeline.datasets.wsol",
                      "pipeline.datasets.cub"),
         "train": ("pipeline.models.backbones", "pipeline.models.checkpoint"),
-        "cams": ("pipeline.models.backbones", "pipeline.models.checkpoint")}
+        "cams": ("pipeline.models.backbones", "pipeline.models.checkpoint"),
+        "faithfulness": ("pipeline.models.backbones", "pipeline.models.checkpoint")}
 
 
 def stage_code_deps(stage: str) -> list[str]:
@@ -186,7 +189,7 @@ def _covered(file: str, deps: list[str]) -> bool:
     return any(file == d or file.startswith(d + "/") for d in deps)
 
 
-def test_dvc_yaml_has_the_six_stages():
+def test_dvc_yaml_has_every_stage():
     assert set(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]) == set(STAGES)
 
 

@@ -38,6 +38,13 @@ BAD = [
     ("bad dataset", lambda r: r["dataset"].update(name="imagenet"), "dataset.name", "synthpets"),
     ("bad dtype", lambda r: r["cams"].update(dtype="int8"), "cams.dtype", "float16"),
     ("bad interval", lambda r: r["evaluate"].update(interval=1.5), "evaluate.interval", "(0, 1)"),
+    ("negative pointing tolerance", lambda r: r["evaluate"].update(pointing_tolerance=-1),
+     "evaluate.pointing_tolerance", ">= 0"),
+    ("no faithfulness images", lambda r: r["faithfulness"].update(max_images=0), "faithfulness.max_images", "positive"),
+    ("one faithfulness step", lambda r: r["faithfulness"].update(steps=1), "faithfulness.steps", ">= 2"),
+    ("unknown faithfulness split", lambda r: r["faithfulness"].update(splits=["tst"]), "faithfulness.splits",
+     "test_official"),
+    ("faithfulness key typo", lambda r: r["faithfulness"].update(step=4), "faithfulness.step", "steps"),
 ]
 
 

@@ -35,11 +35,13 @@ REDUCED = {
                           "image_size": 40, "workers": 0}},
     "cams": {"methods": ["cam", "gradcam", "center", "full"], "batch_size": 16},
     "evaluate": {"interval": 0.05},
+    "faithfulness": {"max_images": 3, "steps": 8},
     "report": {"bootstrap": 100, "gallery_samples": 2, "gallery_extremes": 1},
 }
 # What "identical rerun" compares: every number a user reads, and the maps behind them.
 COMPARED = ("reports/metrics", "reports/curves", "reports/leaderboard.md", "reports/leaderboard.csv",
-            "reports/leaderboard.tex", "data/cams", "data/models", "data/eval", "data/prepared")
+            "reports/leaderboard.tex", "data/cams", "data/models", "data/eval", "data/prepared",
+            "reports/faithfulness", "data/faithfulness")
 
 
 def _env() -> dict:
@@ -89,7 +91,9 @@ def project(tmp_path_factory) -> Path:
 def test_repro_writes_every_output_and_second_run_is_noop(project):
     for rel in ("data/prepared/samples.parquet", f"data/models/{BACKBONE}/model.pt",
                 f"data/cams/{BACKBONE}/test/cam_gt.npy", f"reports/metrics/{BACKBONE}.json",
-                f"reports/curves/{BACKBONE}.csv", "reports/leaderboard.md", "reports/gallery/index.html"):
+                f"reports/curves/{BACKBONE}.csv", "reports/leaderboard.md", "reports/gallery/index.html",
+                f"reports/faithfulness/{BACKBONE}.json", f"data/faithfulness/{BACKBONE}/per_image.parquet",
+                "reports/plots/localization_vs_faithfulness.png"):
         assert (project / rel).is_file(), rel
     second = _run(["dvc", "repro"], project)
     assert "Running stage" not in second.stdout, second.stdout
@@ -101,6 +105,7 @@ def test_dvc_metrics_show_reads_the_metrics(project):
     shown = json.loads(_run(["dvc", "metrics", "show", "--json"], project).stdout)
     text = json.dumps(shown)
     assert "cam.maxboxacc_v2_head" in text and "classification.top1" in text
+    assert "cam.pointing_game_head" in text and "cam.deletion_auc" in text
 
 
 def test_trained_cam_beats_the_centre_baseline(project):
@@ -126,6 +131,7 @@ STAGES = {
     "train": ("train", f"data/models/{BACKBONE}/model.pt", "epoch 1:"),
     "cams": ("cams", f"data/cams/{BACKBONE}", "maps written"),
     "evaluate": ("evaluate", f"data/eval/{BACKBONE}", "scored"),
+    "faithfulness": ("faithfulness", f"data/faithfulness/{BACKBONE}", "scored"),
 }
 
 
@@ -170,7 +176,8 @@ def test_changing_one_backbones_lr_reruns_only_its_chain(project):
     finally:
         params_path.write_text(original)
     assert f"train@{BACKBONE}" in changed
-    untouched = {"download", "prepare", f"train@{OTHER}", f"cams@{OTHER}", f"evaluate@{OTHER}"}
+    untouched = {"download", "prepare", f"train@{OTHER}", f"cams@{OTHER}", f"evaluate@{OTHER}",
+                 f"faithfulness@{OTHER}"}
     assert not changed & untouched, changed
 
 
@@ -179,6 +186,7 @@ def test_changing_one_backbones_lr_reruns_only_its_chain(project):
     ("pipeline/datasets/manifest.py", {"prepare"}, {"download"}),
     ("pipeline/report/plots.py", {"report"}, {f"train@{BACKBONE}", f"evaluate@{BACKBONE}"}),
     ("pipeline/metrics/folder.py", set(), {f"evaluate@{BACKBONE}", "report"}),
+    ("pipeline/faithfulness/scores.py", {f"faithfulness@{BACKBONE}"}, {f"cams@{BACKBONE}", f"evaluate@{BACKBONE}"}),
 ])
 def test_editing_a_stages_code_reruns_that_stage_only(project, module, reruns, stays):
     path = project / module

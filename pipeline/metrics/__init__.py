@@ -1,7 +1,8 @@
 """The metric core (numpy and OpenCV only, never torch): boxes from maps at every τ, IoU, BoxAcc,
-MaxBoxAcc(V2), Top-1/5 and GT-known Loc, PxAP / PxIoU, COCO box AP (``metrics.coco``, evaluate@B only)
-and the folder evaluator behind ``camloc evaluate-maps`` (``metrics.folder``). Used by evaluate@B, the
-report and ``camloc evaluate-maps`` (PROTOCOL.md).
+MaxBoxAcc(V2), Top-1/5 and GT-known Loc, PxAP / PxIoU, COCO box AP (``metrics.coco``, evaluate@B only),
+the pointing games (``metrics.pointing``), the faithfulness arithmetic (``metrics.faithfulness``: AD, IC,
+AUCs from model scores) and the folder evaluator behind ``camloc evaluate-maps`` (``metrics.folder``).
+Used by evaluate@B, faithfulness@B, the report and ``camloc evaluate-maps`` (PROTOCOL.md).
 
     from pipeline.metrics import normalize_map, best_ious, taus, max_box_acc_v2
     ious = best_ious(normalize_map(raw, (224, 224)), gt_boxes, taus(0.01))  # (2, T): largest, all

@@ -18,7 +18,9 @@ Inputs (issue 5):
   nearest to S×S. Without ``raw``, maps must already be S×S (any other shape is an error). Without
   ``size``, raw maps go to each image's own size, and normalised maps are scored at their own shape.
 
-Output: the JSON dict of issue 5 (percentages; ``best_tau`` values are τ), plus ``n_skipped`` and
+Output: the JSON dict of issue 5 (percentages; ``best_tau`` values are τ), the pointing game and the
+energy pointing game (``pointing_game``, ``energy_pointing_game`` in %, ``pointing_tolerance`` in pixels
+of the map's frame; ``metrics.pointing``), plus ``n_skipped`` and
 ``skipped`` (``[{"image_id", "reason"}]``; non-empty only with ``skip_bad``) and ``n_unscored_maps``
 (``.npy`` files in ``maps_dir`` with no row in the CSV: not scored, and logged as a warning). Optional
 per-image CSV: ``image_id, iou_v1, iou_d30, iou_d50, iou_d70`` (IoU at the split's chosen τ of each metric).
@@ -41,6 +43,7 @@ from pipeline.errors import CamlocError
 from pipeline.metrics.boxes import best_ious, normalize_map, taus
 from pipeline.metrics.iou import rescale_boxes
 from pipeline.metrics.pixels import IGNORE, PixelAccumulator
+from pipeline.metrics.pointing import DEFAULT_TOLERANCE, pointing_scores
 from pipeline.metrics.state import EvalState
 from pipeline.parallel import fork_pool
 from pipeline.progress import Bar, no_bar
@@ -223,13 +226,13 @@ def load_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
     return mask
 
 
-def _score_one(image_id, rows, maps_dir, masks_dir, raw, size, grid):
-    """(ious (2, T), map, mask or None) for one image; raises BadInput."""
+def _score_one(image_id, rows, maps_dir, masks_dir, raw, size, grid, tolerance=DEFAULT_TOLERANCE):
+    """(ious (2, T), [pointing hit, energy share] (2,), map, mask or None) for one image; raises BadInput."""
     boxes, wh = check_boxes(rows)
     smap = load_map(maps_dir / f"{image_id}.npy", raw, wh, size)
     gt = rescale_boxes(boxes, wh, (smap.shape[1], smap.shape[0]))
     mask = load_mask(masks_dir / f"{image_id}.png", smap.shape) if masks_dir is not None else None
-    return best_ious(smap, gt, grid), smap, mask
+    return best_ious(smap, gt, grid), pointing_scores(smap, gt, tolerance), smap, mask
 
 
 def summarize(state: EvalState, interval: float) -> dict:
@@ -275,27 +278,29 @@ def count_unscored(maps_dir: Path, table: dict) -> int:
 
 
 def _score_chunk(job) -> tuple[list, np.ndarray | None]:
-    """Score a contiguous chunk of images: ([(image_id, ious (2, T) | None, bad reason | None)], hist)."""
-    items, maps_dir, masks_dir, raw, size, grid = job
+    """Score a contiguous chunk of images: ([(image_id, ious (2, T) | None, pointing (2,) | None,
+    bad reason | None)], hist)."""
+    items, maps_dir, masks_dir, raw, size, grid, tolerance = job
     pixels = PixelAccumulator(grid) if masks_dir is not None else None
     results = []
     for image_id, rows in items:
         try:
-            ious, smap, mask = _score_one(image_id, rows, maps_dir, masks_dir, raw, size, grid)
+            ious, points, smap, mask = _score_one(image_id, rows, maps_dir, masks_dir, raw, size, grid, tolerance)
         except BadInput as e:
-            results.append((image_id, None, str(e)))
+            results.append((image_id, None, None, str(e)))
             continue
-        results.append((image_id, ious, None))
+        results.append((image_id, ious, points, None))
         if pixels is not None:
             pixels.add(smap, mask)
     return results, (pixels.hist if pixels is not None else None)
 
 
-def _score_all(table: dict, maps_dir, masks_dir, raw, size, grid, workers: int, bar: Bar):
+def _score_all(table: dict, maps_dir, masks_dir, raw, size, grid, workers: int, bar: Bar, tolerance: float):
     """Yield chunk results in image_id order; with workers > 1 a fork pool scores chunks in parallel."""
     items = list(table.items())
     chunk = 32
-    jobs = [(items[i:i + chunk], maps_dir, masks_dir, raw, size, grid) for i in range(0, len(items), chunk)]
+    jobs = [(items[i:i + chunk], maps_dir, masks_dir, raw, size, grid, tolerance)
+            for i in range(0, len(items), chunk)]
     pool = fork_pool(workers) if workers > 1 and len(jobs) >= 2 else None
     # ordered: the first bad image is the first reported
     chunks = pool.imap(_score_chunk, jobs) if pool is not None else map(_score_chunk, jobs)
@@ -315,7 +320,7 @@ def check_size(size) -> None:
 
 
 def score(maps_dir, table: dict, masks_dir, grid: np.ndarray, raw: bool, skip_bad: bool, size: int | None,
-          workers: int | None, bar: Bar = no_bar) -> EvalState:
+          workers: int | None, bar: Bar = no_bar, pointing_tolerance: float = DEFAULT_TOLERANCE) -> EvalState:
     """Score the images of ``table`` (image_id → CSV rows, any subset) into an ``EvalState``.
 
     ``workers``: processes for the per-image loop (default: 2 when there are ≥ 64 images and 2 CPUs,
@@ -323,11 +328,12 @@ def score(maps_dir, table: dict, masks_dir, grid: np.ndarray, raw: bool, skip_ba
     """
     if workers is None:
         workers = min(2, os.cpu_count() or 1) if len(table) >= 64 else 1
-    state = EvalState.empty(grid, masks_dir is not None)
-    for results, hist in _score_all(table, Path(maps_dir), masks_dir, raw, size, grid, workers, bar):
-        for image_id, ious, reason in results:
+    state = EvalState.empty(grid, masks_dir is not None, pointing_tolerance)
+    for results, hist in _score_all(table, Path(maps_dir), masks_dir, raw, size, grid, workers, bar,
+                                    pointing_tolerance):
+        for image_id, ious, points, reason in results:
             if reason is None:
-                state.add_image(image_id, ious)
+                state.add_image(image_id, ious, points)
             elif skip_bad:
                 log.warning("skipping image %r: %s", image_id, reason)
                 state.skipped.append({"image_id": image_id, "reason": reason})
@@ -345,6 +351,7 @@ def finish(state: EvalState, interval: float, boxes_csv, masks_dir, out=None, pe
     if state.pixel_hist is not None and state.pixel_hist[1].sum() == 0:
         raise CamlocError(f"{masks_dir}: no foreground (1) pixel in any mask; PxAP is undefined")
     result = summarize(state, interval)
+    result.update(state.pointing())
     result["n_skipped"], result["skipped"] = len(state.skipped), state.skipped
     result["n_unscored_maps"] = state.n_unscored
     if out is not None:
@@ -355,17 +362,21 @@ def finish(state: EvalState, interval: float, boxes_csv, masks_dir, out=None, pe
 
 
 def run(maps_dir, boxes_csv, masks=None, interval: float = 0.01, raw: bool = False, skip_bad: bool = False,
-        out=None, per_image=None, workers: int | None = None, bar: Bar = no_bar, size: int | None = None) -> dict:
+        out=None, per_image=None, workers: int | None = None, bar: Bar = no_bar, size: int | None = None,
+        pointing_tolerance: float = DEFAULT_TOLERANCE) -> dict:
     """Evaluate a folder of maps against a boxes CSV (and masks); returns and optionally writes the JSON.
 
     ``size``: score in the size × size frame (see the module docstring); None keeps each map's frame.
+    ``pointing_tolerance``: the pointing game's tolerance, in pixels of that frame.
     ``workers``: see ``score``. Sharded runs: ``metrics.partial``.
     """
     maps_dir, masks_dir = Path(maps_dir), (Path(masks) if masks is not None else None)
     check_size(size)
     grid = taus(interval)
+    if not (isinstance(pointing_tolerance, int | float) and np.isfinite(pointing_tolerance) and pointing_tolerance >= 0):
+        raise CamlocError(f"pointing tolerance = {pointing_tolerance!r}: use a number of pixels >= 0 (e.g. 15)")
     table = read_boxes(Path(boxes_csv))
     n_unscored = count_unscored(maps_dir, table)
-    state = score(maps_dir, table, masks_dir, grid, raw, skip_bad, size, workers, bar)
+    state = score(maps_dir, table, masks_dir, grid, raw, skip_bad, size, workers, bar, pointing_tolerance)
     state.n_unscored = n_unscored
     return finish(state, interval, boxes_csv, masks_dir, out, per_image)

@@ -20,6 +20,7 @@ from pipeline.errors import CamlocError
 from pipeline.metrics import state as S
 from pipeline.metrics.boxes import taus
 from pipeline.metrics.folder import check_size, count_unscored, finish, read_boxes, score
+from pipeline.metrics.pointing import DEFAULT_TOLERANCE
 from pipeline.progress import Bar, no_bar
 
 
@@ -47,15 +48,17 @@ def _listing(folder: Path | None, suffix: str) -> str:
 
 
 def fingerprint(maps_dir: Path, boxes_csv: Path, masks_dir: Path | None, interval: float, raw: bool,
-                size: int | None, skip_bad: bool) -> dict:
+                size: int | None, skip_bad: bool, pointing_tolerance: float = DEFAULT_TOLERANCE) -> dict:
     """What must agree between the shards of one run (see the module docstring)."""
     return {"boxes_sha256": hashlib.sha256(Path(boxes_csv).read_bytes()).hexdigest(),
             "maps": _listing(Path(maps_dir), ".npy"), "masks": _listing(masks_dir, ".png"),
-            "interval": float(interval), "raw": bool(raw), "size": size, "skip_bad": bool(skip_bad)}
+            "interval": float(interval), "raw": bool(raw), "size": size, "skip_bad": bool(skip_bad),
+            "pointing_tolerance": float(pointing_tolerance)}
 
 
 def run_shard(maps_dir, boxes_csv, shard_spec: str, out, masks=None, interval: float = 0.01, raw: bool = False,
-              skip_bad: bool = False, workers: int | None = None, bar: Bar = no_bar, size: int | None = None) -> str:
+              skip_bad: bool = False, workers: int | None = None, bar: Bar = no_bar, size: int | None = None,
+              pointing_tolerance: float = DEFAULT_TOLERANCE) -> str:
     """Score shard K of N and write its partial state to ``out``; returns a one-line summary.
 
     Shard 0 also counts the maps with no CSV row (once for the whole run, so counts add up).
@@ -67,13 +70,15 @@ def run_shard(maps_dir, boxes_csv, shard_spec: str, out, masks=None, interval: f
     table = read_boxes(Path(boxes_csv))
     items = list(table.items())
     part = shard(len(items), World(rank=k, size=n, local_rank=0))
-    state = S.EvalState.empty(grid, masks_dir is not None)
+    state = S.EvalState.empty(grid, masks_dir is not None, pointing_tolerance)
     if len(part):
-        state = score(maps_dir, dict(items[part.start:part.stop]), masks_dir, grid, raw, skip_bad, size, workers, bar)
+        state = score(maps_dir, dict(items[part.start:part.stop]), masks_dir, grid, raw, skip_bad, size, workers, bar,
+                      pointing_tolerance)
     state.n_unscored = count_unscored(maps_dir, table) if k == 0 else 0
     header = {"shard": k, "world": n, "images": [part.start, part.stop], "n_table": len(items),
               "boxes_csv": str(boxes_csv), "masks_dir": None if masks_dir is None else str(masks_dir),
-              "fingerprint": fingerprint(maps_dir, Path(boxes_csv), masks_dir, interval, raw, size, skip_bad)}
+              "fingerprint": fingerprint(maps_dir, Path(boxes_csv), masks_dir, interval, raw, size, skip_bad,
+                                            pointing_tolerance)}
     S.save(Path(out), state, header)
     return (f"evaluate-maps shard {k}/{n}: {len(state.ids)} scored, {len(state.skipped)} skipped "
             f"(images {part.start}..{part.stop - 1} of {len(items)}) → {out}")

@@ -19,8 +19,9 @@ from pipeline.atomic import atomic_path
 from pipeline.errors import CamlocError
 from pipeline.metrics.boxacc import DELTAS
 from pipeline.metrics.pixels import PixelAccumulator
+from pipeline.metrics.pointing import DEFAULT_TOLERANCE, mean_percent
 
-FORMAT, VERSION = "camloc-eval-partial", 1
+FORMAT, VERSION = "camloc-eval-partial", 2  # v2: per-image pointing rows
 MODES = ("largest", "all")  # row 0 / row 1 of every (2, ...) array, as in metrics.best_ious
 
 
@@ -30,6 +31,7 @@ class EvalState:
 
     ``hits`` (2, D, T) int64: images whose best IoU ≥ δ per (contour mode, δ, τ) — what MaxBoxAcc(V2)
     needs. ``ids`` (N,) and ``ious`` (N, 2, T): the per-image rows (per-image CSV, CIs), image_id order.
+    ``points`` (N, 2): per image the pointing-game hit (0/1) and energy share, at ``pointing_tolerance``.
     ``pixel_hist`` (2, B) int64 or None: PxAP / PxIoU counts (``PixelAccumulator.hist``).
     ``skipped``: [{"image_id", "reason"}] in image_id order. ``n_unscored``: maps with no CSV row.
     """
@@ -38,33 +40,39 @@ class EvalState:
     hits: np.ndarray
     ids: list[str] = field(default_factory=list)
     ious: list[np.ndarray] = field(default_factory=list)
+    points: list[np.ndarray] = field(default_factory=list)
+    pointing_tolerance: float = DEFAULT_TOLERANCE
     pixel_hist: np.ndarray | None = None
     skipped: list[dict] = field(default_factory=list)
     n_unscored: int = 0
 
     @classmethod
-    def empty(cls, tau_grid: np.ndarray, pixels: bool) -> EvalState:
+    def empty(cls, tau_grid: np.ndarray, pixels: bool, pointing_tolerance: float = DEFAULT_TOLERANCE) -> EvalState:
         grid = np.asarray(tau_grid, dtype=np.float64)
         hist = PixelAccumulator(grid).hist if pixels else None
-        return cls(grid, np.zeros((2, len(DELTAS), len(grid)), np.int64), pixel_hist=hist)
+        return cls(grid, np.zeros((2, len(DELTAS), len(grid)), np.int64), pointing_tolerance=float(pointing_tolerance),
+                   pixel_hist=hist)
 
-    def add_image(self, image_id: str, ious: np.ndarray) -> None:
-        """One scored image's (2, T) best IoUs (largest, all)."""
+    def add_image(self, image_id: str, ious: np.ndarray, points: np.ndarray) -> None:
+        """One scored image's (2, T) best IoUs (largest, all) and (2,) pointing hit and energy share."""
         self.ids.append(image_id)
         self.ious.append(ious)
+        self.points.append(np.asarray(points, dtype=np.float64))
         self.hits += ious[:, None, :] >= np.asarray(DELTAS)[None, :, None]
 
     def merge(self, other: EvalState) -> EvalState:
         """A new state holding both (same τ grid and pixel setting); rows re-sorted by image_id."""
-        if not np.array_equal(self.tau_grid, other.tau_grid) or (self.pixel_hist is None) != (other.pixel_hist is None):
-            raise CamlocError("cannot merge evaluation states over different τ grids or mask settings")
+        if (not np.array_equal(self.tau_grid, other.tau_grid) or (self.pixel_hist is None) != (other.pixel_hist is None)
+                or self.pointing_tolerance != other.pointing_tolerance):
+            raise CamlocError("cannot merge evaluation states over different τ grids, mask settings or pointing "
+                              "tolerances")
         order = sorted(range(len(self.ids) + len(other.ids)), key=(self.ids + other.ids).__getitem__)
-        ids, ious = self.ids + other.ids, self.ious + other.ious
+        ids, ious, points = self.ids + other.ids, self.ious + other.ious, self.points + other.points
         if len(set(ids)) != len(ids):
             raise CamlocError("cannot merge evaluation states that both scored the same image")
         hist = None if self.pixel_hist is None else self.pixel_hist + other.pixel_hist
         return EvalState(self.tau_grid, self.hits + other.hits, [ids[i] for i in order], [ious[i] for i in order],
-                         hist, sorted(self.skipped + other.skipped, key=lambda s: s["image_id"]),
+                         [points[i] for i in order], self.pointing_tolerance, hist, sorted(self.skipped + other.skipped, key=lambda s: s["image_id"]),
                          self.n_unscored + other.n_unscored)
 
     def curve(self, mode: str, delta: float) -> np.ndarray:
@@ -82,6 +90,12 @@ class EvalState:
             k = int(np.argmax(c))
             by[str(round(d * 100))], tau[str(round(d * 100))] = float(c[k]), float(self.tau_grid[k])
         return {"v1": float(v1[k1]), "v2": float(np.mean(list(by.values()))), "by_iou": by}, tau
+
+    def pointing(self) -> dict:
+        """The pointing keys of the evaluate-maps JSON, means over the rows in image_id order."""
+        points = np.stack(self.points)  # (N, 2)
+        return {"pointing_game": mean_percent(points[:, 0]), "energy_pointing_game": mean_percent(points[:, 1]),
+                "pointing_tolerance": float(self.pointing_tolerance)}
 
     def pixels(self) -> PixelAccumulator | None:
         if self.pixel_hist is None:
@@ -104,6 +118,8 @@ def save(path: Path, state: EvalState, header: dict) -> None:
         "hits": state.hits,
         "ids": np.array(state.ids, dtype=str),
         "ious": np.stack(state.ious) if state.ious else np.zeros((0, 2, t)),
+        "points": np.stack(state.points) if state.points else np.zeros((0, 2)),
+        "pointing_tolerance": np.array(state.pointing_tolerance, np.float64),
         "skipped_ids": np.array([s["image_id"] for s in state.skipped], dtype=str),
         "skipped_reasons": np.array([s["reason"] for s in state.skipped], dtype=str),
         "n_unscored": np.array(state.n_unscored, np.int64),
@@ -124,8 +140,8 @@ def load(path: Path) -> tuple[EvalState, dict]:
                 raise CamlocError(f"{path}: not a {FORMAT} v{VERSION} file (got {header.get('format')!r} "
                                   f"v{header.get('version')!r}); write it with `camloc evaluate-maps --shard K/N`")
             ious = z["ious"]
-            state = EvalState(z["tau_grid"], z["hits"], z["ids"].tolist(), list(ious),
-                              z["pixel_hist"] if "pixel_hist" in z.files else None,
+            state = EvalState(z["tau_grid"], z["hits"], z["ids"].tolist(), list(ious), list(z["points"]),
+                              float(z["pointing_tolerance"]), z["pixel_hist"] if "pixel_hist" in z.files else None,
                               [{"image_id": i, "reason": r} for i, r in
                                zip(z["skipped_ids"].tolist(), z["skipped_reasons"].tolist(), strict=True)],
                               int(z["n_unscored"]))

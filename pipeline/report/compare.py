@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 META = ("Experiment", "rev", "typ", "Created", "parent", "State", "Executor")
 METRICS_DIR = "reports/metrics/"
+METRIC_DIRS = (METRICS_DIR, "reports/faithfulness/")  # every DVC metrics folder: <dir><backbone>.json
 PARAM_SECTIONS = frozenset(f.name for f in dataclasses.fields(Params))
 PARAM_FILES = (".yaml", ".yml", ".toml", ".py")
 DEFAULT_PREFIX = "maxboxacc_v2_"  # default metric: MaxBoxAccV2 of the first box kind found (head first)
@@ -68,7 +69,7 @@ def parse_rows(rows: list[dict], default_backbone: str) -> tuple[pd.DataFrame, d
             if key in META or _is_param(key) or not isinstance(value, int | float) or isinstance(value, bool):
                 continue
             file, name = _split_key(key)
-            if file is not None and not file.startswith(METRICS_DIR):
+            if file is not None and not file.startswith(METRIC_DIRS):
                 continue  # training metrics (data/models/<B>/metrics.json) are not leaderboard numbers
             method, _, metric = name.partition(".")
             if metric and method != "classification":

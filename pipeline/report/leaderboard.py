@@ -1,4 +1,7 @@
-"""The report stage's leaderboard: its four renderings and the paired test between its top two rows."""
+"""The report stage's leaderboard: its four renderings and the paired test between its top two rows.
+
+Two families side by side: localization (does the map find the object? boxes, pixels, pointing) and
+faithfulness (does the map explain the decision? the model's score under map-guided edits)."""
 
 from __future__ import annotations
 
@@ -24,6 +27,16 @@ DISPLAY = [
       ci=("maxboxacc_v2_object_ci_low", "maxboxacc_v2_object_ci_high")),
     C("maxboxacc_v2_object_val_tau", "V2 object val-τ", bold_best=True),
     C("pxap", "PxAP", bold_best=True), C("pxiou", "PxIoU", bold_best=True), C("box_ap", "box AP", bold_best=True),
+    *(col for kind in ("head", "object") for col in (
+        C(f"pointing_game_{kind}", f"PG {kind}", bold_best=True),
+        C(f"pointing_game_{kind}_ci", f"PG {kind} 95% CI",
+          ci=(f"pointing_game_{kind}_ci_low", f"pointing_game_{kind}_ci_high")),
+        C(f"energy_pointing_game_{kind}", f"EPG {kind}", bold_best=True))),
+    C("avg_drop", "AD ↓", bold_best=True, lower_better=True), C("increase_in_confidence", "IC", bold_best=True),
+    C("deletion_auc", "deletion ↓", 3, bold_best=True, lower_better=True),
+    C("deletion_auc_ci", "deletion 95% CI", 3, ci=("deletion_auc_ci_low", "deletion_auc_ci_high")),
+    C("insertion_auc", "insertion", 3, bold_best=True),
+    C("insertion_auc_ci", "insertion 95% CI", 3, ci=("insertion_auc_ci_low", "insertion_auc_ci_high")),
 ]
 PIXEL_METRICS = ("pxap", "pxiou")
 LOC_METRICS = ("top1_loc", "gt_known_loc", "box_ap")  # scored on the loc kind's boxes
@@ -42,15 +55,30 @@ LEGEND_LINES = (
     ("maxboxacc_v2_body", "- V2 body: MaxBoxAccV2 on whole-pet boxes (trimap extent, official test set)."),
     ("pxap", "- PxAP / PxIoU: pixel average precision / best pooled pixel IoU (ours) against {pixel_gt}."),
     ("box_ap", "- box AP: COCO-style box AP."),
+    ("pointing_game_{loc}", "- PG {loc} (`pointing_game_{loc}`): pointing game, % of images whose map maximum lies "
+                            "within\n  evaluate.pointing_tolerance pixels (S×S frame) of a {loc} box; its 95% CI "
+                            "beside it. EPG {loc}\n  (`energy_pointing_game_{loc}`): energy pointing game, the mean "
+                            "share of the map's mass inside the {loc}\n  boxes. leaderboard.csv has them for every "
+                            "box kind."),
+    ("avg_drop", "Faithfulness, on a seeded subset of faithfulness.max_images images per split in "
+                 "faithfulness.splits,\nthe model's softmax score of the GT class:\n"
+                 "- AD ↓ (`avg_drop`): Average Drop, mean of max(0, Y − O)/Y, where Y is the score on the image "
+                 "and O on\n  the image multiplied by the normalised map (Chattopadhay et al. 2018). IC "
+                 "(`increase_in_confidence`):\n  Increase in Confidence, % of images with O > Y."),
+    ("deletion_auc", "- deletion ↓ (`deletion_auc`) / insertion (`insertion_auc`): area under the score curve "
+                     "(0–1, not %) as\n  pixels are deleted (set to the dataset mean) / inserted into a blurred "
+                     "copy in decreasing map order\n  (Petsiuk et al. 2018); 95% CIs beside them. "
+                     "leaderboard.csv has every CI."),
 )
 
 
 def shown_columns(layout: Layout) -> list[writers.Column]:
     """The leaderboard columns the dataset has: its box kinds' metrics, pixel metrics with masks."""
     hidden = {k for k in ALL_BOX_KINDS if k not in layout.box_kinds}
+    per_kind = ("maxboxacc_", "maxboxacc_v2_", "pointing_game_", "energy_pointing_game_")
 
     def keep(c: writers.Column) -> bool:
-        if any(c.key.startswith(f"maxboxacc_{k}") or c.key.startswith(f"maxboxacc_v2_{k}") for k in hidden):
+        if any(c.key.startswith(f"{prefix}{k}") for prefix in per_kind for k in hidden):
             return False
         if c.key in PIXEL_METRICS and layout.pixel_split is None:
             return False
@@ -64,7 +92,8 @@ def legend(layout: Layout, columns: list[writers.Column]) -> str:
     fill = {"loc": layout.loc_kind, "pixel_gt": "trimaps" if layout.pixel_gt == "trimap" else "the GT masks "
             "(ignore mask left out)"}
     lines = [text.format(**fill) for key, text in LEGEND_LINES if key.format(**fill) in keys]
-    return "\n".join(["Columns (all in %, higher is better; **bold** = best in its column):", *lines,
+    return "\n".join(["Columns (in %, higher is better unless marked ↓ = lower is better; **bold** = best in "
+                      "its column):", *lines,
                       "`center` and `full` are baselines without a model (a centred Gaussian, the whole image)."])
 
 
@@ -102,12 +131,12 @@ def leaderboard_texts(board: pd.DataFrame, sentence: str, resamples: int, seed: 
             else "PxAP" if layout.pixel_split else "classification")
     note = (f"Rows: backbone × map method, best first by {rank}. 95% CIs: percentile "
             f"bootstrap over test images ({resamples} resamples, seed {seed}), τ re-chosen inside each "
-            "resample; every CI is in leaderboard.csv.")
+            "resample (faithfulness: over its image subset); every CI is in leaderboard.csv.")
     if dropped:
         note += f" {len(dropped)} CIs left out because the per-image re-computation disagreed with the metrics file."
     md = "\n".join(["# camloc leaderboard", "", writers.to_markdown(cells), note, "",
                     f"**Paired test.** {sentence}", "", LEGEND, ""])
-    tex = writers.to_latex(cells, caption="Localization by backbone and map method (%). " + sentence,
+    tex = writers.to_latex(cells, caption="Localization and faithfulness by backbone and map method. " + sentence,
                            label="tab:camloc-leaderboard")
     html = writers.html_page("camloc leaderboard", [
         writers.html_table(cells), f'<p class="note">{_esc(note)}</p>',

@@ -1,4 +1,5 @@
-"""Matplotlib PNGs for the report stage: BoxAcc vs τ, PR curves, training curves, the leaderboard heatmap.
+"""Matplotlib PNGs for the report stage: BoxAcc vs τ, PR curves, training curves, the leaderboard heatmap,
+localization against faithfulness per method, and the mean deletion / insertion curves.
 
 Figures are built with the object API on the Agg canvas (no pyplot state, no GUI backend) and saved
 without the "Software" tag; Agg PNGs carry no date, so the same inputs give the same bytes.
@@ -108,9 +109,66 @@ def heatmap_figure(board: pd.DataFrame, metric: str, backbones: list[str], metho
     return fig
 
 
+FAITHFULNESS_AXES = (("deletion_auc", "deletion AUC (lower: the map's pixels matter)"),
+                     ("insertion_auc", "insertion AUC (higher: the map's pixels suffice)"))
+MARKERS = "osD^v<>pP*X"
+
+
+def localization_vs_faithfulness_figure(board: pd.DataFrame, backbones: list[str], methods: list[str],
+                                        x: str = "maxboxacc_v2_head") -> Figure:
+    """Does the method that localizes best also explain best? One panel per faithfulness AUC against
+    the loc metric x (MaxBoxAccV2 of the dataset's loc kind), a point per (backbone, method): colour = method, marker = backbone, 95% CI bars."""
+    fig = Figure(figsize=(11, 4.6), layout="constrained")
+    axes = fig.subplots(1, len(FAITHFULNESS_AXES), squeeze=False)[0]
+    for ax, (y, label) in zip(axes, FAITHFULNESS_AXES, strict=True):
+        for bi, backbone in enumerate(backbones):
+            for mi, method in enumerate(methods):
+                row = board[(board["backbone"] == backbone) & (board["method"] == method)]
+                if row.empty or pd.isna(row[x].iloc[0]) or pd.isna(row[y].iloc[0]):
+                    continue
+                r = row.iloc[0]
+                err = [[_gap(r, x, "low")], [_gap(r, x, "high")]], [[_gap(r, y, "low")], [_gap(r, y, "high")]]
+                ax.errorbar(r[x], r[y], xerr=err[0], yerr=err[1], fmt=MARKERS[bi % len(MARKERS)],
+                            color=f"C{mi % 10}", ms=6, lw=0.8, capsize=2,
+                            label=f"{method}" if bi == 0 else None)
+        ax.set(xlabel=f"{x} (%)", ylabel=label, ylim=(0, 1))
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    shapes = ", ".join(f"{MARKERS[i % len(MARKERS)]} {b}" for i, b in enumerate(backbones))
+    if handles:
+        fig.legend(handles, labels, loc="outside right upper", fontsize=8, title="method (colour)")
+    fig.suptitle(f"Localization vs faithfulness per map method (markers: {shapes})", fontsize=10)
+    return fig
+
+
+def _gap(row: pd.Series, metric: str, side: str) -> float:
+    """Distance from the point to its CI end (0 without a CI), for error bars."""
+    bound = row.get(f"{metric}_ci_{side}")
+    if bound is None or pd.isna(bound):
+        return 0.0
+    return max(0.0, float(bound) - float(row[metric]) if side == "high" else float(row[metric]) - float(bound))
+
+
+def faithfulness_curves_figure(curves: pd.DataFrame, backbone: str, methods: list[str]) -> Figure:
+    """Mean deletion and insertion curves, a line per method."""
+    fig = Figure(figsize=(10, 3.8), layout="constrained")
+    for ax, name in zip(fig.subplots(1, 2), ("deletion", "insertion"), strict=True):
+        for mi, method in enumerate(methods):
+            g = curves[(curves["method"] == method) & (curves["curve"] == name)]
+            if len(g):
+                ax.plot(g["fraction"], g["score"], lw=1.2, color=f"C{mi % 10}", label=method)
+        ax.set(xlabel=f"fraction of pixels {'deleted' if name == 'deletion' else 'inserted'}",
+               ylabel="GT-class softmax score", xlim=(0, 1), ylim=(0, 1.02), title=f"{backbone}: {name}")
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=7)
+    return fig
+
+
 def write_plots(folder: Path, curves: dict[str, pd.DataFrame], board: pd.DataFrame,
                 histories: dict[str, pd.DataFrame], methods: dict[str, list[str]],
-                heatmap: str = "maxboxacc_v2_head") -> list[str]:
+                heatmap: str = "maxboxacc_v2_head",
+                faithfulness_curves: dict[str, pd.DataFrame] | None = None) -> list[str]:
     """Write every plot under `folder`; returns the file names written, in order."""
     names = []
     for backbone, c in curves.items():
@@ -128,4 +186,12 @@ def write_plots(folder: Path, curves: dict[str, pd.DataFrame], board: pd.DataFra
     all_methods = list(dict.fromkeys(m for ms in methods.values() for m in ms))
     save_png(heatmap_figure(board, heatmap, list(curves), all_methods), folder / f"heatmap_{heatmap}.png")
     names.append(f"heatmap_{heatmap}.png")
+    if faithfulness_curves is not None and {"deletion_auc", "insertion_auc", heatmap} <= set(board.columns):
+        save_png(localization_vs_faithfulness_figure(board, list(curves), all_methods, heatmap),
+                 folder / "localization_vs_faithfulness.png")
+        names.append("localization_vs_faithfulness.png")
+        for backbone, fc in faithfulness_curves.items():
+            save_png(faithfulness_curves_figure(fc, backbone, methods[backbone]),
+                     folder / f"faithfulness_curves_{backbone}.png")
+            names.append(f"faithfulness_curves_{backbone}.png")
     return names

@@ -1,6 +1,7 @@
 """The report stage's tables as pure DataFrame → DataFrame transforms (no I/O, no formatting).
 
-Every metric is a percentage where higher is better, so "best per column" is the column maximum.
+Localization metrics are percentages where higher is better; the faithfulness family adds two where lower
+is better (LOWER_IS_BETTER) and two AUCs in [0, 1].
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ METRICS = (
     "top1_acc", "top1_loc", "top5_loc", "gt_known_loc", "maxboxacc_head", "maxboxacc_v2_head",
     "maxboxacc_v2_head_val_tau", "maxboxacc_v2_body", "maxboxacc_v2_body_val_tau", "pxap", "pxiou", "box_ap",
     "maxboxacc_object", "maxboxacc_v2_object", "maxboxacc_v2_object_val_tau",
+    "pointing_game_head", "energy_pointing_game_head", "pointing_game_body", "energy_pointing_game_body",
+    "pointing_game_object", "energy_pointing_game_object",
+    "avg_drop", "increase_in_confidence", "deletion_auc", "insertion_auc",
 )
+LOWER_IS_BETTER = ("avg_drop", "deletion_auc")  # the faithfulness metrics where a smaller value is better
 RANK_BY = "maxboxacc_v2_head"
 CLASSIFICATION = "classification"
 # A re-computed point may differ from the JSON by float rounding only (both are percentages).
@@ -26,7 +31,8 @@ def metrics_for(kinds: tuple[str, ...], loc: str, pixels: bool) -> tuple[str, ..
     hidden = [k for k in ("head", "body", "object") if k not in kinds]
     out = []
     for m in METRICS:
-        if any(m.startswith((f"maxboxacc_{k}", f"maxboxacc_v2_{k}")) for k in hidden):
+        if any(m.startswith((f"maxboxacc_{k}", f"maxboxacc_v2_{k}", f"pointing_game_{k}", f"energy_pointing_game_{k}"))
+               for k in hidden):
             continue
         if (m in ("pxap", "pxiou") and not pixels) or (m in LOC_METRICS and loc not in kinds):
             continue

@@ -19,7 +19,8 @@ MISSING = "–"
 class Column:
     """A displayed column: `key` in the frame, its header, and whether the column's best is bold.
 
-    With `ci` = (low_key, high_key) the cell shows the interval "[low, high]" instead of `key`.
+    With `ci` = (low_key, high_key) the cell shows the interval "[low, high]" instead of `key`. With
+    `lower_better` the column's best is its minimum.
     """
 
     key: str
@@ -27,6 +28,7 @@ class Column:
     digits: int = 1
     bold_best: bool = False
     ci: tuple[str, str] | None = None
+    lower_better: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,8 @@ def _fmt(value, digits: int) -> str:
 
 
 def render_cells(df: pd.DataFrame, columns: list[Column]) -> Cells:
-    """Display strings and bold flags; a bold cell is one that equals its column's maximum as shown."""
+    """Display strings and bold flags; a bold cell is one that equals its column's best (maximum, or
+    minimum for `lower_better`) as shown."""
     rows = [[] for _ in range(len(df))]
     bold = [[] for _ in range(len(df))]
     numeric = []
@@ -63,7 +66,9 @@ def render_cells(df: pd.DataFrame, columns: list[Column]) -> Cells:
             texts = [_fmt(v, col.digits) for v in values]
             is_num = pd.api.types.is_numeric_dtype(df[col.key])
             numeric.append(bool(is_num))
-            best = _fmt(float(df[col.key].max()), col.digits) if is_num and df[col.key].notna().any() else None
+            best = None
+            if is_num and df[col.key].notna().any():
+                best = _fmt(float(df[col.key].min() if col.lower_better else df[col.key].max()), col.digits)
             tied = len(set(texts)) == 1  # a column where every row ties has no best
             flags = [bool(col.bold_best and best is not None and t == best and not tied) for t in texts]
         for i, (t, f) in enumerate(zip(texts, flags, strict=True)):
@@ -90,7 +95,7 @@ def to_markdown(cells: Cells) -> str:
 
 _TEX_ESCAPES = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$",
                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "τ": r"$\tau$",
-                "–": "--", "δ": r"$\delta$"}
+                "–": "--", "δ": r"$\delta$", "↓": r"$\downarrow$"}
 
 
 def tex_escape(text: str) -> str:

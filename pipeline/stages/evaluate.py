@@ -6,7 +6,9 @@ For every method in data/cams/<B>/meta.json:
   `evaluate.fixed_tau`, and COCO box AP at the val-chosen τ (δ = 0.5);
 - whole-pet boxes (trimap extent) on `test_official` (τ from `val`'s body boxes too), and PxAP / PxIoU
   against the trimaps (boundary band ignored);
-- classification top-1 / top-5 on `test_official`.
+- classification top-1 / top-5 on `test_official`;
+- the pointing game and the energy pointing game (`metrics.pointing`, tolerance
+  `evaluate.pointing_tolerance`) for each box kind on its scored split.
 A reference-layout dataset (`cub`, `wsol`) has one kind, `object`, scored on `test` (τ from `val`), and
 PxAP / PxIoU on `test` against its instance masks (ignore mask honoured) when it has masks. Which split
 scores which kind is the prepared `layout.json` (`contracts.Layout`); the numbers come from `pipeline.metrics`.
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -36,6 +38,7 @@ from pipeline.errors import CamlocError
 from pipeline.metrics import summary
 from pipeline.metrics.coco import coco_box_ap
 from pipeline.metrics.masks import instance_mask
+from pipeline.metrics.pointing import mean_percent, pointing_scores
 from pipeline.metrics.tauboxes import grid_indices, largest_boxes
 from pipeline.parallel import fork_pool
 from pipeline.stages import bar
@@ -64,6 +67,8 @@ class MethodScores:
     boxes: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]  # → ((N, 2, T) IoUs, (N,) row numbers)
     fixed: np.ndarray | None = None  # (N,) largest-contour IoU with the head boxes at fixed τ on test
     pixels: M.PixelAccumulator | None = None  # pooled trimap counts on the pixel split
+    pointing: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    # ↑ (scored split, kind) → ((N, 2) per image [hit, energy share], (N,) row numbers)
 
 
 def run(params, paths: C.Paths, backbone: str) -> str:
@@ -94,10 +99,11 @@ def _run(params, paths: C.Paths, backbone: str, world: distributed.World) -> str
 
     flat: dict[str, float] = _classification(splits.get(layout.classification_split)
                                               or splits.get(layout.scored_split.get(layout.loc_kind, "")))
-    curves, per_image, chosen, pixels, tau_boxes = [], [], {}, [], []
+    curves, per_image, chosen, pixels, pointing, tau_boxes = [], [], {}, [], [], []
     with _pool(_workers(world)) as pool:
         for method in meta["methods"]:
-            scores = _method_scores(pool, splits, method, size, tau_grid, ep.fixed_tau, layout, world)
+            scores = _method_scores(pool, splits, method, size, tau_grid, ep.fixed_tau, layout,
+                                    ep.pointing_tolerance, world)
             if scores is None:  # not the root: its shard is scored and sent
                 continue
             flat.update({f"{method}.{k}": v for k, v in _method_metrics(scores, splits, deltas, tau_grid,
@@ -105,6 +111,7 @@ def _run(params, paths: C.Paths, backbone: str, world: distributed.World) -> str
             chosen[method] = summary.chosen_taus(scores.boxes, deltas, tau_grid)
             curves.append(_curves(method, scores, deltas, tau_grid, layout))
             per_image.append(_long(method, scores, splits, tau_grid))
+            pointing.append(_pointing_rows(method, scores, splits))
             if scores.pixels is not None:
                 pixels.append(_pixels(method, scores.pixels, flat))
                 curves.append(_pr_curve(pixels[-1]))
@@ -124,6 +131,7 @@ def _run(params, paths: C.Paths, backbone: str, world: distributed.World) -> str
         if pixels:
             write_parquet(tmp / "pixels.parquet", pd.concat(pixels, ignore_index=True))
         write_json(tmp / "chosen.json", chosen)
+        write_parquet(tmp / "pointing.parquet", pd.concat(pointing, ignore_index=True))
         write_parquet(tmp / C.TAU_BOXES_FILE, pd.concat(tau_boxes, ignore_index=True))
     curves_path.parent.mkdir(parents=True, exist_ok=True)
     write_text(curves_path, pd.concat(curves, ignore_index=True).to_csv(index=False, float_format="%.6g"))
@@ -187,16 +195,19 @@ def _pool(workers: int):
 # Per-image IoUs
 
 
-def _ious_one(args) -> tuple[np.ndarray, float, M.PixelAccumulator | None]:
+def _ious_one(args) -> tuple[np.ndarray, float, M.PixelAccumulator | None, np.ndarray]:
     """One image, its map normalised once: (K, 2, T) best IoU per τ for each GT kind (NaN where a kind
     has no box), the largest-contour IoU with the head boxes at the fixed τ (NaN without head boxes),
-    and its pixel counts against the trimap (None without one)."""
-    raw, size, gts, head, trimap, tau_grid, fixed_tau = args
+    its pixel counts against the trimap (None without one), and (K, 2) [pointing hit, energy share]
+    per GT kind (NaN without a box)."""
+    raw, size, gts, head, trimap, tau_grid, fixed_tau, tolerance = args
     smap = M.normalize_map(raw, (size, size))
     out = np.full((len(gts), 2, len(tau_grid)), np.nan)
+    points = np.full((len(gts), 2), np.nan)
     for k, gt in enumerate(gts):
         if gt is not None:
             out[k] = M.best_ious(smap, gt, tau_grid)
+            points[k] = pointing_scores(smap, gt, tolerance)
     fixed = np.nan
     if head is not None:
         fixed = float(M.best_iou_per_tau(smap, head, np.array([fixed_tau]), "largest")[0])
@@ -204,13 +215,14 @@ def _ious_one(args) -> tuple[np.ndarray, float, M.PixelAccumulator | None]:
     if trimap is not None:
         pixels = M.PixelAccumulator(tau_grid)
         pixels.add(smap, _trimap_mask(trimap, size) if isinstance(trimap, str) else instance_mask(*trimap, size))
-    return out, fixed, pixels
+    return out, fixed, pixels, points
 
 
 def _method_scores(pool, splits: dict[str, SplitMaps], method: str, size: int, tau_grid, fixed_tau,
-                   layout: C.Layout, world: distributed.World = distributed.SINGLE) -> MethodScores | None:
-    """Every split's best IoUs per box kind; the fixed-τ IoUs of the loc kind (head / object) on its
-    split; the pixel split's counts.
+                   layout: C.Layout, tolerance: float,
+                   world: distributed.World = distributed.SINGLE) -> MethodScores | None:
+    """Every split's best IoUs per box kind and the pointing scores on its scored split; the fixed-τ IoUs
+    of the loc kind (head / object) on its split; the pixel split's counts.
 
     Each rank scores its shard of every split; rank 0 gets all of them, in image order (contiguous
     shards, concatenated by rank), and returns the scores; the other ranks return None.
@@ -226,7 +238,7 @@ def _method_scores(pool, splits: dict[str, SplitMaps], method: str, size: int, t
         heads = sm.boxes[loc] if split == head_split else none
         trimaps = sm.trimaps if split == layout.pixel_split else none
         jobs = [(np.asarray(maps[i], np.float64), size, [sm.boxes[k][i] for k in kinds], heads[i], trimaps[i],
-                 tau_grid, fixed_tau) for i in distributed.shard(len(sm.index), world)]
+                 tau_grid, fixed_tau, tolerance) for i in distributed.shard(len(sm.index), world)]
         with bar(total=len(jobs), desc=f"evaluate {method} {split}", unit="img") as progress:
             done = []
             for result in pool.imap(_ious_one, jobs, chunksize=16):
@@ -236,7 +248,8 @@ def _method_scores(pool, splits: dict[str, SplitMaps], method: str, size: int, t
         if shards is None:
             continue
         done = [r for part in shards for r in part]  # rank order = image order
-        res = np.stack([r for r, _, _ in done])  # (N, K, 2, T)
+        res = np.stack([r for r, _, _, _ in done])  # (N, K, 2, T)
+        points = np.stack([p for _, _, _, p in done])  # (N, K, 2)
         for j, kind in enumerate(kinds):
             have = ~np.isnan(res[:, j, 0, 0])
             if kind == loc and split == head_split and not have.all():
@@ -244,11 +257,13 @@ def _method_scores(pool, splits: dict[str, SplitMaps], method: str, size: int, t
                                   f"boxed images in {split} — re-run `dvc repro prepare`")
             if have.any():
                 scores.boxes[(split, kind)] = (res[have, j], np.flatnonzero(have))
+                if split == layout.scored_split[kind]:
+                    scores.pointing[(split, kind)] = (points[have, j], np.flatnonzero(have))
         if split == head_split:
-            scores.fixed = np.array([f for _, f, _ in done])
+            scores.fixed = np.array([f for _, f, _, _ in done])
         if split == layout.pixel_split:
             scores.pixels = M.PixelAccumulator(tau_grid)
-            for _, _, pixels in done:
+            for _, _, pixels, _ in done:
                 if pixels is not None:
                     scores.pixels.merge(pixels)
     return scores if world.is_root else None
@@ -260,6 +275,9 @@ def _method_scores(pool, splits: dict[str, SplitMaps], method: str, size: int, t
 
 def _method_metrics(scores: MethodScores, splits, deltas, tau_grid, size, method, layout: C.Layout) -> dict[str, float]:
     out = summary.box_metrics(scores.boxes, deltas, tau_grid, layout.scored_split)
+    for (_, kind), (points, _) in scores.pointing.items():
+        out[f"pointing_game_{kind}"] = mean_percent(points[:, 0])
+        out[f"energy_pointing_game_{kind}"] = mean_percent(points[:, 1])
     loc = layout.loc_kind
     head_split = layout.scored_split.get(loc)
     if scores.fixed is not None:
@@ -336,6 +354,15 @@ def _tau_boxes(method: str, sm: SplitMaps | None, size: int, tau_grid, kind: str
                                     "y0": boxes[:, 1].astype(np.int16), "x1": boxes[:, 2].astype(np.int16),
                                     "y1": boxes[:, 3].astype(np.int16), "iou": iou.astype(np.float32)}))
     return pd.concat(frames, ignore_index=True)
+
+
+def _pointing_rows(method: str, scores: MethodScores, splits) -> pd.DataFrame:
+    """contracts.POINTING_COLUMNS: each scored image's pointing hit and energy share, per box kind."""
+    frames = [pd.DataFrame({"image_id": splits[split].index["image_id"].to_numpy()[rows], "split": split,
+                            "method": method, "kind": kind, "hit": points[:, 0] > 0,
+                            "energy": points[:, 1]})
+              for (split, kind), (points, rows) in scores.pointing.items()]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(C.POINTING_COLUMNS))
 
 
 def _trimap_mask(path: str, size: int) -> np.ndarray:

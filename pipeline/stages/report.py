@@ -1,6 +1,7 @@
 """The `report` stage: leaderboard (md/csv/tex/html) with bootstrap CIs and a paired test, breakdowns,
 plots, CAM galleries and the explorer page under `reports/`, from the earlier stages' outputs only (read through
-`pipeline.contracts`; every input folder is an option of its command in dvc.yaml).
+`pipeline.contracts`; every input folder is an option of its command in dvc.yaml). The leaderboard shows
+localization (evaluate@B) and faithfulness (faithfulness@B) side by side.
 
 Everything written is a deterministic function of those outputs and params.report (seeded resampling,
 no dates), so deleting reports/ and re-running gives the same bytes.
@@ -16,7 +17,7 @@ import pandas as pd
 
 from pipeline import contracts as C
 from pipeline.atomic import atomic_path, write_text
-from pipeline.report import explorer, gallery, perimage, plots, tables, writers
+from pipeline.report import explorer, gallery, meanscores, perimage, plots, tables, writers
 from pipeline.report.leaderboard import leaderboard_texts, paired_sentence
 from pipeline.stages import bar
 
@@ -90,12 +91,17 @@ def run(params, paths: C.Paths) -> str:
     backbones = list(params.backbones)
     layout = C.read_layout(paths.prepared)  # the dataset's box kinds and masks: the columns follow them
     kinds, loc = layout.box_kinds, layout.loc_kind
-    metrics = {b: C.read_metrics(paths.metrics_file(b)) for b in backbones}
+    metrics = {b: C.read_metrics(paths.metrics_file(b)) | C.read_faithfulness_metrics(paths.faithfulness_file(b))
+               for b in backbones}
     board = tables.metrics_frame(metrics, tuple(params.cams.methods),
                                  tables.metrics_for(kinds, loc, layout.pixel_split is not None))
     evals = [_load_backbone(paths, b, layout) for b in backbones]
     cis, boot = perimage.bootstrap_rows(evals, deltas, params.evaluate.fixed_tau, rp.bootstrap, rp.seed,
                                         perimage.specs_for(kinds, loc), loc)
+    mean_rows = {b: meanscores.pointing_scores(C.read_pointing(paths.eval_dir(b)))
+                 | meanscores.faithfulness_scores(C.read_faithfulness(paths.faithfulness_dir(b))) for b in backbones}
+    mean_cis, mean_boot = meanscores.bootstrap_means(mean_rows, rp.bootstrap, rp.seed)
+    cis, boot = pd.concat([cis, mean_cis], ignore_index=True), boot | mean_boot
     board, dropped = tables.attach_cis(board, cis)
     for d in dropped:
         log.warning("CI dropped, re-computed point disagrees: %s", d)
@@ -125,7 +131,8 @@ def run(params, paths: C.Paths) -> str:
                for b in backbones}
     with atomic_path(out_dir / "plots") as tmp:
         tmp.mkdir()
-        plot_names = plots.write_plots(tmp, curves, board, histories, methods, rank_by)
+        faith_curves = {b: C.read_faithfulness_curves(paths.faithfulness_dir(b)) for b in backbones}
+        plot_names = plots.write_plots(tmp, curves, board, histories, methods, rank_by, faith_curves)
 
     shared = _shared_gallery(paths, samples)
     ginputs = [g for ev in evals if (g := _gallery_input(paths, ev, loc)) is not None]

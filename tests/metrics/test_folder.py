@@ -247,3 +247,27 @@ def test_raw_maps_and_boxes_scored_in_the_size_frame_like_paper_numbers(tmp_path
     # without --raw the maps must already be S×S
     bad = _cli("--maps", maps_dir, "--boxes", csv, "--size", s)
     assert bad.exit_code == 2 and "--size 32x32" in bad.stderr and "--raw" in bad.stderr
+
+
+def test_pointing_keys_by_hand_and_the_tolerance_option(tmp_path):
+    """Two 20×20 maps: one peaks inside its box, one peaks 5 px right of its box; energies by hand."""
+    maps_dir = tmp_path / "maps"
+    maps_dir.mkdir()
+    inside, beside = np.zeros((20, 20)), np.zeros((20, 20))
+    inside[2:4, 2:4] = 1.0  # all energy in the box (0, 0)-(5, 5), argmax (2, 2) inside
+    beside[10, 15] = 1.0  # argmax 5 columns right of the box (2, 8)-(10, 12): distance 5
+    beside[9, 9] = 0.5  # a third of the energy inside that box
+    np.save(maps_dir / "a.npy", inside)
+    np.save(maps_dir / "b.npy", beside)
+    csv = tmp_path / "boxes.csv"
+    csv.write_text(HEADER + "a,0,0,5,5,20,20\nb,2,8,10,12,20,20\n")
+    got = run(maps_dir, csv, interval=0.1, pointing_tolerance=5)
+    assert got["pointing_game"] == 100.0 and got["pointing_tolerance"] == 5.0
+    assert got["energy_pointing_game"] == pytest.approx(100 * (1.0 + 0.5 / 1.5) / 2)
+    assert run(maps_dir, csv, interval=0.1, pointing_tolerance=4.9)["pointing_game"] == 50.0
+    res = CliRunner().invoke(camloc_cli.cli, ["evaluate-maps", "--maps", str(maps_dir), "--boxes", str(csv),
+                                              "--pointing-tolerance", "4"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["pointing_game"] == 50.0
+    with pytest.raises(CamlocError, match="pointing tolerance"):
+        run(maps_dir, csv, pointing_tolerance=-1)

@@ -115,3 +115,14 @@ def test_rows_handle_a_single_bare_metrics_file_and_a_train_method_axis():
     assert by_train.loc["cam", "main"] == 55.0 and pd.isna(by_train.loc["cam", "workspace"])
     assert by_train.loc["has", "workspace"] == 57.0 and pd.isna(by_train.loc["has", "main"])
     assert compare.default_metric(["pxap", "maxboxacc_v2_body", "maxboxacc_v2_body_val_tau"]) == "maxboxacc_v2_body"
+
+
+def test_faithfulness_metrics_files_are_metrics_not_params():
+    rows = [{"Experiment": "exp-a", "rev": "abc1234", "reports/metrics/tiny.json:cam.maxboxacc_v2_head": 55.0,
+             "reports/metrics/tiny.json:classification.top1": 88.0,
+             "reports/faithfulness/tiny.json:cam.deletion_auc": 0.125, "params.yaml:backbones.tiny.lr": 0.1}]
+    long, params, _, skipped = compare.parse_rows(rows, "?")
+    assert skipped == 0 and params == {"exp-a": {"backbones.tiny.lr": 0.1}}
+    assert sorted(long["metric"]) == ["deletion_auc", "maxboxacc_v2_head"]
+    c = compare.build(rows, "?", metric="deletion_auc")
+    assert c.table["exp-a"].tolist() == [0.125]

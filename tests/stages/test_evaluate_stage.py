@@ -380,3 +380,41 @@ def test_the_stage_runs_without_importing_torch(fake, tmp_path):
                          cwd=Path(__file__).resolve().parents[2])
     assert res.returncode == 0, res.stderr[-3000:]
     assert out.metrics_file(BACKBONE).read_bytes() == fake.paths.metrics_file(BACKBONE).read_bytes()
+
+
+# --------------------------------------------------------------------------------------------------
+# pointing game and energy pointing game against a plain per-pixel reading of PROTOCOL §6
+
+
+def _ref_pointing(smap: np.ndarray, gts: list[list[int]], tolerance: float) -> tuple[bool, float]:
+    best, point = -1.0, (0, 0)
+    for y in range(smap.shape[0]):  # row-major scan: a later tie never replaces the first maximum
+        for x in range(smap.shape[1]):
+            if smap[y, x] > best:
+                best, point = smap[y, x], (y, x)
+    y, x = point
+    dist = min(((max(x0 - x, 0, x - x1)) ** 2 + (max(y0 - y, 0, y - y1)) ** 2) ** 0.5 for x0, y0, x1, y1 in gts)
+    inside = sum(smap[yy, xx] for yy in range(smap.shape[0]) for xx in range(smap.shape[1])
+                 if any(x0 <= xx <= x1 and y0 <= yy <= y1 for x0, y0, x1, y1 in gts))
+    total = smap.sum()
+    return dist <= tolerance, (inside / total if total > 0 else 0.0)
+
+
+@pytest.mark.parametrize("kind", ["head", "body"])
+def test_pointing_metrics_match_the_reference_and_the_per_image_table(fake, metrics, kind):
+    split = C.SCORED_SPLIT[kind]
+    table = C.read_pointing(fake.paths.eval_dir(BACKBONE))
+    tolerance = fake.params.evaluate.pointing_tolerance
+    for method in METHODS:
+        smaps, gts = _smaps(fake, split, method), _gts(fake, split, kind)
+        ref = {i: _ref_pointing(smaps[i], gts[i], tolerance) for i in smaps}
+        rows = table[(table["method"] == method) & (table["kind"] == kind)].set_index("image_id")
+        assert set(rows["split"]) == {split} and sorted(rows.index) == sorted(ref)
+        for i, (hit, energy) in ref.items():
+            assert bool(rows.loc[i, "hit"]) == hit, (method, i)
+            assert rows.loc[i, "energy"] == pytest.approx(energy, abs=1e-9)
+        _close(metrics[f"{method}.pointing_game_{kind}"], 100 * np.mean([h for h, _ in ref.values()]))
+        _close(metrics[f"{method}.energy_pointing_game_{kind}"], 100 * np.mean([e for _, e in ref.values()]))
+    # the planted order shows: the good map points at the head more often than the noise map
+    if kind == "head":
+        assert metrics["good.pointing_game_head"] > metrics["noise.pointing_game_head"]

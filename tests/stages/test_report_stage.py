@@ -70,7 +70,8 @@ def test_breakdowns_and_plots_exist(reported):
     assert 0 < len(breeds) <= 10 and list(breeds["maxboxacc_v2_head"]) == sorted(breeds["maxboxacc_v2_head"])
     pngs = {p.name for p in (out / "plots").glob("*.png")}
     assert pngs == {*(f"boxacc_tau_{b}.png" for b in BACKBONES), *(f"pr_{b}.png" for b in BACKBONES),
-                    "training.png", "heatmap_maxboxacc_v2_head.png"}
+                    "training.png", "heatmap_maxboxacc_v2_head.png", "localization_vs_faithfulness.png",
+                    *(f"faithfulness_curves_{b}.png" for b in BACKBONES)}
     assert all((out / "plots" / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
 
 
@@ -107,9 +108,35 @@ def test_gallery_boxes_reproduce_the_evaluated_ious(reported, tmp_path):
 
 def test_missing_stage_output_names_the_file_and_the_fix(reported, tmp_path):
     root = tmp_path / "copy"
-    for sub in ("eval", "cams"):
+    for sub in ("eval", "cams", "faithfulness"):
         shutil.copytree(reported / "data" / sub, root / "data" / sub)
-    shutil.copytree(reported / "reports" / "metrics", root / "reports" / "metrics")
+    for sub in ("metrics", "faithfulness"):
+        shutil.copytree(reported / "reports" / sub, root / "reports" / sub)
     (root / "data" / "eval" / "resnet18" / "per_image.parquet").unlink()
     with pytest.raises(CamlocError, match=r"per_image\.parquet is missing: run `dvc repro evaluate@resnet18`"):
         report.run(report_params(), report_paths(root))
+    shutil.copy(reported / "data" / "eval" / "resnet18" / "per_image.parquet", root / "data" / "eval" / "resnet18")
+    (root / "reports" / "faithfulness" / "tiny_gap_cnn.json").unlink()
+    with pytest.raises(CamlocError, match=r"tiny_gap_cnn\.json is missing: run `dvc repro faithfulness@tiny_gap_cnn`"):
+        report.run(report_params(), report_paths(root))
+
+
+def test_both_families_side_by_side_with_cis_and_a_legend_entry_each(reported):
+    from pipeline import contracts as C
+    from pipeline.report.leaderboard import LEGEND
+
+    df = pd.read_csv(reported / "reports" / "leaderboard.csv")
+    new = [m for m in C.METRIC_NAMES if "pointing" in m] + list(C.FAITHFULNESS_NAMES)
+    for m in new:
+        assert f"`{m}`" in LEGEND, m
+        # a CI is kept only when the per-image re-computation reproduces the stage's JSON value
+        assert df[f"{m}_ci_low"].notna().all() and (df[f"{m}_ci_low"] <= df[m] + 1e-9).all(), m
+        assert (df[m] <= df[f"{m}_ci_high"] + 1e-9).all(), m
+    md = (reported / "reports" / "leaderboard.md").read_text()
+    for header in ("PG head", "EPG head", "AD ↓", "IC", "deletion ↓", "insertion", "insertion 95% CI"):
+        assert f" {header} |" in md, header
+    # lower is better for AD and deletion: the bold cell is the column minimum
+    lines = md.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("| backbone")) + 2
+    row = lines[first + int(df["deletion_auc"].idxmin())]
+    assert f"**{df['deletion_auc'].min():.3f}**" in row

@@ -1,0 +1,150 @@
+"""Average Drop / Increase in Confidence and deletion / insertion (PROTOCOL §6) on tiny models whose
+scores are known in closed form, plus the properties the definitions imply."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from pipeline.faithfulness import scores as F
+
+MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)  # normalised value z = (v − 127.5) / 63.75
+
+
+class MeanLinear(nn.Module):
+    """logits = A · (spatial mean of the normalised input, per channel) + b: linear in the pixels."""
+
+    def __init__(self, a, b):
+        super().__init__()
+        self.a = nn.Parameter(torch.tensor(a, dtype=torch.float32), requires_grad=False)  # (K, 3)
+        self.b = nn.Parameter(torch.tensor(b, dtype=torch.float32), requires_grad=False)  # (K,)
+
+    def forward(self, x):
+        return x.mean((2, 3)) @ self.a.T + self.b
+
+
+class SpatialLinear(nn.Module):
+    """Class 0's logit = Σ_p w_p · z_p(channel 0) / P, class 1's = 0: each pixel's contribution is w_p z_p."""
+
+    def __init__(self, w: np.ndarray):
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor(w, dtype=torch.float32), requires_grad=False)  # (s, s)
+
+    def forward(self, x):
+        l0 = (x[:, 0] * self.w).mean((1, 2))
+        return torch.stack([l0, torch.zeros_like(l0)], dim=1)
+
+
+def _sigmoid(t):
+    return 1.0 / (1.0 + np.exp(-t))
+
+
+def _constant_images(n: int, s: int, value=(255, 255, 255)) -> np.ndarray:
+    return np.broadcast_to(np.array(value, np.uint8), (n, s, s, 3)).copy()
+
+
+def _run(model, images, labels, maps, steps, batch_size=64, seed=0):
+    scorer = F.Scorer(model, MEAN, STD, batch_size)
+    clean = F.clean_scores(scorer, images, labels)
+    orders = F.tie_orders(maps, range(len(images)), seed)
+    return clean, F.method_faithfulness(scorer, images, labels, maps, clean, orders, steps)
+
+
+def test_closed_form_linear_model_on_a_constant_image():
+    # pixel 255 → z = 2 on every channel; logit0 = z_0, logit1 = 0: Y(label 0) = σ(2), Y(label 1) = 1 − σ(2)
+    model = MeanLinear([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]], [0.0, 0.0])
+    s, steps = 5, 4  # P = 25 pixels: steps replace ⌊i·25/4⌋ = 0, 6, 12, 18, 25 of them
+    images, labels = _constant_images(2, s), np.array([0, 1])
+    maps = np.full((2, s, s), 0.5)  # the map halves every pixel: 127.5 → z = 0 → O = 0.5 for both classes
+    clean, res = _run(model, images, labels, maps, steps)
+    y0 = _sigmoid(2.0)
+    np.testing.assert_allclose(clean, [y0, 1 - y0], rtol=1e-6)
+    np.testing.assert_allclose(res.masked_score, [0.5, 0.5], rtol=1e-6)
+    m = F.summary(clean, res)
+    # AD: image 0 drops (σ(2) − 0.5)/σ(2), image 1 rises (no drop): mean · 100; IC: one of two rises
+    assert m["avg_drop"] == pytest.approx(100 * ((y0 - 0.5) / y0) / 2, rel=1e-5)
+    assert m["increase_in_confidence"] == 50.0
+    # deletion: a fraction f of the pixels at the mean (z = 0) → logit0 = 2(1 − f)
+    f = np.array([0, 6, 12, 18, 25]) / 25
+    curve0, curve1 = _sigmoid(2 * (1 - f)), 1 - _sigmoid(2 * (1 - f))
+    np.testing.assert_allclose(res.deletion, [curve0, curve1], rtol=1e-5)
+    trapezoid = lambda c: (c[0] / 2 + c[1:-1].sum() + c[-1] / 2) / steps  # noqa: E731
+    assert m["deletion_auc"] == pytest.approx((trapezoid(curve0) + trapezoid(curve1)) / 2, rel=1e-5)
+    # insertion: the blurred copy of a constant image is the image, so the curve stays at Y: AUC = mean Y
+    np.testing.assert_allclose(res.insertion, [[y0] * 5, [1 - y0] * 5], rtol=1e-5)
+    assert m["insertion_auc"] == pytest.approx(0.5, rel=1e-5)
+
+
+def test_a_map_of_ones_gives_zero_average_drop_and_no_increase():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(8, 4)).eval()
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (6, 12, 12, 3), dtype=np.uint8)
+    labels = rng.integers(0, 4, 6)
+    clean, res = _run(model, images, labels, np.ones((6, 12, 12)), steps=3, batch_size=5)
+    m = F.summary(clean, res)
+    assert m["avg_drop"] == 0.0 and m["increase_in_confidence"] == 0.0
+    # a map of zeros blacks the image out: the scores move, so AD is no longer 0
+    clean, res = _run(model, images, labels, np.zeros((6, 12, 12)), steps=3)
+    assert F.summary(clean, res)["avg_drop"] > 0
+
+
+def test_deletion_with_the_perfect_map_drops_at_least_as_fast_as_with_the_reversed_map():
+    rng = np.random.default_rng(1)
+    s = 8
+    w = rng.random((s, s)) * 40  # per-pixel weight of class 0's logit
+    images = rng.integers(128, 256, (4, s, s, 3), dtype=np.uint8)  # channel 0 above the mean: z > 0
+    z = (images[..., 0].astype(np.float64) - 127.5) / 63.75
+    contribution = w[None] * z  # (N, s, s): each pixel's share of the logit
+    perfect = contribution / contribution.max(axis=(1, 2), keepdims=True)
+    labels = np.zeros(4, dtype=np.int64)
+    model = SpatialLinear(w)
+    _, good = _run(model, images, labels, perfect, steps=8)
+    _, bad = _run(model, images, labels, 1.0 - perfect, steps=8)
+    assert (good.deletion <= bad.deletion + 1e-6).all()  # pointwise, not just on average
+    assert (F.trapezoid_auc(good.deletion) < F.trapezoid_auc(bad.deletion)).all()
+    assert 0 <= F.trapezoid_auc(good.deletion).min() and F.trapezoid_auc(bad.insertion).max() <= 1
+
+
+def test_ties_are_broken_by_a_seeded_permutation_shared_by_every_method():
+    flat = np.zeros((6, 6))
+    a = F.pixel_order(flat, np.random.default_rng([0, 3]))
+    b = F.pixel_order(flat, np.random.default_rng([0, 3]))
+    c = F.pixel_order(flat, np.random.default_rng([0, 4]))
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert not np.array_equal(a, np.arange(36))  # not raster order
+    assert sorted(a.tolist()) == list(range(36))
+    # a map with a strict order ignores the permutation; a two-level map keeps each level together
+    ramp = np.arange(36.0).reshape(6, 6)
+    assert F.pixel_order(ramp, np.random.default_rng(9)).tolist() == list(range(35, -1, -1))
+    two = (np.arange(36) % 2).reshape(6, 6).astype(float)
+    order = F.pixel_order(two, np.random.default_rng(9))
+    assert set(order[:18].tolist()) == set(range(1, 36, 2))
+
+
+def test_batch_size_does_not_change_the_results():
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(4, 3)).eval()
+    rng = np.random.default_rng(2)
+    images = rng.integers(0, 256, (5, 10, 10, 3), dtype=np.uint8)
+    labels, maps = rng.integers(0, 3, 5), rng.random((5, 10, 10))
+    _, one = _run(model, images, labels, maps, steps=4, batch_size=1)
+    _, many = _run(model, images, labels, maps, steps=4, batch_size=100)
+    for name in ("masked_score", "deletion", "insertion"):
+        np.testing.assert_allclose(getattr(one, name), getattr(many, name), rtol=1e-5, atol=1e-7)
+
+
+def test_step_counts_blur_and_auc_helpers():
+    assert F.step_counts(25, 4).tolist() == [0, 6, 12, 18, 25]
+    assert F.blur_kernel(224) == (11, 5.0)
+    side, sigma = F.blur_kernel(112)
+    assert side % 2 == 1 and sigma == 2.5
+    x = torch.zeros(1, 3, 16, 16)
+    x[..., 8, 8] = 100.0
+    y = F.gaussian_blur(x)
+    assert y.shape == x.shape and y.sum().item() == pytest.approx(300.0, rel=1e-5) and y.max() < 100
+    np.testing.assert_allclose(F.trapezoid_auc(np.array([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])), [1.0, 0.25])
