@@ -58,8 +58,9 @@ LEGEND_LINES = (
     ("pointing_game_{loc}", "- PG {loc} (`pointing_game_{loc}`): pointing game, % of images whose map maximum lies "
                             "within\n  evaluate.pointing_tolerance pixels (S×S frame) of a {loc} box; its 95% CI "
                             "beside it. EPG {loc}\n  (`energy_pointing_game_{loc}`): energy pointing game, the mean "
-                            "share of the map's mass inside the {loc}\n  boxes. leaderboard.csv has them for every "
-                            "box kind."),
+                            "share of the map's mass inside the {loc}\n  boxes."),
+    ("maxboxacc_v2_body", "  leaderboard.csv also has `pointing_game_body` and `energy_pointing_game_body` "
+                          "(whole-pet boxes)."),
     ("avg_drop", "Faithfulness, on a seeded subset of faithfulness.max_images images per split in "
                  "faithfulness.splits,\nthe model's softmax score of the GT class:\n"
                  "- AD ↓ (`avg_drop`): Average Drop, mean of max(0, Y − O)/Y, where Y is the score on the image "

@@ -131,7 +131,8 @@ def test_partial_file_format_is_the_documented_one(tmp_path):
     (part,) = _parts(root, 1)
     with np.load(part, allow_pickle=False) as z:
         assert set(z.files) == {"header", "tau_grid", "hits", "ids", "ious", "skipped_ids", "skipped_reasons",
-                                "n_unscored", "pixel_hist"}
+                                "n_unscored", "pixel_hist", "points", "pointing_tolerance"}
         header = json.loads(str(z["header"][()]))
         assert header["format"] == S.FORMAT and header["shard"] == 0 and header["world"] == 1
         assert z["hits"].shape == (2, 3, 20) and z["ious"].shape == (3, 2, 20)
+        assert z["points"].shape == (3, 2) and float(z["pointing_tolerance"]) == 15.0
