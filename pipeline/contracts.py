@@ -118,7 +118,8 @@ METRIC_NAMES = (
 # A reference-layout dataset (cub, wsol) has these instead of the head/body ones (pxap/pxiou with masks).
 OBJECT_METRIC_NAMES = (
     "top1_loc", "top5_loc", "gt_known_loc", "maxboxacc_object", "maxboxacc_object_val_tau", "maxboxacc_v2_object",
-    "maxboxacc_v2_object_val_tau", "pxap", "pxiou", "box_ap", "box_ap50",
+    "maxboxacc_v2_object_val_tau", "pxap", "pxiou", "box_ap", "box_ap50", "pointing_game_object",
+    "energy_pointing_game_object",
 )
 
 

@@ -257,6 +257,8 @@ def _check_boxes(metrics: dict, smaps: dict, gts: dict) -> None:
     assert metrics["cam.maxboxacc_object"] == pytest.approx(round(ref["max_box_acc"]["v1"], 6), abs=1e-9)
     assert metrics["cam.maxboxacc_v2_object"] == pytest.approx(round(ref["max_box_acc"]["v2"], 6), abs=1e-9)
     assert 0 < metrics["cam.maxboxacc_v2_object"] < 100
+    assert metrics["cam.pointing_game_object"] == pytest.approx(ref["pointing_game"], abs=1e-6)
+    assert metrics["cam.energy_pointing_game_object"] == pytest.approx(ref["energy_pointing_game"], abs=1e-6)
     assert "cam.maxboxacc_v2_head" not in metrics and "cam.pxap" not in metrics
     names = {k.split(".", 1)[1] for k in metrics if k.startswith("cam.")}
     extra = {f"{p}_object_{d}" for p in ("maxboxacc", "tau_v2") for d in ("d30", "d50", "d70", "30", "50", "70")}
