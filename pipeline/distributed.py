@@ -126,6 +126,12 @@ def local_processes() -> int:
         return 1
 
 
+def cpu_threads() -> int:
+    """This process's share of the node's cores (torchrun itself would give each process one thread)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // local_processes())
+
+
 def all_reduce_sum(values: list[float], world: World) -> list[float]:
     """Element-wise sum of `values` over all ranks (float64; the values themselves for one process)."""
     if not world.distributed:

@@ -23,7 +23,7 @@ def setup_determinism(seed: int, device: torch.device, processes: int = 1) -> in
     torch.manual_seed(seed)
     np.random.seed(seed)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    threads = max(1, cores // processes)
+    threads = max(1, cores // processes)  # the node's cores, shared by its processes
     torch.set_num_threads(threads)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
