@@ -25,13 +25,13 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-
 from ddp_entry import NOBN, nobn_backbone
+from test_cams_stage import _model_dir, _prepared
+
 from pipeline.contracts import Paths
 from pipeline.params import AugmentParams, BackboneParams, CamsParams, Params, to_dict
 from pipeline.stages import cams as cams_stage
 from pipeline.stages import train
-from test_cams_stage import _model_dir, _prepared
 
 REPO = Path(__file__).resolve().parents[2]
 ENTRY = Path(__file__).with_name("ddp_entry.py")
