@@ -7,6 +7,9 @@ both sides alike, on a synthetic prepared dir (random pixels: the cost does not 
           (loading included, interpreter start-up excluded). RATIO goal >= 0.8.
   cams  — the map dump with nproc 2 against nproc 1 (1 process × all cores' threads); images/s as
           the stage reports it. RATIO goal >= 0.8.
+Also shown, for scale: one process pinned to one core (1 thread): what each DDP process has. On a
+loaded machine a process with 2 threads can collapse (each parallel region waits for its slowest
+thread), which flatters the DDP ratio: read it with the load average printed.
 
   python benchmarks/bench_ddp.py [--rounds 2] [--arch tiny_gap_cnn] [--size 96] [--train 512]
 
@@ -58,17 +61,20 @@ def params(args, nproc: int) -> dict:
             "cams": {"methods": ["cam", "gradcam", "center"], "splits": ["test"], "batch_size": 32}}
 
 
-def run_stage(work: Path, stage: str, nproc: int, args) -> float:
-    """images/s the stage reports in its summary line."""
+def run_stage(work: Path, stage: str, nproc: int, args, one_core: bool = False) -> float:
+    """images/s the stage reports in its summary line (`one_core`: nproc 1 pinned to one core)."""
     pfile = work / f"params_{nproc}.yaml"
     pfile.write_text(yaml.safe_dump(params(args, nproc)))
+    core = min(os.sched_getaffinity(0))
     env = dict(os.environ, PYTHONPATH=str(REPO))
     env.pop("OMP_NUM_THREADS", None)  # one process takes every core; torchrun's processes share them
     models = work / "models_1"  # cams always reads the one-process model
     cmd = [sys.executable, "-m", "pipeline", stage, "bench", "--params", str(pfile), "--prepared", str(work / "prepared")]
-    cmd += ["--models", str(work / f"models_{nproc}")] if stage == "train" else \
-        ["--models", str(models), "--cams", str(work / f"cams_{nproc}")]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    tag = f"{nproc}{'c' if one_core else ''}"
+    cmd += ["--models", str(work / f"models_{tag}")] if stage == "train" else \
+        ["--models", str(models), "--cams", str(work / f"cams_{tag}")]
+    pin = (lambda: os.sched_setaffinity(0, {core})) if one_core else None
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, preexec_fn=pin)
     if proc.returncode:
         sys.exit(f"{stage} nproc={nproc} failed:\n{proc.stderr[-3000:]}")
     pattern = r"([\d.]+) images/s\)" if stage == "train" else r"\(([\d.]+)–([\d.]+) images/s\)"
@@ -91,20 +97,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_ddp_") as tmp:
         work = Path(tmp)
         write_prepared(work / "prepared", args.train, args.test, args.size)
-        rates: dict[tuple[str, int], list[float]] = {}
+        rates: dict[tuple[str, str], list[float]] = {}
+        sides = [("1", 1, False), ("2", 2, False), ("1c", 1, True)]
         for r in range(args.rounds):
             for stage in ("train", "cams"):
-                for nproc in ((1, 2) if r % 2 == 0 else (2, 1)):
+                for tag, nproc, one_core in (sides if r % 2 == 0 else sides[::-1]):
                     t = time.perf_counter()
-                    rate = run_stage(work, stage, nproc, args)
-                    rates.setdefault((stage, nproc), []).append(rate)
-                    print(f"round {r + 1} {stage:5s} nproc={nproc}: {rate:8.1f} images/s "
-                          f"({time.perf_counter() - t:.0f} s with start-up)", flush=True)
+                    rate = run_stage(work, stage, nproc, args, one_core)
+                    rates.setdefault((stage, tag), []).append(rate)
+                    print(f"round {r + 1} {stage:5s} nproc={nproc}{' (one core)' if one_core else ''}: "
+                          f"{rate:8.1f} images/s ({time.perf_counter() - t:.0f} s with start-up)", flush=True)
     med = {k: statistics.median(v) for k, v in rates.items()}
-    print(f"train: 2 DDP × 1 thread {med[('train', 2)]:.1f} img/s, 1 process × all threads "
-          f"{med[('train', 1)]:.1f} img/s → RATIO {med[('train', 2)] / med[('train', 1)]:.2f} (goal >= 0.8)")
-    print(f"cams:  2 processes {med[('cams', 2)]:.1f} img/s, 1 process {med[('cams', 1)]:.1f} img/s "
-          f"→ RATIO {med[('cams', 2)] / med[('cams', 1)]:.2f} (goal >= 0.8)")
+    for stage, what in (("train", "2 DDP × 1 thread"), ("cams", "2 processes")):
+        two, one, core = med[(stage, "2")], med[(stage, "1")], med[(stage, "1c")]
+        print(f"{stage}: {what} {two:.1f} img/s, 1 process × all threads {one:.1f} img/s → RATIO {two / one:.2f} "
+              f"(goal >= 0.8); 1 process on one core {core:.1f} img/s (2 processes: {two / core:.2f}× it)")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -78,3 +78,10 @@ def test_relaunch_goes_through_torchruns_own_entry_point():
     cmd = distributed.relaunch_command(3, ["train", "B", "--params", "p.yaml"])
     assert cmd[1:3] == ["-m", "torch.distributed.run"] and "--nproc-per-node=3" in cmd
     assert cmd[-6:] == ["-m", "pipeline", "train", "B", "--params", "p.yaml"]
+
+
+def test_a_failed_relaunch_names_torchruns_report():
+    pytest.importorskip("torch")
+    # One process is enough to see the failure path: the child exits 2 (unknown command), torchrun reports it.
+    with pytest.raises(distributed.DistributedError, match=r"torchrun \(1 processes\) failed .*ChildFailedError"):
+        distributed.relaunch(1, ["no-such-command"], "test")
