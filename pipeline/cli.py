@@ -58,6 +58,28 @@ def _params(path: Path):
     return load_params(path)
 
 
+def _scale_out(params, backbone: str, argv: list[str]) -> None:
+    """With `backbones.<B>.nproc` > 1 and not under torchrun yet (e.g. `dvc repro`), run this same command
+    (`argv`, after `python -m pipeline`) as nproc processes through torchrun's own entry point on this
+    node, and stop here; otherwise do nothing (the command runs in this process, as one rank or alone)."""
+    from pipeline import distributed
+
+    nproc = params.backbone(backbone).nproc
+    if nproc > 1 and not distributed.under_torchrun():
+        root = click.get_current_context().find_root().params
+        flags = (["--debug"] if root.get("debug") else []) + ["-v"] * int(root.get("verbose") or 0)
+        distributed.relaunch(nproc, [*flags, *argv], f"{argv[0]} {backbone}")
+        sys.exit(0)
+
+
+def _echo_root(summary: str) -> None:
+    """The stage summary, once: from rank 0 under torchrun."""
+    from pipeline.distributed import world_from_env
+
+    if world_from_env().is_root:
+        click.echo(summary)
+
+
 def _dir(name: str, default: Path, help: str):
     return click.option(f"--{name}", name, type=click.Path(path_type=Path), default=default, show_default=True,
                         help=help)
@@ -102,10 +124,15 @@ def prepare(params_path: Path, raw: Path, out: Path) -> None:
 @PREPARED
 @MODELS
 def train(backbone: str, params_path: Path, prepared: Path, models: Path) -> None:
-    """Train the GAP classifier of one `backbones` entry from image labels only (into MODELS/BACKBONE)."""
+    """Train the GAP classifier of one `backbones` entry from image labels only (into MODELS/BACKBONE).
+
+    Runs under torchrun as is; `backbones.<B>.nproc` > 1 relaunches it through torchrun."""
+    params = _params(params_path)
+    _scale_out(params, backbone, ["train", backbone, "--params", str(params_path), "--prepared", str(prepared),
+                                  "--models", str(models)])
     from pipeline.stages.train import run
 
-    click.echo(run(_params(params_path), Paths(prepared=prepared, models=models), backbone))
+    _echo_root(run(params, Paths(prepared=prepared, models=models), backbone))
 
 
 @cli.command()
@@ -125,17 +152,22 @@ def train(backbone: str, params_path: Path, prepared: Path, models: Path) -> Non
 def cams(backbone, params_path, prepared, models, cams, checkpoint, images, methods, out, overlay, tau) -> None:
     """Dump raw score maps (CAM, Grad-CAM, ...) for val/test splits (into CAMS/BACKBONE), or for your own
     images (--checkpoint, --images, --method, --out)."""
-    from pipeline.stages import cams as stage
-
     if checkpoint or images:
         if not (checkpoint and images and methods and out):
             raise click.UsageError("--checkpoint, --images, --method and --out go together")
+        from pipeline.stages import cams as stage
+
         summary = stage.run_folder(checkpoint, images, list(methods), out, overlay=overlay, tau=tau)
     else:
         if not backbone:
             raise click.UsageError("give a BACKBONE (a key of params.yaml backbones) or --checkpoint/--images")
-        summary = stage.run(_params(params_path), Paths(prepared=prepared, models=models, cams=cams), backbone)
-    click.echo(summary)
+        params = _params(params_path)
+        _scale_out(params, backbone, ["cams", backbone, "--params", str(params_path), "--prepared", str(prepared),
+                                      "--models", str(models), "--cams", str(cams)])
+        from pipeline.stages import cams as stage
+
+        summary = stage.run(params, Paths(prepared=prepared, models=models, cams=cams), backbone)
+    _echo_root(summary)
 
 
 @cli.command()
@@ -150,12 +182,17 @@ def evaluate(backbone, params_path, prepared, cams, eval, metrics, curves) -> No
     """Score one backbone's maps: MaxBoxAcc(V2), Top-1/5 Loc, PxAP, box AP, with test-oracle and val tau.
 
     Also runs under torchrun (`torchrun --nproc_per_node N -m pipeline evaluate B`, gloo on CPU): each
-    rank scores a shard of the images, rank 0 writes outputs identical to a one-process run.
+    rank scores a shard of the images, rank 0 writes outputs identical to a one-process run. With
+    `backbones.B.nproc` > 1 it relaunches itself that way (as train and cams do).
     """
     from pipeline.stages.evaluate import run
 
+    params = _params(params_path)
+    _scale_out(params, backbone, ["evaluate", backbone, "--params", str(params_path), "--prepared", str(prepared),
+                                  "--cams", str(cams), "--eval", str(eval), "--metrics", str(metrics),
+                                  "--curves", str(curves)])
     paths = Paths(prepared=prepared, cams=cams, eval=eval, metrics=metrics, curves=curves)
-    click.echo(run(_params(params_path), paths, backbone))
+    click.echo(run(params, paths, backbone))  # every rank: the root's summary, the others' one line each
 
 
 @cli.command()

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 # torchrun sets these for every process it launches.
 _ENV_RANK, _ENV_WORLD, _ENV_LOCAL = "RANK", "WORLD_SIZE", "LOCAL_RANK"
+_ENV_LOCAL_WORLD = "LOCAL_WORLD_SIZE"
 
 
 class DistributedError(CamlocError):
@@ -130,8 +131,55 @@ def finish(world: World) -> None:
             dist.destroy_process_group()
 
 
+def local_processes() -> int:
+    """Processes of this job on this node (torchrun's LOCAL_WORLD_SIZE; 1 outside torchrun): they share
+    its cores, so each takes its share of the threads."""
+    try:
+        return max(1, int(os.environ.get(_ENV_LOCAL_WORLD, "1")))
+    except ValueError:
+        return 1
+
+
+def cpu_threads() -> int:
+    """This process's share of the node's cores (torchrun itself would give each process one thread)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // local_processes())
+
+
+def all_reduce_sum(values: list[float], world: World) -> list[float]:
+    """Element-wise sum of `values` over all ranks (float64; the values themselves for one process)."""
+    if not world.distributed:
+        return list(values)
+    import torch
+    import torch.distributed as dist
+
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.cpu().tolist()
+
+
 def relaunch_command(nproc: int, argv: list[str]) -> list[str]:
     """The command that re-runs `python -m pipeline <argv>` as nproc processes through torchrun's own
     entry point, on this node (used when params ask for nproc > 1 and we are not under torchrun yet)."""
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
             "-m", "pipeline", *argv]
+
+
+def relaunch(nproc: int, argv: list[str], what: str) -> None:
+    """Run `python -m pipeline <argv>` as nproc processes under torchrun, on this node, and wait.
+
+    For a stage whose params ask for nproc > 1 when it was started without torchrun (`dvc repro`), so one
+    dvc.yaml serves every process count. A failed job raises DistributedError naming torchrun's report
+    (printed above by torchrun: the ChildFailedError table names the rank, its exit code and error).
+    """
+    import subprocess
+
+    cmd = relaunch_command(nproc, argv)
+    log.info("%s: relaunching as %d processes: %s", what, nproc, " ".join(cmd))
+    rc = subprocess.call(cmd)
+    if rc != 0:
+        raise DistributedError(
+            f"{what}: torchrun ({nproc} processes) failed with exit code {rc}; its ChildFailedError report "
+            f"above names the rank that failed and why. No final output was written; rerun the stage "
+            f"(training with resume: true continues from the last finished epoch)")

@@ -149,6 +149,8 @@ class BackboneParams:
     augment: AugmentParams = field(default_factory=AugmentParams)
     workers: int = 2
     resume: bool = False  # resume from the last epoch checkpoint after an interruption
+    nproc: int = 1  # processes on this node: train@/cams@ relaunch themselves under torchrun when > 1
+    sync_bn: bool = False  # BatchNorm statistics over the global batch (GPUs only); else per process
 
     def validate(self, key: str) -> None:
         _positive(f"{key}.epochs", self.epochs)
@@ -174,6 +176,11 @@ class BackboneParams:
             _choice(f"{key}.output_stride", self.output_stride, (8, 16, 32))
         if self.workers < 0:
             raise ParamsError(f"{key}.workers", self.workers, "an integer >= 0")
+        _positive(f"{key}.nproc", self.nproc)
+        if self.batch_size % self.nproc:  # batch_size is the global batch: each process takes an equal share
+            raise ParamsError(f"{key}.batch_size", self.batch_size,
+                              f"a multiple of {key}.nproc ({self.nproc}): it is the global batch, split "
+                              f"evenly over the processes")
 
 
 @dataclass(frozen=True)

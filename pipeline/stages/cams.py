@@ -2,7 +2,7 @@
 (docs/contracts.md), or for a folder of your own images.
 
 `run()` is the dvc.yaml stage: per split, `cams.dump.dump_split` computes every method's maps for the
-GT and the predicted class; the whole output folder is written under a temporary sibling and renamed
+GT and the predicted class (under torchrun each rank an exact shard: `cams.shards`); the whole output folder is written under a temporary sibling and renamed
 at the end, so a killed run leaves nothing under the final name.
 
 `run_folder()` is `camloc cams --checkpoint DIR --images DIR --method M --out DIR`: your own model folder
@@ -20,12 +20,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from pipeline import distributed
 from pipeline.atomic import atomic_path, clean_own_tmp, write_json, write_parquet
 from pipeline.cams.catalog import METHODS
 from pipeline.cams.compute import maps_for_batch
 from pipeline.cams.dump import (
     default_device,
-    dump_split,
     load_checkpoint,
     method_opts,
     predictions,
@@ -33,6 +33,7 @@ from pipeline.cams.dump import (
 )
 from pipeline.cams.hooks import eval_mode
 from pipeline.cams.methods import forward_batch
+from pipeline.cams.shards import dump_splits
 from pipeline.cams.store import check_disk, count_nonfinite, disk_bytes, human_bytes, save_maps
 from pipeline.contracts import MAP_KINDS, Paths, map_file, read_classes, read_layout
 from pipeline.datasets import loader
@@ -57,7 +58,19 @@ def _index_frame(samples: pd.DataFrame, preds: dict, split: str | None = None) -
 
 def run(params, paths: Paths, backbone_key: str) -> str:
     """Dump raw maps (GT and predicted class) and predictions for `params.cams.splits` of one backbone
-    (`paths.model_dir(B)` → `paths.cams_dir(B)`); return a summary."""
+    (`paths.model_dir(B)` → `paths.cams_dir(B)`); return a summary. Under torchrun the ranks dump
+    exact shards and rank 0 writes the output (`cams.shards`)."""
+    device = default_device()
+    world = distributed.init(device.type)
+    if world.distributed and device.type == "cpu":
+        torch.set_num_threads(distributed.cpu_threads())
+    try:
+        return _run(params, paths, backbone_key, world)
+    finally:
+        distributed.finish(world)
+
+
+def _run(params, paths: Paths, backbone_key: str, world: distributed.World) -> str:
     cp, out_dir = params.cams, paths.cams_dir(backbone_key)
     prepared_dir, model_dir = paths.prepared, paths.model_dir(backbone_key)
     params.backbone(backbone_key)  # unknown key → ParamsError listing the keys
@@ -85,13 +98,19 @@ def run(params, paths: Paths, backbone_key: str) -> str:
     need = disk_bytes(n_total, len(cp.methods), map_size, cp.dtype)
     log.info("cams %s: %d images × %d methods × (gt + pred) × %d×%d × %s = %s", backbone_key, n_total,
              len(cp.methods), *map_size, cp.dtype, human_bytes(need))
-    check_disk(need, out_dir, cp.max_disk_gb)
-    clean_own_tmp(out_dir)
+    if world.is_root:
+        check_disk(need, out_dir, cp.max_disk_gb)
+        clean_own_tmp(out_dir)  # with the parts a killed earlier run left
+    distributed.barrier(world)
+    parts = dump_splits(model, meta, splits, cp, f"cams {backbone_key}", world, out_dir, bar)
+    if not world.is_root:
+        for _ in parts:  # runs this rank's share (rank 0 assembles and writes)
+            pass
+        return f"cams {backbone_key}: rank {world.rank} of {world.size} dumped its share"
     file_dtypes, nonfinite, rates, frames = {}, {}, [], []
     with atomic_path(out_dir) as tmp:
-        for split, (rows, images) in splits.items():
-            maps, preds, rate = dump_split(model, meta, images, rows["label"].to_numpy(copy=True), cp.methods, cp,
-                                           f"cams {backbone_key} {split}", bar)
+        for split, maps, preds, rate in parts:
+            rows = splits[split][0]
             rates.append(rate)
             (tmp / split).mkdir(parents=True)
             for (m, kind), arr in sorted(maps.items()):

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torchvision
 
+from pipeline import distributed
 from pipeline.atomic import atomic_path, clean_own_tmp, write_json
 from pipeline.contracts import HISTORY_COLUMNS, HOLDOUT, Paths, read_classes, resume_dir
 from pipeline.datasets import loader
@@ -34,7 +35,9 @@ from pipeline.errors import CamlocError
 from pipeline.models.backbones import build_backbone
 from pipeline.models.checkpoint import save_model
 from pipeline.params import BackboneParams, Params, arch_of, to_dict
+from pipeline.progress import no_bar
 from pipeline.stages import bar
+from pipeline.training import ddp
 from pipeline.training.loop import evaluate, make_optimizer, make_scheduler, setup_determinism, train_epoch
 
 log = logging.getLogger(__name__)
@@ -56,14 +59,33 @@ def run(
 
     `resume_from` defaults to `contracts.resume_dir` (data/.resume/<B> for data/models/<B>).
     `on_epoch_end(epoch, history_row)` is called after each epoch (and after its resume checkpoint).
+
+    Under torchrun each process trains its share of every global batch (`training.ddp`) and only rank 0
+    writes; a plain process is the one-process case of the same code.
     """
+    bp = params.backbone(backbone_key)
+    world = distributed.world_from_env()
+    if bp.batch_size % world.size:
+        raise CamlocError(f"params.yaml backbones.{backbone_key}.batch_size = {bp.batch_size} is the global batch "
+                          f"and must split evenly over the {world.size} processes; make it a multiple of {world.size}")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    world = distributed.init(device.type)
+    try:
+        return _train(params, paths, backbone_key, world, device, resume_from, on_epoch_end)
+    finally:
+        distributed.finish(world)
+
+
+def _train(params, paths, backbone_key, world, device, resume_from, on_epoch_end) -> str:
     bp = params.backbone(backbone_key)
     arch = arch_of(backbone_key, bp)
     out_dir, prepared_dir = paths.model_dir(backbone_key), paths.prepared
     resume_folder = Path(resume_from) if resume_from else resume_dir(out_dir)
-    clean_own_tmp(out_dir)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    threads = setup_determinism(params.seed, device)
+    if world.is_root:
+        clean_own_tmp(out_dir)
+    if device.type == "cuda" and world.distributed:
+        device = torch.device("cuda", world.local_rank)
+    threads = setup_determinism(params.seed, device, distributed.local_processes())
 
     train_rows, train_images = loader.load_split(prepared_dir, "train")
     val_rows, val_images = loader.load_split(prepared_dir, HOLDOUT)
@@ -76,39 +98,45 @@ def run(
     model = model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.preserve_format)
     dataset = loader.TrainDataset(train_images, train_rows["label"].to_numpy(), bp.image_size, bp.augment,
                                   params.seed, transform=bp.train_transform, resize=bp.train_resize)
-    batches, sampler = loader.make_train_loader(dataset, bp.batch_size, bp.workers, device.type == "cuda")
+    batches, sampler = ddp.make_loader(dataset, bp.batch_size, bp.workers, world, device.type == "cuda")
     optimizer = make_optimizer(model, bp)
     scheduler = make_scheduler(optimizer, bp, len(batches))
     val_labels = torch.tensor(val_rows["label"].to_numpy(), dtype=torch.long)
 
     fingerprint = _fingerprint(params, backbone_key, arch, prepared_dir)
     history, start = _maybe_resume(bp, resume_folder, fingerprint, model, optimizer, scheduler)
+    net = ddp.wrap(model, world, device, bp.sync_bn)  # the module to train; `model` shares its parameters
+    progress_bar = bar if world.is_root else no_bar
     started = time.perf_counter()
     for epoch in range(start, bp.epochs):
         sampler.set_epoch(epoch)
         torch.manual_seed(params.seed * 100_003 + epoch)  # stochastic depth etc.: the same on resume
         lr = optimizer.param_groups[0]["lr"]
-        loss, acc, ips = train_epoch(model, batches, optimizer, scheduler, device,
-                                     f"{backbone_key} {epoch + 1}/{bp.epochs}", bar)
-        val_loss, val_acc = evaluate(model, val_images, val_labels, bp.image_size, bp.batch_size, device)
+        loss, acc, ips = train_epoch(net, batches, optimizer, scheduler, device,
+                                     f"{backbone_key} {epoch + 1}/{bp.epochs}", progress_bar, world)
+        ddp.broadcast_buffers(model, world)
+        val_loss, val_acc = evaluate(model, val_images, val_labels, bp.image_size, bp.batch_size, device, world)
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": loss, "train_acc": acc,
                "val_loss": val_loss, "val_acc": val_acc, "images_per_s": ips}
         history.append(row)
         log.info("%s epoch %d: loss %.4f acc %.2f%%, val loss %.4f acc %.2f%%, %.0f img/s",
                  backbone_key, epoch + 1, loss, acc, val_loss, val_acc, ips)
-        if bp.resume:
+        if bp.resume and world.is_root:
             _save_resume(resume_folder, fingerprint, epoch + 1, model, optimizer, scheduler, history)
+        distributed.barrier(world)  # no rank starts the next epoch before the checkpoint exists
         if on_epoch_end:
             on_epoch_end(epoch + 1, row)
 
     meta = _meta(backbone_key, arch, bp, params, class_names, options, len(train_rows), len(val_rows), threads, device)
-    _write_outputs(out_dir, model, meta, history)
-    if bp.resume and resume_folder.exists():
-        shutil.rmtree(resume_folder)
+    meta["processes"] = world.size
+    if world.is_root:
+        _write_outputs(out_dir, model, meta, history)
+        if bp.resume and resume_folder.exists():
+            shutil.rmtree(resume_folder)
     final = history[-1]
     ips = np.mean([row["images_per_s"] for row in history[start:]]) if bp.epochs > start else float("nan")
     return (f"{backbone_key}: val accuracy {final['val_acc']:.2f}% after {bp.epochs} epochs "
-            f"({time.perf_counter() - started:.0f} s on {device.type}, {ips:.0f} images/s) → {out_dir}")
+            f"({time.perf_counter() - started:.0f} s on {world.size} × {device.type}, {ips:.0f} images/s) → {out_dir}")
 
 
 def _check_labels(train_rows, val_rows, class_names: list[str], prepared_dir: Path) -> None:

@@ -11,15 +11,19 @@ import torch
 from torch import nn
 
 from pipeline.datasets import loader
+from pipeline.distributed import SINGLE, World, all_reduce_sum, shard
 from pipeline.params import BackboneParams
 from pipeline.progress import Bar, no_bar
+from pipeline.training.ddp import IGNORE, global_mean_loss
 
 
-def setup_determinism(seed: int, device: torch.device) -> int:
-    """Seeds, deterministic kernels on CPU, and a fixed thread count; returns the thread count."""
+def setup_determinism(seed: int, device: torch.device, processes: int = 1) -> int:
+    """Seeds, deterministic kernels on CPU, and a fixed thread count (the cores shared by the `processes`
+    of this node); returns the thread count."""
     torch.manual_seed(seed)
     np.random.seed(seed)
-    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = max(1, cores // processes)  # the node's cores, shared by its processes
     torch.set_num_threads(threads)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -72,40 +76,48 @@ def make_scheduler(optimizer: torch.optim.Optimizer, bp: BackboneParams, steps_p
 
 
 def train_epoch(model, batches, optimizer, scheduler, device: torch.device, desc: str,
-                bar: Bar = no_bar) -> tuple[float, float, float]:
-    """One pass over `batches` (a DataLoader); returns (mean loss, accuracy %, images/s including loading)."""
+                bar: Bar = no_bar, world: World = SINGLE) -> tuple[float, float, float]:
+    """One pass over `batches` (this rank's share of each global batch: `training.ddp.make_loader`);
+    returns (mean loss, accuracy %, images/s including loading), over all ranks."""
     model.train()
     cuda = device.type == "cuda"
     loss_sum, correct, seen = 0.0, 0, 0
+    step_sizes = batches.batch_sampler.step_sizes()
     start = time.perf_counter()
     with bar(total=len(batches), desc=desc, unit="batch") as progress:
-        for images, labels in batches:
+        for step, (images, labels) in enumerate(batches):
             x = loader.normalize(images.to(device, non_blocking=True), loader.IMAGENET_MEAN,
                                  loader.IMAGENET_STD, channels_last=cuda)
             y = labels.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
                 logits = model(x)
-                loss = nn.functional.cross_entropy(logits.float(), y)
+                loss = global_mean_loss(logits, y, step_sizes[step], world)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
-            loss_sum += loss.item() * len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(y)
+            kept = y != IGNORE  # (n,) False only for a padding image
+            loss_sum += loss.item() * step_sizes[step] / world.size
+            correct += int((logits.argmax(1) == y)[kept].sum())
+            seen += int(kept.sum())
             progress.update(1)
             if hasattr(progress, "set_postfix"):  # a tqdm bar: show the running loss and speed
                 progress.set_postfix(loss=f"{loss_sum / seen:.3f}", img_s=f"{seen / (time.perf_counter() - start):.0f}")
     if cuda:
         torch.cuda.synchronize()
-    return loss_sum / seen, 100.0 * correct / seen, seen / (time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], world)
+    return loss_sum / seen, 100.0 * correct / seen, seen / elapsed
 
 
 @torch.no_grad()
 def evaluate(model, images: np.ndarray, labels: torch.Tensor, image_size: int, batch_size: int,
-             device: torch.device) -> tuple[float, float]:
-    """Classification on cached images (straight resize, no crop): (mean loss, accuracy %)."""
+             device: torch.device, world: World = SINGLE) -> tuple[float, float]:
+    """Classification on cached images (straight resize, no crop): (mean loss, accuracy %); each rank
+    scores its exact shard and the sums are reduced over the ranks."""
     model.eval()
+    mine = shard(len(images), world)
+    images, labels = images[mine.start : mine.stop], labels[mine.start : mine.stop]
     loss_sum, correct, start = 0.0, 0, 0
     for x in loader.iter_eval_batches(images, image_size, batch_size, device=device):
         y = labels[start : start + len(x)].to(device)
@@ -114,4 +126,5 @@ def evaluate(model, images: np.ndarray, labels: torch.Tensor, image_size: int, b
         loss_sum += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
         correct += int((logits.argmax(1) == y).sum())
         start += len(x)
+    loss_sum, correct, start = all_reduce_sum([loss_sum, correct, start], world)
     return loss_sum / start, 100.0 * correct / start
