@@ -91,6 +91,33 @@ class AugmentParams:
 
 
 @dataclass(frozen=True)
+class WsolParams:
+    """`backbones.<key>.wsol`: the training method (pipeline/wsol/catalog.py) and its full hyperparameter
+    set, the reference's defaults filled in. Written as one flat mapping in params.yaml:
+    `wsol: {method: has, has_grid_size: 4}`."""
+
+    method: str = "cam"
+    hyperparameters: dict[str, int | float] = field(default_factory=dict)
+
+    @classmethod
+    def from_mapping(cls, data: dict, key: str) -> WsolParams:
+        from pipeline.wsol.catalog import WSOL_METHODS, resolve
+
+        method = data.get("method", "cam")
+        if method not in WSOL_METHODS:
+            raise ParamsError(f"{key}.method", method, f"a WSOL training method: {', '.join(WSOL_METHODS.names())}")
+        given = {str(k): v for k, v in data.items() if k != "method"}
+        return cls(method, resolve(method, given, key))
+
+    def __getitem__(self, name: str) -> int | float:
+        return self.hyperparameters[name]
+
+    def as_flat(self) -> dict:
+        """The params.yaml form (and checkpoint meta's `wsol`): {method: ..., <hyperparameter>: value}."""
+        return {"method": self.method, **self.hyperparameters}
+
+
+@dataclass(frozen=True)
 class BackboneParams:
     arch: str = ""  # registry name; empty means the backbones-dict key
     epochs: int = 3
@@ -109,6 +136,7 @@ class BackboneParams:
     augment: AugmentParams = field(default_factory=AugmentParams)
     workers: int = 2
     resume: bool = False  # resume from the last epoch checkpoint after an interruption
+    wsol: WsolParams = field(default_factory=WsolParams)  # training method (`camloc wsol-methods`)
 
     def validate(self, key: str) -> None:
         _positive(f"{key}.epochs", self.epochs)
@@ -236,6 +264,8 @@ def parse(cls, data, key: str):
         data = {}
     if not isinstance(data, dict):
         raise ParamsError(key or "<root>", data, f"a mapping of {cls.__name__} fields")
+    if hasattr(cls, "from_mapping"):  # a registry-dependent set of keys (WsolParams)
+        return cls.from_mapping(data, key)
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     for k in data:
@@ -322,8 +352,17 @@ def check_names(params: Params) -> None:
 
 
 def to_dict(obj) -> dict:
-    """The resolved params, for saving beside each stage's outputs (timm's args.yaml habit)."""
-    return dataclasses.asdict(obj)
+    """The resolved params, for saving beside each stage's outputs (timm's args.yaml habit), in the
+    params.yaml shape (a `wsol` entry stays one flat mapping)."""
+    if hasattr(obj, "as_flat"):
+        return obj.as_flat()
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(to_dict(v) for v in obj)
+    return obj
 
 
 def _join(prefix: str, k) -> str:

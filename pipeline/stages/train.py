@@ -35,6 +35,7 @@ from pipeline.models.backbones import build_backbone
 from pipeline.models.checkpoint import save_model
 from pipeline.params import BackboneParams, Params, arch_of, to_dict
 from pipeline.stages import bar
+from pipeline.wsol.catalog import WSOL_METHODS
 from pipeline.training.loop import evaluate, make_optimizer, make_scheduler, setup_determinism, train_epoch
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,10 @@ def run(
     `on_epoch_end(epoch, history_row)` is called after each epoch (and after its resume checkpoint).
     """
     bp = params.backbone(backbone_key)
+    if WSOL_METHODS.get(bp.wsol.method).supervision == "boxes":  # fsl: learns from val boxes, not labels
+        from pipeline.wsol.fsl import train_fsl
+
+        return train_fsl(params, paths, backbone_key, resume_from=resume_from, on_epoch_end=on_epoch_end)
     arch = arch_of(backbone_key, bp)
     out_dir, prepared_dir = paths.model_dir(backbone_key), paths.prepared
     resume_folder = Path(resume_from) if resume_from else resume_dir(out_dir)
