@@ -33,10 +33,11 @@ from pipeline.cams.dump import (
 from pipeline.cams.hooks import eval_mode
 from pipeline.cams.methods import forward_batch
 from pipeline.cams.store import check_disk, count_nonfinite, disk_bytes, human_bytes, save_maps
-from pipeline.contracts import MAP_KINDS, Paths, map_file, read_classes
+from pipeline.contracts import HOLDOUT, MAP_KINDS, Paths, map_file, read_classes
 from pipeline.datasets import loader
 from pipeline.errors import CamlocError
 from pipeline.stages import bar
+from pipeline.wsol import oof
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,12 @@ def run(params, paths: Paths, backbone_key: str) -> str:
     file_dtypes, nonfinite, rates, frames = {}, {}, [], []
     with atomic_path(out_dir) as tmp:
         for split, (rows, images) in splits.items():
-            maps, preds, rate = dump_split(model, meta, images, rows["label"].to_numpy(copy=True), cp.methods, cp,
-                                           f"cams {backbone_key} {split}", bar)
+            if split == HOLDOUT and oof.has_folds(meta):  # fsl learnt from val: its val maps are out of fold
+                maps, preds, rate = oof.dump_out_of_fold(model_dir, meta, rows, images, cp.methods, cp,
+                                                         f"cams {backbone_key} {split}", bar, device)
+            else:
+                maps, preds, rate = dump_split(model, meta, images, rows["label"].to_numpy(copy=True), cp.methods,
+                                               cp, f"cams {backbone_key} {split}", bar)
             rates.append(rate)
             (tmp / split).mkdir(parents=True)
             for (m, kind), arr in sorted(maps.items()):
