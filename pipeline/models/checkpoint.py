@@ -102,8 +102,8 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu") -> tuple[
     except RuntimeError as e:
         first = " ".join(str(e).split())[:300]
         raise CamlocError(
-            f"{folder / MODEL_FILE} does not match backbone {meta['arch']} (WSOL method {wsol.get('method')}) "
-            f"with {meta['num_classes']} classes "
+            f"{folder / MODEL_FILE} does not match backbone {meta['arch']} with {meta['num_classes']} classes "
+            f"(WSOL method {wsol.get('method')}) "
             f"described in {folder / META_FILE} ({first}); the two files come from different runs, retrain"
         ) from None
     return model.to(device).eval(), meta
