@@ -340,6 +340,14 @@ def check_names(params: Params) -> None:
             raise ParamsError(
                 f"backbones.{key}.image_size", bp.image_size, f"a multiple of {divisor} for {arch}"
             )
+        method, info = bp.wsol.method, BACKBONES.get(arch)
+        hooks = {"adl": ("adl_points", "ADL insertion points"), "spg": ("spg_taps", "two SPG tap outputs")}
+        if method in hooks and not getattr(info, hooks[method][0]):
+            raise ParamsError(
+                f"backbones.{key}.wsol.method", method,
+                f"a method {arch} supports: it declares no {hooks[method][1]} "
+                f"(BackboneInfo.{hooks[method][0]} in pipeline/models/catalog.py)",
+            )
         if bp.image_size > params.prepare.cache_size:
             raise ParamsError(
                 f"backbones.{key}.image_size",

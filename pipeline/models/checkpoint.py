@@ -17,7 +17,8 @@ from torch import nn
 
 from pipeline.atomic import atomic_path, write_json
 from pipeline.errors import CamlocError
-from pipeline.models.backbones import GapNet, build_backbone
+from pipeline.models.backbones import GapNet
+from pipeline.wsol.build import build_model
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,8 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu") -> tuple[
     """Rebuild the trained model of a `data/models/<B>/` folder, in eval mode on `device`."""
     folder = Path(folder)
     meta = read_meta(folder)
-    model = build_backbone(meta["arch"], int(meta["num_classes"]), pretrained=False, **meta.get("options", {}))
+    wsol = meta.get("wsol") or {"method": "cam"}  # the training method's heads; absent (older models): cam
+    model = build_model(meta["arch"], int(meta["num_classes"]), wsol, pretrained=False, **meta.get("options", {}))
     state = load_state(folder / MODEL_FILE, device="cpu")
     if "fsl" in meta:
         state = {k: v for k, v in state.items() if not k.startswith(FOLDS_PREFIX)}
@@ -128,5 +130,6 @@ def _load_into(model: nn.Module, state: dict, folder: Path, meta: dict) -> None:
         first = " ".join(str(e).split())[:300]
         raise CamlocError(
             f"{folder / MODEL_FILE} does not match backbone {meta['arch']} with {meta['num_classes']} classes "
+            f"(WSOL method {wsol.get('method')}) "
             f"described in {folder / META_FILE} ({first}); the two files come from different runs, retrain"
         ) from None

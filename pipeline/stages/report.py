@@ -16,7 +16,8 @@ import pandas as pd
 
 from pipeline import contracts as C
 from pipeline.atomic import atomic_path, write_text
-from pipeline.report import gallery, perimage, plots, tables, writers
+from pipeline.params import arch_of
+from pipeline.report import gallery, perimage, plots, tables, writers, wsolvs
 from pipeline.report.leaderboard import leaderboard_texts, paired_sentence
 from pipeline.stages import bar
 
@@ -90,6 +91,9 @@ def run(params, paths: C.Paths) -> str:
     backbones = list(params.backbones)
     metrics = {b: C.read_metrics(paths.metrics_file(b)) for b in backbones}
     board = tables.metrics_frame(metrics, tuple(params.cams.methods))
+    entries = {b: wsolvs.Entry(arch_of(b, bp), bp.image_size, bp.wsol.method) for b, bp in params.backbones.items()}
+    train_method = {b: e.train_method for b, e in entries.items()}
+    board.insert(2, "train_method", board["backbone"].map(train_method))
     evals = [_load_backbone(paths, b) for b in backbones]
     cis, boot = perimage.bootstrap_rows(evals, deltas, params.evaluate.fixed_tau, rp.bootstrap, rp.seed)
     board, dropped = tables.attach_cis(board, cis)
@@ -98,7 +102,11 @@ def run(params, paths: C.Paths) -> str:
     board = tables.rank(board)
     sentence = paired_sentence(board, boot, {ev.backbone: ev for ev in evals})
 
-    texts = leaderboard_texts(board, sentence, rp.bootstrap, rp.seed, dropped)
+    ids = {(ev.backbone, m): cube.image_ids for ev in evals for (m, k, mode), cube in ev.cubes.items()
+           if k == "head" and mode == "all"}
+    versus = wsolvs.versus_cam(board, boot, ids, entries)
+    sections = (wsolvs.section_markdown(versus, rp.bootstrap), wsolvs.section_html(versus, rp.bootstrap))
+    texts = leaderboard_texts(board, sentence, rp.bootstrap, rp.seed, dropped, sections)
     for ext, text in texts.items():
         write_text(out_dir / f"leaderboard.{ext}", text)
 
@@ -107,7 +115,7 @@ def run(params, paths: C.Paths) -> str:
     best = board.iloc[0]
     with atomic_path(out_dir / "breakdowns") as tmp:
         tmp.mkdir()
-        _write_breakdowns(tmp, scores, samples, board, str(best["backbone"]), str(best["method"]))
+        _write_breakdowns(tmp, scores, samples, board, str(best["backbone"]), str(best["method"]), train_method)
 
     curves = {b: C.read_curves(paths.curves_file(b)) for b in backbones}
     histories = {b: h for b in backbones if (h := _history(paths, b)) is not None}
@@ -122,7 +130,7 @@ def run(params, paths: C.Paths) -> str:
     with atomic_path(out_dir / "gallery") as tmp:
         tmp.mkdir()
         n_thumbs, mismatched = gallery.write_gallery(tmp, ginputs, shared, rp.gallery_samples,
-                                                     rp.gallery_extremes, rp.seed, bar)
+                                                     rp.gallery_extremes, rp.seed, bar, train_method)
     return (f"report: {len(board)} leaderboard rows ({len(backbones)} backbones) → {out_dir}/leaderboard.*; "
             f"{len(plot_names)} plots, {n_thumbs} gallery thumbnails; {len(dropped)} CIs dropped "
             f"(metric drift), {mismatched} gallery boxes off their evaluated IoU\n{sentence}")
@@ -142,14 +150,17 @@ def _in_order(methods: pd.Series, order) -> list[str]:
 
 
 def _write_breakdowns(folder: Path, scores: pd.DataFrame, samples: pd.DataFrame, board: pd.DataFrame,
-                      backbone: str, method: str) -> None:
+                      backbone: str, method: str, train_method: dict[str, str]) -> None:
     cols = [writers.Column("n_head", "n (head)", 0), writers.Column("maxboxacc_v2_head", "MaxBoxAccV2 head"),
             writers.Column("n_body", "n (body)", 0), writers.Column("maxboxacc_v2_body", "MaxBoxAccV2 body")]
     species = tables.species_table(scores, samples, board)
+    species.insert(2, "train_method", species["backbone"].map(train_method))
     breeds = tables.worst_breeds(scores, samples, backbone, method)
-    spec_cols = [writers.Column("backbone", "backbone"), writers.Column("method", "method"),
+    breeds.insert(0, "train_method", train_method.get(backbone))
+    spec_cols = [writers.Column("backbone", "backbone"), writers.Column("train_method", "training"),
+                 writers.Column("method", "method"),
                  writers.Column("species", "species"), *cols]
-    breed_cols = [writers.Column("class_name", "breed"), writers.Column("species", "species"), *cols]
+    breed_cols = [writers.Column("train_method", "training"), writers.Column("class_name", "breed"), writers.Column("species", "species"), *cols]
     for name, df, columns, title in (
         ("species", species, spec_cols, "MaxBoxAccV2 per species (τ chosen on the whole split)"),
         ("breeds_worst10", breeds, breed_cols, f"Ten worst breeds for the best row: {backbone} / {method}"),

@@ -21,6 +21,7 @@ import platform
 import shutil
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +32,10 @@ from pipeline.atomic import atomic_path, clean_own_tmp, write_json
 from pipeline.contracts import HISTORY_COLUMNS, HOLDOUT, Paths, read_classes, resume_dir
 from pipeline.datasets import loader
 from pipeline.errors import CamlocError
-from pipeline.models.backbones import build_backbone
 from pipeline.models.checkpoint import save_model
 from pipeline.params import BackboneParams, Params, arch_of, to_dict
 from pipeline.stages import bar
+from pipeline.wsol.build import build_model, training_loss
 from pipeline.wsol.catalog import WSOL_METHODS
 from pipeline.training.loop import evaluate, make_optimizer, make_scheduler, setup_determinism, train_epoch
 
@@ -77,7 +78,8 @@ def run(
 
     torch.manual_seed(params.seed)
     options = {"output_stride": bp.output_stride}
-    model = build_backbone(arch, len(class_names), pretrained=bp.pretrained, weights=bp.weights, **options)
+    wsol = bp.wsol.as_flat()
+    model = build_model(arch, len(class_names), wsol, pretrained=bp.pretrained, weights=bp.weights, **options)
     model = model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.preserve_format)
     dataset = loader.TrainDataset(train_images, train_rows["label"].to_numpy(), bp.image_size, bp.augment,
                                   params.seed)
@@ -94,7 +96,8 @@ def run(
         torch.manual_seed(params.seed * 100_003 + epoch)  # stochastic depth etc.: the same on resume
         lr = optimizer.param_groups[0]["lr"]
         loss, acc, ips = train_epoch(model, batches, optimizer, scheduler, device,
-                                     f"{backbone_key} {epoch + 1}/{bp.epochs}", bar)
+                                     f"{backbone_key} {epoch + 1}/{bp.epochs}", bar,
+                                     loss_fn=partial(training_loss, wsol=wsol))
         val_loss, val_acc = evaluate(model, val_images, val_labels, bp.image_size, bp.batch_size, device)
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": loss, "train_acc": acc,
                "val_loss": val_loss, "val_acc": val_acc, "images_per_s": ips}
@@ -186,6 +189,7 @@ def _meta(key, arch, bp, params, class_names, options, n_train, n_val, threads, 
         "mean": list(loader.IMAGENET_MEAN),
         "std": list(loader.IMAGENET_STD),
         "options": {k: v for k, v in options.items() if v is not None},
+        "wsol": bp.wsol.as_flat(),  # the training method: cams@B rebuilds its heads (pipeline/wsol/build.py)
         "params": to_dict(bp),
         "seed": params.seed,
         "train_images": n_train,

@@ -32,10 +32,12 @@ def setup_determinism(seed: int, device: torch.device) -> int:
 
 
 def make_optimizer(model: nn.Module, bp: BackboneParams) -> torch.optim.Optimizer:
-    """SGD (momentum, nesterov off) or AdamW; the linear head gets lr × head_lr_mult (the reference's ratio)."""
+    """SGD (momentum, nesterov off) or AdamW; the heads (the linear classifier and any WSOL head or
+    branch, i.e. everything outside the trunk) get lr × head_lr_mult (the reference's ratio)."""
+    trunk = {id(p) for p in model.features.parameters()}
     groups = [
         {"params": list(model.features.parameters()), "lr": bp.lr},
-        {"params": list(model.classifier.parameters()), "lr": bp.lr * bp.head_lr_mult},
+        {"params": [p for p in model.parameters() if id(p) not in trunk], "lr": bp.lr * bp.head_lr_mult},
     ]
     if bp.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=bp.lr, weight_decay=bp.weight_decay)
@@ -58,8 +60,12 @@ def make_scheduler(optimizer: torch.optim.Optimizer, bp: BackboneParams, steps_p
 
 
 def train_epoch(model, batches, optimizer, scheduler, device: torch.device, desc: str,
-                bar: Bar = no_bar) -> tuple[float, float, float]:
-    """One pass over `batches` (a DataLoader); returns (mean loss, accuracy %, images/s including loading)."""
+                bar: Bar = no_bar, loss_fn=None) -> tuple[float, float, float]:
+    """One pass over `batches` (a DataLoader); returns (mean loss, accuracy %, images/s including loading).
+
+    `loss_fn(model, x, y) -> (loss, logits)` is the WSOL method's step (pipeline.wsol.build.training_loss);
+    None is plain cross-entropy.
+    """
     model.train()
     cuda = device.type == "cuda"
     loss_sum, correct, seen = 0.0, 0, 0
@@ -70,8 +76,11 @@ def train_epoch(model, batches, optimizer, scheduler, device: torch.device, desc
                                  loader.IMAGENET_STD, channels_last=cuda)
             y = labels.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-                logits = model(x)
-                loss = nn.functional.cross_entropy(logits.float(), y)
+                if loss_fn is None:
+                    logits = model(x)
+                    loss = nn.functional.cross_entropy(logits.float(), y)
+                else:
+                    loss, logits = loss_fn(model, x, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

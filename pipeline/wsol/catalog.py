@@ -48,7 +48,7 @@ _register(WsolMethodInfo(
     "vanilla CAM training: cross-entropy on image labels, nothing added (the baseline)", {}))
 _register(WsolMethodInfo(
     "has", "Singh & Lee, Hide-and-Seek, ICCV 2017",
-    "hides each cell of a has_grid_size² grid of the input with probability has_drop_rate in training",
+    "hides each has_grid_size×has_grid_size-pixel cell of the input with probability has_drop_rate in training",
     {"has_grid_size": 4, "has_drop_rate": 0.5},
     ranges={"has_grid_size": (1, None), "has_drop_rate": _UNIT}))
 _register(WsolMethodInfo(
