@@ -117,13 +117,15 @@ def load_fold_models(folder: str | Path, device: str | torch.device = "cpu") -> 
     out = []
     for f in range(folds):
         prefix = f"{FOLDS_PREFIX}{f}."
-        model = build_backbone(meta["arch"], int(meta["num_classes"]), pretrained=False, **meta.get("options", {}))
+        model = build_model(meta["arch"], int(meta["num_classes"]), meta.get("wsol"), pretrained=False,
+                            **meta.get("options", {}))
         _load_into(model, {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}, folder, meta)
         out.append(model.to(device).eval())
     return out
 
 
 def _load_into(model: nn.Module, state: dict, folder: Path, meta: dict) -> None:
+    wsol = meta.get("wsol") or {"method": "cam"}
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
