@@ -328,6 +328,17 @@ def backbones() -> None:
         click.echo(f"{name:22s} {BACKBONES.get(name).summary}")
 
 
+@cli.command("wsol-methods")
+def wsol_methods() -> None:
+    """List WSOL training methods (choose one per backbone: `wsol: {method: NAME, ...}` in params.yaml)."""
+    from pipeline.wsol.catalog import WSOL_METHODS
+
+    for name in WSOL_METHODS.names():
+        info = WSOL_METHODS.get(name)
+        hp = ", ".join(f"{k}={v}" for k, v in info.defaults.items()) or "no hyperparameters"
+        click.echo(f"{name:8s} {info.summary}\n         {info.paper}; {info.supervision}; {hp}")
+
+
 @cli.command()
 def methods() -> None:
     """List registered map methods."""

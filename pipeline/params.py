@@ -125,6 +125,33 @@ class AugmentParams:
 
 
 @dataclass(frozen=True)
+class WsolParams:
+    """`backbones.<key>.wsol`: the training method (pipeline/wsol/catalog.py) and its full hyperparameter
+    set, the reference's defaults filled in. Written as one flat mapping in params.yaml:
+    `wsol: {method: has, has_grid_size: 4}`."""
+
+    method: str = "cam"
+    hyperparameters: dict[str, int | float] = field(default_factory=dict)
+
+    @classmethod
+    def from_mapping(cls, data: dict, key: str) -> WsolParams:
+        from pipeline.wsol.catalog import WSOL_METHODS, resolve
+
+        method = data.get("method", "cam")
+        if method not in WSOL_METHODS:
+            raise ParamsError(f"{key}.method", method, f"a WSOL training method: {', '.join(WSOL_METHODS.names())}")
+        given = {str(k): v for k, v in data.items() if k != "method"}
+        return cls(method, resolve(method, given, key))
+
+    def __getitem__(self, name: str) -> int | float:
+        return self.hyperparameters[name]
+
+    def as_flat(self) -> dict:
+        """The params.yaml form (and checkpoint meta's `wsol`): {method: ..., <hyperparameter>: value}."""
+        return {"method": self.method, **self.hyperparameters}
+
+
+@dataclass(frozen=True)
 class BackboneParams:
     arch: str = ""  # registry name; empty means the backbones-dict key
     epochs: int = 3
@@ -151,6 +178,7 @@ class BackboneParams:
     resume: bool = False  # resume from the last epoch checkpoint after an interruption
     nproc: int = 1  # processes on this node: train@/cams@ relaunch themselves under torchrun when > 1
     sync_bn: bool = False  # BatchNorm statistics over the global batch (GPUs only); else per process
+    wsol: WsolParams = field(default_factory=WsolParams)  # training method (`camloc wsol-methods`)
 
     def validate(self, key: str) -> None:
         _positive(f"{key}.epochs", self.epochs)
@@ -316,6 +344,8 @@ def parse(cls, data, key: str):
         data = {}
     if not isinstance(data, dict):
         raise ParamsError(key or "<root>", data, f"a mapping of {cls.__name__} fields")
+    if hasattr(cls, "from_mapping"):  # a registry-dependent set of keys (WsolParams)
+        return cls.from_mapping(data, key)
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     for k in data:
@@ -394,6 +424,14 @@ def check_names(params: Params) -> None:
             raise ParamsError(
                 f"backbones.{key}.image_size", bp.image_size, f"a multiple of {divisor} for {arch}"
             )
+        method, info = bp.wsol.method, BACKBONES.get(arch)
+        hooks = {"adl": ("adl_points", "ADL insertion points"), "spg": ("spg_taps", "two SPG tap outputs")}
+        if method in hooks and not getattr(info, hooks[method][0]):
+            raise ParamsError(
+                f"backbones.{key}.wsol.method", method,
+                f"a method {arch} supports: it declares no {hooks[method][1]} "
+                f"(BackboneInfo.{hooks[method][0]} in pipeline/models/catalog.py)",
+            )
         if bp.image_size > params.prepare.cache_size:
             raise ParamsError(
                 f"backbones.{key}.image_size",
@@ -409,8 +447,17 @@ def check_names(params: Params) -> None:
 
 
 def to_dict(obj) -> dict:
-    """The resolved params, for saving beside each stage's outputs (timm's args.yaml habit)."""
-    return dataclasses.asdict(obj)
+    """The resolved params, for saving beside each stage's outputs (timm's args.yaml habit), in the
+    params.yaml shape (a `wsol` entry stays one flat mapping)."""
+    if hasattr(obj, "as_flat"):
+        return obj.as_flat()
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(to_dict(v) for v in obj)
+    return obj
 
 
 def _join(prefix: str, k) -> str:

@@ -67,7 +67,11 @@ def cam(batch: Batch, classes: Tensor) -> Tensor:
 
     M_c(x, y) = Σ_k w[c, k] f_k(x, y)
     Zhou et al., "Learning Deep Features for Discriminative Localization", CVPR 2016.
+    A model trained with a WSOL method that defines its own inference map (ACoL: the max over its two
+    branches, pipeline/wsol/acol.py) provides `cam_maps(features, classes)`, used instead.
     """
+    if hasattr(batch.model, "cam_maps"):
+        return batch.model.cam_maps(batch.features, classes)
     weight = batch.model.classifier.weight.detach().float()  # (K, C)
     return _weighted(weight[classes], batch.features)
 

@@ -23,6 +23,11 @@ class BackboneInfo:
     trunk: str  # key of models.backbones.TRUNKS: (base model, **options) → features module
     options: tuple[str, ...] = ()  # option names this trunk accepts (besides weights)
     scratch_base: str | None = None  # key of models.backbones.SCRATCH_BASES: a cheaper untrained base
+    # WSOL hooks (pipeline/wsol/): dotted paths of trunk submodules. ADL layers go after each of
+    # `adl_points`; SPG's B1/B2 branches read the outputs of the two `spg_taps`. Empty: the method
+    # cannot apply to this backbone, and params validation says so.
+    adl_points: tuple[str, ...] = ()
+    spg_taps: tuple[str, ...] = ()
 
 
 BACKBONES: Registry[BackboneInfo] = Registry("backbone")
@@ -32,21 +37,27 @@ def _register(info: BackboneInfo) -> None:
     BACKBONES.register(info.name)(info)
 
 
-for _name, _ch in (("resnet18", 512), ("resnet50", 2048)):
+# ADL points follow the reference where it defines them (ResNet50: after layer3.0, layer4.0 and layer4.2;
+# VGG16: after pool3, conv4_3 and conv5_3); elsewhere after the last two stages. SPG taps follow the
+# reference's ResNet (first block of layer3 and the end of layer3): two outputs before the last stage.
+for _name, _ch, _last in (("resnet18", 512, "7.1"), ("resnet50", 2048, "7.2")):
     _register(BackboneInfo(_name, f"torchvision {_name}; output_stride 32/16/8 (layer4/layer3 dilated)",
-                           32, _ch, _name, "resnet", ("output_stride",)))
+                           32, _ch, _name, "resnet", ("output_stride",),
+                           adl_points=("6.0", "7.0", _last), spg_taps=("6.0", "6")))
 _register(BackboneInfo("vgg16_gap", "VGG16 without pool5 + 3x3 conv to 1024 (CAM paper), stride 16",
-                       16, 1024, "vgg16", "vgg_gap", scratch_base="vgg16_features"))
+                       16, 1024, "vgg16", "vgg_gap", scratch_base="vgg16_features",
+                       adl_points=("16", "22", "29"), spg_taps=("22", "29")))
 _register(BackboneInfo("mobilenet_v3_large", "torchvision MobileNetV3-Large trunk (960 channels)",
-                       32, 960, "mobilenet_v3_large", "plain"))
+                       32, 960, "mobilenet_v3_large", "plain", adl_points=("12", "16"), spg_taps=("12", "15")))
 _register(BackboneInfo("efficientnet_b0", "torchvision EfficientNet-B0 trunk (1280 channels)",
-                       32, 1280, "efficientnet_b0", "plain"))
+                       32, 1280, "efficientnet_b0", "plain", adl_points=("6", "8"), spg_taps=("5", "7")))
 _register(BackboneInfo("densenet121", "torchvision DenseNet-121 trunk + final ReLU (1024 channels)",
-                       32, 1024, "densenet121", "densenet"))
+                       32, 1024, "densenet121", "densenet", adl_points=("0.denseblock3", "1"),
+                       spg_taps=("0.denseblock3", "0.denseblock4")))
 _register(BackboneInfo("convnext_tiny", "torchvision ConvNeXt-T trunk + per-position LayerNorm (768 ch)",
-                       32, 768, "convnext_tiny", "convnext"))
+                       32, 768, "convnext_tiny", "convnext", adl_points=("0.5", "0.7"), spg_taps=("0.3", "0.5")))
 _register(BackboneInfo("tiny_gap_cnn", "6-layer conv-BN-ReLU GAP CNN, stride 8; fast on CPU (tests, default)",
-                       8, 128, None, "tiny"))
+                       8, 128, None, "tiny", adl_points=("11", "17"), spg_taps=("11", "14")))
 
 # The reference's CAM models (Choe et al., wsolevaluation, `cam` method), built by models.reference.
 for _name, _ch, _arch, _what in (

@@ -17,13 +17,17 @@ from torch import nn
 
 from pipeline.atomic import atomic_path, write_json
 from pipeline.errors import CamlocError
-from pipeline.models.backbones import GapNet, build_backbone
+from pipeline.models.backbones import GapNet
+from pipeline.wsol.build import build_model
 
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.pt"
 META_FILE = "meta.json"
 META_KEYS = ("arch", "num_classes", "image_size", "mean", "std")
+# A few-shot (fsl) checkpoint also holds its out-of-fold models, `folds.<f>.<name>`, beside the main
+# model's keys (pipeline/wsol/fsl.py); meta.json's "fsl" entry says how many.
+FOLDS_PREFIX = "folds."
 
 
 def save_model(folder: str | Path, model: nn.Module, meta: dict) -> None:
@@ -93,14 +97,41 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu") -> tuple[
     """Rebuild the trained model of a `data/models/<B>/` folder, in eval mode on `device`."""
     folder = Path(folder)
     meta = read_meta(folder)
-    model = build_backbone(meta["arch"], int(meta["num_classes"]), pretrained=False, **meta.get("options", {}))
+    wsol = meta.get("wsol") or {"method": "cam"}  # the training method's heads; absent (older models): cam
+    model = build_model(meta["arch"], int(meta["num_classes"]), wsol, pretrained=False, **meta.get("options", {}))
     state = load_state(folder / MODEL_FILE, device="cpu")
+    if "fsl" in meta:
+        state = {k: v for k, v in state.items() if not k.startswith(FOLDS_PREFIX)}
+    _load_into(model, state, folder, meta)
+    return model.to(device).eval(), meta
+
+
+def load_fold_models(folder: str | Path, device: str | torch.device = "cpu") -> list[GapNet]:
+    """The out-of-fold models of a few-shot (fsl) model folder, fold f at index f, in eval mode."""
+    folder = Path(folder)
+    meta = read_meta(folder)
+    folds = int(meta.get("fsl", {}).get("folds", 0))
+    if folds < 1:
+        raise CamlocError(f"{folder / META_FILE} describes no fold models (no 'fsl' entry); retrain the fsl model")
+    state = load_state(folder / MODEL_FILE, device="cpu")
+    out = []
+    for f in range(folds):
+        prefix = f"{FOLDS_PREFIX}{f}."
+        model = build_model(meta["arch"], int(meta["num_classes"]), meta.get("wsol"), pretrained=False,
+                            **meta.get("options", {}))
+        _load_into(model, {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}, folder, meta)
+        out.append(model.to(device).eval())
+    return out
+
+
+def _load_into(model: nn.Module, state: dict, folder: Path, meta: dict) -> None:
+    wsol = meta.get("wsol") or {"method": "cam"}
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
         first = " ".join(str(e).split())[:300]
         raise CamlocError(
             f"{folder / MODEL_FILE} does not match backbone {meta['arch']} with {meta['num_classes']} classes "
+            f"(WSOL method {wsol.get('method')}) "
             f"described in {folder / META_FILE} ({first}); the two files come from different runs, retrain"
         ) from None
-    return model.to(device).eval(), meta

@@ -184,14 +184,18 @@ def _render_thumb(t: Thumb, g: GalleryInput, shared: SharedInput, folder: Path) 
 
 
 def write_gallery(folder: Path, inputs: list[GalleryInput], shared: SharedInput, samples: int,
-                  extremes: int, seed: int, bar: Bar = no_bar) -> tuple[int, int]:
-    """index.html, one page per backbone and their thumbnails under `folder` (a fresh, empty folder).
+                  extremes: int, seed: int, bar: Bar = no_bar,
+                  train_methods: dict[str, str] | None = None) -> tuple[int, int]:
+    """index.html, one page per backbone and their thumbnails under `folder` (a fresh, empty folder),
+    plus one page per WSOL training method (`train_methods`: backbone → method) that puts the seeded
+    sample of every backbone trained that way side by side (the same images on every page).
 
     Returns (thumbnails written, thumbnails whose redrawn box disagrees with the evaluated IoU).
     """
     written: set[str] = set()
     mismatches = 0
     pages = []
+    by_training: dict[str, list[tuple[str, list[Thumb]]]] = {}
     for g in inputs:
         pick, ext = choose_images(g.ids, g.ious, samples, extremes, seed)
         pos = {i: k for k, i in enumerate(g.ids)}
@@ -217,7 +221,17 @@ def write_gallery(folder: Path, inputs: list[GalleryInput], shared: SharedInput,
                  f"{g.image_size}×{g.image_size}; each method's box is drawn at its own split-chosen τ.")
         (folder / name).write_text(page_html(f"CAM gallery: {g.backbone}", intro, sections, legend_html(g.kind)))
         pages.append((g.backbone, name, len(todo)))
-    (folder / "index.html").write_text(index_html(pages, legend_html(inputs[0].kind if inputs else "head")))
+        by_training.setdefault((train_methods or {}).get(g.backbone, "cam"), []).extend(
+            (f"{g.backbone}: {heading.removeprefix('Seeded sample, ')}", ts)
+            for heading, ts in sections if heading.startswith("Seeded sample"))
+    legend = legend_html(inputs[0].kind if inputs else "head")
+    for method, sections in sorted(by_training.items()):
+        name = f"training-{_safe(method)}.html"
+        intro = (f"Training method <b>{html.escape(method)}</b> (<code>camloc wsol-methods</code>): the seeded "
+                 "sample of every backbone trained with it, one row per backbone and map method.")
+        (folder / name).write_text(page_html(f"CAM gallery: trained with {method}", intro, sections, legend))
+        pages.append((f"training method {method}", name, sum(len(ts) for _, ts in sections)))
+    (folder / "index.html").write_text(index_html(pages, legend))
     if mismatches:
         log.warning("%d gallery boxes do not reproduce the evaluated IoU (metrics vs per_image drift)", mismatches)
     return len(written), mismatches

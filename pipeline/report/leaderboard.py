@@ -15,7 +15,7 @@ from pipeline.report.tables import RANK_BY
 
 C = writers.Column
 DISPLAY = [
-    C("backbone", "backbone"), C("method", "method"),
+    C("backbone", "backbone"), C("train_method", "training"), C("method", "method"),
     C("top1_acc", "cls top-1", bold_best=True), C("top1_loc", "top-1 loc", bold_best=True),
     C("gt_known_loc", "GT-known", bold_best=True), C("maxboxacc_head", "MaxBoxAcc", bold_best=True),
     C("maxboxacc_v2_head", "V2 head", bold_best=True),
@@ -42,6 +42,8 @@ PIXEL_METRICS = ("pxap", "pxiou")
 LOC_METRICS = ("top1_loc", "gt_known_loc", "box_ap")  # scored on the loc kind's boxes
 # Legend lines per column key, in display order; only the shown columns' lines are printed.
 LEGEND_LINES = (
+    ("train_method", "- training: the WSOL training method of the backbone entry (`camloc wsol-methods`; cam = "
+                     "plain training)."),
     ("top1_acc", "- cls top-1: classification accuracy of the backbone (same for all its methods)."),
     ("top1_loc", "- top-1 loc: right top-1 class and IoU ≥ 0.5 with the {loc} box (predicted-class map, fixed τ)."),
     ("gt_known_loc", "- GT-known: GT-known Loc, IoU ≥ 0.5 at the fixed τ of the CAM paper (largest contour, "
@@ -122,26 +124,28 @@ def paired_sentence(board: pd.DataFrame, boot: dict[tuple[str, str, str], np.nda
 
 
 def leaderboard_texts(board: pd.DataFrame, sentence: str, resamples: int, seed: int,
-                      dropped: list[str], layout: Layout = PETS_LAYOUT) -> dict[str, str]:
+                      dropped: list[str], layout: Layout = PETS_LAYOUT,
+                      sections: tuple[str, str] = ("", "")) -> dict[str, str]:
     """{"md", "csv", "tex", "html"} renderings of the ranked leaderboard (with CI columns); the columns
-    are those of the dataset's `layout`."""
+    are those of the dataset's `layout`; `sections` are extra (markdown, html) blocks placed after the
+    paired test (the training-methods-vs-CAM section)."""
     cols = [c for c in shown_columns(layout) if (c.ci[0] if c.ci else c.key) in board.columns]
     cells = writers.render_cells(board, cols)
     LEGEND = legend(layout, cols)  # noqa: N806 (the module constant is the Pets legend)
     rank = (f"{layout.loc_kind}-box MaxBoxAccV2" if layout.loc_kind in layout.box_kinds
             else "PxAP" if layout.pixel_split else "classification")
-    note = (f"Rows: backbone × map method, best first by {rank}. 95% CIs: percentile "
+    note = (f"Rows: backbone (with its training method) × map method, best first by {rank}. 95% CIs: percentile "
             f"bootstrap over test images ({resamples} resamples, seed {seed}), τ re-chosen inside each "
             "resample (faithfulness: over its image subset); every CI is in leaderboard.csv.")
     if dropped:
         note += f" {len(dropped)} CIs left out because the per-image re-computation disagreed with the metrics file."
     md = "\n".join(["# camloc leaderboard", "", writers.to_markdown(cells), note, "",
-                    f"**Paired test.** {sentence}", "", LEGEND, ""])
+                    f"**Paired test.** {sentence}", "", *([sections[0], ""] if sections[0] else []), LEGEND, ""])
     tex = writers.to_latex(cells, caption="Localization and faithfulness by backbone and map method. " + sentence,
                            label="tab:camloc-leaderboard")
     html = writers.html_page("camloc leaderboard", [
         writers.html_table(cells), f'<p class="note">{_esc(note)}</p>',
-        f'<p class="note"><b>Paired test.</b> {_esc(sentence)}</p>',
+        f'<p class="note"><b>Paired test.</b> {_esc(sentence)}</p>', sections[1],
         "<pre>" + _esc(LEGEND) + "</pre>",
         '<p><a href="gallery/index.html">CAM galleries</a></p>'])
     return {"md": md, "csv": writers.to_csv(board), "tex": tex, "html": html}

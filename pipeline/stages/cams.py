@@ -35,10 +35,11 @@ from pipeline.cams.hooks import eval_mode
 from pipeline.cams.methods import forward_batch
 from pipeline.cams.shards import dump_splits
 from pipeline.cams.store import check_disk, count_nonfinite, disk_bytes, human_bytes, save_maps
-from pipeline.contracts import MAP_KINDS, Paths, map_file, read_classes, read_layout
+from pipeline.contracts import HOLDOUT, MAP_KINDS, Paths, map_file, read_classes, read_layout
 from pipeline.datasets import loader
 from pipeline.errors import CamlocError
 from pipeline.stages import bar
+from pipeline.wsol import oof
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,9 @@ def _run(params, paths: Paths, backbone_key: str, world: distributed.World) -> s
     with atomic_path(out_dir) as tmp:
         for split, maps, preds, rate in parts:
             rows = splits[split][0]
+            if split == HOLDOUT and oof.has_folds(meta):  # fsl learnt from val: its val maps are out of fold
+                maps, preds, rate = oof.dump_out_of_fold(model_dir, meta, rows, splits[split][1], cp.methods, cp,
+                                                         f"cams {backbone_key} {split} (out of fold)", bar, device)
             rates.append(rate)
             (tmp / split).mkdir(parents=True)
             for (m, kind), arr in sorted(maps.items()):

@@ -17,7 +17,8 @@ import pandas as pd
 
 from pipeline import contracts as C
 from pipeline.atomic import atomic_path, write_text
-from pipeline.report import explorer, gallery, meanscores, perimage, plots, tables, writers
+from pipeline.params import arch_of
+from pipeline.report import explorer, gallery, meanscores, perimage, plots, tables, writers, wsolvs
 from pipeline.report.leaderboard import leaderboard_texts, paired_sentence
 from pipeline.stages import bar
 
@@ -95,6 +96,9 @@ def run(params, paths: C.Paths) -> str:
                for b in backbones}
     board = tables.metrics_frame(metrics, tuple(params.cams.methods),
                                  tables.metrics_for(kinds, loc, layout.pixel_split is not None))
+    entries = {b: wsolvs.Entry(arch_of(b, bp), bp.image_size, bp.wsol.method) for b, bp in params.backbones.items()}
+    train_method = {b: e.train_method for b, e in entries.items()}
+    board.insert(2, "train_method", board["backbone"].map(train_method))
     evals = [_load_backbone(paths, b, layout) for b in backbones]
     cis, boot = perimage.bootstrap_rows(evals, deltas, params.evaluate.fixed_tau, rp.bootstrap, rp.seed,
                                         perimage.specs_for(kinds, loc), loc)
@@ -109,7 +113,11 @@ def run(params, paths: C.Paths) -> str:
     board = tables.rank(board, rank_by)
     sentence = paired_sentence(board, boot, {ev.backbone: ev for ev in evals}, loc)
 
-    texts = leaderboard_texts(board, sentence, rp.bootstrap, rp.seed, dropped, layout)
+    ids = {(ev.backbone, m): cube.image_ids for ev in evals for (m, k, mode), cube in ev.cubes.items()
+           if k == loc and mode == "all"}
+    versus = wsolvs.versus_cam(board, boot, ids, entries, f"maxboxacc_v2_{loc}")
+    sections = (wsolvs.section_markdown(versus, rp.bootstrap), wsolvs.section_html(versus, rp.bootstrap))
+    texts = leaderboard_texts(board, sentence, rp.bootstrap, rp.seed, dropped, layout, sections)
     for ext, text in texts.items():
         write_text(out_dir / f"leaderboard.{ext}", text)
 
@@ -120,7 +128,7 @@ def run(params, paths: C.Paths) -> str:
         tmp.mkdir()
         if kinds:
             _write_breakdowns(tmp, scores, samples, board, str(best["backbone"]), str(best["method"]),
-                              (loc, *[k for k in kinds if k != loc]))
+                              train_method, (loc, *[k for k in kinds if k != loc]))
         else:  # a masks-only dataset (OpenImages): per-class box accuracy does not apply
             (tmp / "README.md").write_text("# Breakdowns\n\nThis dataset has no boxes (pixel masks only): "
                                            "the per-class MaxBoxAccV2 breakdowns do not apply.\n")
@@ -139,7 +147,7 @@ def run(params, paths: C.Paths) -> str:
     with atomic_path(out_dir / "gallery") as tmp:
         tmp.mkdir()
         n_thumbs, mismatched = gallery.write_gallery(tmp, ginputs, shared, rp.gallery_samples,
-                                                     rp.gallery_extremes, rp.seed, bar)
+                                                     rp.gallery_extremes, rp.seed, bar, train_method)
     views = [v for ev in evals if (v := explorer.load_view(paths, ev.backbone, ev.chosen, layout)) is not None]
     with atomic_path(out_dir / "explorer") as tmp:
         tmp.mkdir()
@@ -164,14 +172,18 @@ def _in_order(methods: pd.Series, order) -> list[str]:
 
 
 def _write_breakdowns(folder: Path, scores: pd.DataFrame, samples: pd.DataFrame, board: pd.DataFrame,
-                      backbone: str, method: str, kinds: tuple[str, ...] = ("head", "body")) -> None:
+                      backbone: str, method: str, train_method: dict[str, str],
+                      kinds: tuple[str, ...] = ("head", "body")) -> None:
     cols = [c for k in kinds for c in (writers.Column(f"n_{k}", f"n ({k})", 0),
                                        writers.Column(f"maxboxacc_v2_{k}", f"MaxBoxAccV2 {k}"))]
     species = tables.species_table(scores, samples, board, kinds)
+    species.insert(2, "train_method", species["backbone"].map(train_method))
     breeds = tables.worst_breeds(scores, samples, backbone, method, kinds=kinds)
-    spec_cols = [writers.Column("backbone", "backbone"), writers.Column("method", "method"),
+    breeds.insert(0, "train_method", train_method.get(backbone))
+    spec_cols = [writers.Column("backbone", "backbone"), writers.Column("train_method", "training"),
+                 writers.Column("method", "method"),
                  writers.Column("species", "species"), *cols]
-    breed_cols = [writers.Column("class_name", "breed"), writers.Column("species", "species"), *cols]
+    breed_cols = [writers.Column("train_method", "training"), writers.Column("class_name", "breed"), writers.Column("species", "species"), *cols]
     for name, df, columns, title in (
         ("species", species, spec_cols, "MaxBoxAccV2 per species (τ chosen on the whole split)"),
         ("breeds_worst10", breeds, breed_cols, f"Ten worst breeds for the best row: {backbone} / {method}"),

@@ -21,6 +21,7 @@ import platform
 import shutil
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -32,13 +33,14 @@ from pipeline.atomic import atomic_path, clean_own_tmp, write_json
 from pipeline.contracts import HISTORY_COLUMNS, HOLDOUT, Paths, read_classes, resume_dir
 from pipeline.datasets import loader
 from pipeline.errors import CamlocError
-from pipeline.models.backbones import build_backbone
 from pipeline.models.checkpoint import save_model
 from pipeline.params import BackboneParams, Params, arch_of, to_dict
 from pipeline.progress import no_bar
 from pipeline.stages import bar
 from pipeline.training import ddp
 from pipeline.training.loop import evaluate, make_optimizer, make_scheduler, setup_determinism, train_epoch
+from pipeline.wsol.build import build_model, training_loss
+from pipeline.wsol.catalog import WSOL_METHODS
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,10 @@ log = logging.getLogger(__name__)
 # on the progress bar, in the log and in the stage's summary line).
 HISTORY_FIELDS = HISTORY_COLUMNS
 RESUME_FILE = "last.pt"
+# WSOL methods whose training step reads the model's heads directly instead of calling model(x), which
+# would bypass DDP's gradient averaging; they train in one process.
+ONE_PROCESS_METHODS = {"acol": "its loss calls the two heads directly, outside DDP's forward",
+                       "spg": "its loss calls the trunk and branches directly, outside DDP's forward"}
 
 
 def run(
@@ -65,6 +71,15 @@ def run(
     """
     bp = params.backbone(backbone_key)
     world = distributed.world_from_env()
+    method = WSOL_METHODS.get(bp.wsol.method)
+    if world.distributed and (method.supervision == "boxes" or method.name in ONE_PROCESS_METHODS):
+        raise CamlocError(f"params.yaml backbones.{backbone_key}.wsol.method = {method.name} trains in one process "
+                          f"only ({ONE_PROCESS_METHODS.get(method.name, 'it fits a few val images')}); "
+                          f"set backbones.{backbone_key}.nproc: 1 and run it without torchrun")
+    if method.supervision == "boxes":  # fsl: learns from val boxes, not labels
+        from pipeline.wsol.fsl import train_fsl
+
+        return train_fsl(params, paths, backbone_key, resume_from=resume_from, on_epoch_end=on_epoch_end)
     if bp.batch_size % world.size:
         raise CamlocError(f"params.yaml backbones.{backbone_key}.batch_size = {bp.batch_size} is the global batch "
                           f"and must split evenly over the {world.size} processes; make it a multiple of {world.size}")
@@ -94,7 +109,8 @@ def _train(params, paths, backbone_key, world, device, resume_from, on_epoch_end
 
     torch.manual_seed(params.seed)
     options = {"output_stride": bp.output_stride, "large_feature_map": bp.large_feature_map}
-    model = build_backbone(arch, len(class_names), pretrained=bp.pretrained, weights=bp.weights, **options)
+    wsol = bp.wsol.as_flat()
+    model = build_model(arch, len(class_names), wsol, pretrained=bp.pretrained, weights=bp.weights, **options)
     model = model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.preserve_format)
     dataset = loader.TrainDataset(train_images, train_rows["label"].to_numpy(), bp.image_size, bp.augment,
                                   params.seed, transform=bp.train_transform, resize=bp.train_resize)
@@ -113,7 +129,8 @@ def _train(params, paths, backbone_key, world, device, resume_from, on_epoch_end
         torch.manual_seed(params.seed * 100_003 + epoch)  # stochastic depth etc.: the same on resume
         lr = optimizer.param_groups[0]["lr"]
         loss, acc, ips = train_epoch(net, batches, optimizer, scheduler, device,
-                                     f"{backbone_key} {epoch + 1}/{bp.epochs}", progress_bar, world)
+                                     f"{backbone_key} {epoch + 1}/{bp.epochs}", progress_bar, world,
+                                     loss_fn=partial(training_loss, wsol=wsol))
         ddp.broadcast_buffers(model, world)
         val_loss, val_acc = evaluate(model, val_images, val_labels, bp.image_size, bp.batch_size, device, world)
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": loss, "train_acc": acc,
@@ -209,6 +226,7 @@ def _meta(key, arch, bp, params, class_names, options, n_train, n_val, threads, 
         "mean": list(loader.IMAGENET_MEAN),
         "std": list(loader.IMAGENET_STD),
         "options": {k: v for k, v in options.items() if v is not None},
+        "wsol": bp.wsol.as_flat(),  # the training method: cams@B rebuilds its heads (pipeline/wsol/build.py)
         "params": to_dict(bp),
         "seed": params.seed,
         "train_images": n_train,

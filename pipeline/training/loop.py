@@ -38,13 +38,15 @@ def setup_determinism(seed: int, device: torch.device, processes: int = 1) -> in
 def make_optimizer(model: nn.Module, bp: BackboneParams) -> torch.optim.Optimizer:
     """SGD (momentum, Nesterov if asked) or AdamW; the head gets lr × head_lr_mult (the reference's ratio).
 
-    The head is the linear classifier, or the parameters named by the model's `head_prefixes` (the
-    reference's models: its `lr_classifier_ratio` also covers ResNet50's layer4, VGG16's conv6 and
-    InceptionV3's SPG_A3 convs).
+    The head is everything outside the trunk (the linear classifier and any WSOL head or branch), or the
+    parameters named by the model's `head_prefixes` (the reference's models: its `lr_classifier_ratio`
+    also covers ResNet50's layer4, VGG16's conv6 and InceptionV3's SPG_A3 convs).
     """
     prefixes = getattr(model, "head_prefixes", None)
     if prefixes is None:
-        trunk, head = list(model.features.parameters()), list(model.classifier.parameters())
+        in_trunk = {id(p) for p in model.features.parameters()}
+        trunk = list(model.features.parameters())
+        head = [p for p in model.parameters() if id(p) not in in_trunk]
     else:
         named = list(model.named_parameters())
         trunk = [p for n, p in named if not n.startswith(prefixes)]
@@ -76,9 +78,14 @@ def make_scheduler(optimizer: torch.optim.Optimizer, bp: BackboneParams, steps_p
 
 
 def train_epoch(model, batches, optimizer, scheduler, device: torch.device, desc: str,
-                bar: Bar = no_bar, world: World = SINGLE) -> tuple[float, float, float]:
+                bar: Bar = no_bar, world: World = SINGLE, loss_fn=None) -> tuple[float, float, float]:
     """One pass over `batches` (this rank's share of each global batch: `training.ddp.make_loader`);
-    returns (mean loss, accuracy %, images/s including loading), over all ranks."""
+    returns (mean loss, accuracy %, images/s including loading), over all ranks.
+
+    `loss_fn(model, x, y) -> (loss, logits)` is the WSOL method's step (pipeline.wsol.build.training_loss),
+    a mean over this rank's images; None is plain cross-entropy. Either is scaled to this rank's share of
+    the global-batch mean, so DDP's gradient average is the one-process gradient.
+    """
     model.train()
     cuda = device.type == "cuda"
     loss_sum, correct, seen = 0.0, 0, 0
@@ -90,8 +97,11 @@ def train_epoch(model, batches, optimizer, scheduler, device: torch.device, desc
                                  loader.IMAGENET_STD, channels_last=cuda)
             y = labels.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-                logits = model(x)
-                loss = global_mean_loss(logits, y, step_sizes[step], world)
+                if loss_fn is None:
+                    logits = model(x)
+                    loss = global_mean_loss(logits, y, step_sizes[step], world)
+                else:
+                    loss, logits = _wsol_step(model, x, y, loss_fn, step_sizes[step], world)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -108,6 +118,21 @@ def train_epoch(model, batches, optimizer, scheduler, device: torch.device, desc
     elapsed = time.perf_counter() - start
     loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], world)
     return loss_sum / seen, 100.0 * correct / seen, seen / elapsed
+
+
+def _wsol_step(model, x, y, loss_fn, step_size: int, world: World):
+    """A WSOL method's (loss, logits) as this rank's share of the global-batch mean: its mean loss over
+    the rank's real images × their count × N / step size. A padding image (label IGNORE, only in a last
+    step with fewer images than ranks) is left out of the loss."""
+    keep = y != IGNORE  # (n,)
+    if bool(keep.all()):
+        loss, logits = loss_fn(model, x, y)
+        return loss * (len(y) * world.size / step_size), logits
+    logits = model(x)
+    if not bool(keep.any()):  # this rank has only padding: a zero loss that still reaches every weight
+        return logits.float().sum() * 0.0, logits
+    loss, _ = loss_fn(model, x[keep], y[keep])
+    return loss * (int(keep.sum()) * world.size / step_size), logits
 
 
 @torch.no_grad()
