@@ -35,9 +35,9 @@ from pipeline.errors import CamlocError
 from pipeline.models.checkpoint import save_model
 from pipeline.params import BackboneParams, Params, arch_of, to_dict
 from pipeline.stages import bar
+from pipeline.training.loop import evaluate, make_optimizer, make_scheduler, setup_determinism, train_epoch
 from pipeline.wsol.build import build_model, training_loss
 from pipeline.wsol.catalog import WSOL_METHODS
-from pipeline.training.loop import evaluate, make_optimizer, make_scheduler, setup_determinism, train_epoch
 
 log = logging.getLogger(__name__)
 
