@@ -31,7 +31,7 @@ from pipeline.params import (
     EvaluateParams,
     Params,
     PrepareParams,
-    WsolParams,
+    WsolDatasetParams,
 )
 from pipeline.stages import evaluate, prepare
 
@@ -40,7 +40,7 @@ S, H, W, INTERVAL = 32, 8, 8, 0.05
 
 def _params(name: str, metadata=None, root=None, mask_root=None, url="http://127.0.0.1:9/x") -> Params:
     return Params(dataset=DatasetParams(name=name, cub=CubParams(url=url, val_per_class=2),
-                                        wsol=WsolParams(metadata, root, mask_root)),
+                                        wsol=WsolDatasetParams(metadata, root, mask_root)),
                   prepare=PrepareParams(cache_size=32, workers=1),
                   backbones={"fake": BackboneParams(image_size=S)},
                   evaluate=EvaluateParams(interval=INTERVAL))
