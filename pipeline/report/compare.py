@@ -32,7 +32,8 @@ METRIC_DIRS = (METRICS_DIR, "reports/faithfulness/")  # every DVC metrics folder
 PARAM_SECTIONS = frozenset(f.name for f in dataclasses.fields(Params))
 PARAM_FILES = (".yaml", ".yml", ".toml", ".py")
 DEFAULT_PREFIX = "maxboxacc_v2_"  # default metric: MaxBoxAccV2 of the first box kind found (head first)
-TRAIN_METHOD = "train_method"  # backbones.<B>.train_method, when the params have that axis
+TRAIN_METHOD = "train_method"  # the column of the WSOL training-method axis, when the params have it
+TRAIN_METHOD_KEY = "backbones.{}.wsol.method"  # its param (an entry without `wsol` trains with cam)
 
 
 def _split_key(key: str) -> tuple[str | None, str]:
@@ -136,8 +137,8 @@ def build(rows: list[dict], default_backbone: str, metric: str | None = None,
     order = [base] + [r["label"] for r in kept if r["label"] != base]
     sel = long[long["metric"] == metric].copy()
     keys = ["backbone", "method"]
-    if any(f"backbones.{b}.{TRAIN_METHOD}" in p for p in params.values() for b in set(sel["backbone"])):
-        sel[TRAIN_METHOD] = [str(params[e].get(f"backbones.{b}.{TRAIN_METHOD}", "–"))
+    if any(TRAIN_METHOD_KEY.format(b) in p for p in params.values() for b in set(sel["backbone"])):
+        sel[TRAIN_METHOD] = [str(params[e].get(TRAIN_METHOD_KEY.format(b), "cam"))
                              for e, b in zip(sel["experiment"], sel["backbone"], strict=True)]
         keys = ["backbone", TRAIN_METHOD, "method"]
     wide = sel.pivot_table(index=keys, columns="experiment", values="value", aggfunc="first")

@@ -100,16 +100,16 @@ def test_compare_outside_a_dvc_repo_says_how_to_fix(tmp_path):
 
 def test_rows_handle_a_single_bare_metrics_file_and_a_train_method_axis():
     rows = [{"Experiment": None, "rev": "workspace", "typ": "baseline", "cam.maxboxacc_v2_head": 57.0,
-             "classification.top1": 88.0, "backbones.tiny.lr": 0.1, "backbones.tiny.train_method": "has",
+             "classification.top1": 88.0, "backbones.tiny.lr": 0.1, "backbones.tiny.wsol.method": "has",
              "data/models/tiny/metrics.json:val_loss": 0.3},
             {"Experiment": None, "rev": "main", "typ": "baseline", "Created": "04:21 AM",
              "cam.maxboxacc_v2_head": 55.0, "classification.top1": 88.0, "backbones.tiny.lr": 0.1,
-             "backbones.tiny.train_method": "cam"},
+             "backbones.tiny.wsol.method": "cam"},
             {"Experiment": "exp-b", "rev": "def5678", "typ": "branch_commit", "State": "Queued",
              "backbones.tiny.lr": 0.3}]
     c = compare.build(rows, "tiny")
     assert c.skipped == 1 and c.baseline == "main" and c.metric == "maxboxacc_v2_head"
-    assert c.changed["workspace"] == ["backbones.tiny.train_method=has (baseline: cam)"]
+    assert c.changed["workspace"] == ["backbones.tiny.wsol.method=has (baseline: cam)"]
     assert list(c.table.columns) == ["backbone", "train_method", "method", "main", "workspace", "Δ workspace"]
     by_train = c.table.set_index("train_method")
     assert by_train.loc["cam", "main"] == 55.0 and pd.isna(by_train.loc["cam", "workspace"])
