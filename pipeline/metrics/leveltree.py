@@ -57,6 +57,25 @@ def _ring_groups() -> tuple[np.ndarray, np.ndarray]:
 _GROUPS, _GROUP_REP = _ring_groups()
 
 
+def _cell_deltas() -> tuple[np.ndarray, np.ndarray]:
+    """Per 8-bit mask of foreground neighbours: (256,) change of the cell score and of 4·Euler over the
+    four 2×2 cells around a pixel when it arrives (the cells' codes are its neighbours plus itself)."""
+    score, euler = np.zeros(256, np.int64), np.zeros(256, np.int64)
+    n, ne, e, se, s, sw, w, nw = range(8)
+    # per cell: the ring positions at its bits 1, 2, 4, 8 (-1: the arriving pixel)
+    cells = ((nw, n, w, -1), (n, ne, -1, e), (w, -1, sw, s), (-1, e, s, se))
+    for mask in range(256):
+        for cell in cells:
+            before = sum(1 << k for k, b in enumerate(cell) if b >= 0 and mask >> b & 1)
+            after = before | sum(1 << k for k, b in enumerate(cell) if b < 0)
+            score[mask] += _SCORE[after] - _SCORE[before]
+            euler[mask] += _EULER4[after] - _EULER4[before]
+    return score, euler
+
+
+_DSCORE, _DEULER4 = _cell_deltas()
+
+
 @nb.njit(cache=True, nogil=True)
 def _find(parent, x):
     root = x
@@ -142,34 +161,31 @@ def _filled_twice_area(parent, r, x0, y0, x1, y1, wp, score_lut, member, outside
 
 
 @nb.njit(cache=True, nogil=True, error_model="numpy")
-def _foreground(u, thresholds, gt, score_lut, euler_lut, groups, group_rep, budget, best, undecided, n_outer,
+def _foreground(u, order, start, thresholds, gt, score_lut, dscore, deuler, groups, group_rep, budget, best, undecided, n_outer,
                 hole_cover):
     """Levels from high t to low: best[0, i] (largest border; undecided[i] when not decidable),
     best[1, i] over outer borders, n_outer[i], and hole_cover[i]: the largest ``iou.cover`` of a holed
     component's box (no hole border, inside it, has a larger IoU; -1 without holes).
 
     Pixels live on a frame padded by two background pixels (index (y + 2)·(w + 4) + x + 2), so
-    neighbours and theirs need no bounds checks; the 2×2 cell whose bottom-right pixel is P has index P.
+    neighbours and theirs need no bounds checks; a pixel's 8 neighbours (a bit mask) index the tables.
     """
     h, w = u.shape
     wp = w + 4
     n = (h + 4) * wp
-    order, start = _by_value(u.ravel())
     parent = np.full(n, -1, np.int32)  # -1: background (the padding always)
+    fg = np.zeros(n, np.uint8)  # foreground 0/1: the neighbour masks read it 8 times per pixel
     # per root, one row (a cache line): bbox x0 y0 x1 y1, cell score, 4·Euler, one-pixel holes,
     # first pixel (padded raster index), size, slot in ``live``
     st = np.empty((n, 10), np.int32)
     live = np.empty(h * w, np.int32)
     n_live = 0
-    code = np.zeros(n, np.uint8)
     lo, hi = np.empty(h * w, np.int64), np.empty(h * w, np.int64)
     exact, iou = np.empty(h * w, np.bool_), np.empty(h * w)
     member, outside, stack = np.zeros(n, np.int32), np.zeros(n, np.int32), np.empty(n, np.int32)
     stamp = 0
     g_area = (gt[:, 2] - gt[:, 0] + 1) * (gt[:, 3] - gt[:, 1] + 1)
     ring = np.array([-wp, -wp + 1, 1, wp + 1, wp, wp - 1, -1, -wp - 1])  # _RING as index offsets
-    cells = np.array([0, 1, wp, wp + 1])  # cells holding P, where P is bit 8, 4, 2, 1
-    bits = np.array([8, 4, 2, 1], np.uint8)
     value = 255
     for i in range(len(thresholds) - 1, -1, -1):
         while value > thresholds[i]:
@@ -179,7 +195,8 @@ def _foreground(u, thresholds, gt, score_lut, euler_lut, groups, group_rep, budg
                 p = (y + 2) * wp + x + 2
                 mask = 0
                 for j in range(8):
-                    mask |= (parent[p + ring[j]] >= 0) * (1 << j)
+                    mask |= np.int64(fg[p + ring[j]]) << j
+                fg[p] = 1
                 r = -1  # the root p joins
                 for g in range(groups[mask]):
                     b = _find(parent, p + ring[group_rep[mask, g]])
@@ -215,20 +232,15 @@ def _foreground(u, thresholds, gt, score_lut, euler_lut, groups, group_rep, budg
                     st[r, 2], st[r, 3] = max(st[r, 2], x), max(st[r, 3], y)
                     st[r, 7] = min(st[r, 7], p)
                     st[r, 8] += 1
-                for j in range(4):
-                    c = p + cells[j]
-                    old = code[c]
-                    new = old | bits[j]
-                    code[c] = new
-                    st[r, 4] += score_lut[new] - score_lut[old]
-                    st[r, 5] += euler_lut[new] - euler_lut[old]
-                # one-pixel holes: p stops being one; a 4-neighbour may become one
+                st[r, 4] += dscore[mask]
+                st[r, 5] += deuler[mask]
+                # one-pixel holes: p stops being one; a 4-neighbour q may become one (its two
+                # neighbours beside p are in the mask, the far one is read)
                 if mask & 0x55 == 0x55:  # N, E, S, W (a padding pixel never counts: two rings)
                     st[r, 6] -= 1
                 for j in range(0, 8, 2):
-                    q = p + ring[j]
-                    if not (mask >> j & 1) and parent[q - wp] >= 0 and parent[q + wp] >= 0 \
-                            and parent[q - 1] >= 0 and parent[q + 1] >= 0:
+                    if mask >> j & 1 == 0 and mask >> ((j + 1) & 7) & 1 and mask >> ((j + 7) & 7) & 1 \
+                            and fg[p + 2 * ring[j]]:
                         st[r, 6] += 1
             value -= 1
         n_outer[i] = n_live
@@ -279,7 +291,7 @@ def _foreground(u, thresholds, gt, score_lut, euler_lut, groups, group_rep, budg
 
 
 @nb.njit(cache=True, nogil=True, error_model="numpy")
-def _holes(u, thresholds, needed, gt, best_hole, n_holes):
+def _holes(u, order, start, thresholds, needed, gt, best_hole, n_holes):
     """Levels from low t to high, up to the last ``needed`` one: best_hole[i] over hole borders
     (-1 without holes) and n_holes[i] at needed levels.
 
@@ -288,16 +300,14 @@ def _holes(u, thresholds, needed, gt, best_hole, n_holes):
     h, w = u.shape
     wp = w + 2
     n = (h + 2) * wp
-    order, start = _by_value(u.ravel())
     parent = np.full(n, -1, np.int32)
     st = np.empty((n, 6), np.int32)  # per root: bbox x0 y0 x1 y1, size, slot in ``live``
     live = np.empty(h * w + 1, np.int32)
     outside = 0
-    for p in range(n):  # the padding: one component, rooted at 0
-        y = p // wp
-        xx = p - y * wp
-        if y == 0 or y == h + 1 or xx == 0 or xx == w + 1:
-            parent[p] = outside
+    parent[:wp] = outside  # the padding: one component, rooted at 0
+    parent[n - wp:] = outside
+    for y in range(1, h + 1):
+        parent[y * wp] = parent[y * wp + w + 1] = outside
     st[outside, 4], st[outside, 5] = 2 * (h + w) + 4, 0
     live[0], n_live = outside, 1
     four = np.array([-wp, wp, -1, 1])
@@ -375,11 +385,12 @@ def level_ious(u: np.ndarray, thresholds: np.ndarray, gt: np.ndarray, budget: fl
     undecided = np.zeros(n_levels, np.bool_)
     n_outer, n_holes = np.zeros(n_levels, np.int64), np.zeros(n_levels, np.int64)
     hole_cover, best_hole = np.empty(n_levels), np.full(n_levels, -1.0)
-    _foreground(u, thresholds, gt, _SCORE, _EULER4, _GROUPS, _GROUP_REP, int(budget * u.size), best, undecided, n_outer,
+    order, start = _by_value(u.ravel())
+    _foreground(u, order, start, thresholds, gt, _SCORE, _DSCORE, _DEULER4, _GROUPS, _GROUP_REP, int(budget * u.size), best, undecided, n_outer,
                 hole_cover)
     proper = bool(((gt[:, 2] >= gt[:, 0]) & (gt[:, 3] >= gt[:, 1])).all())  # the cover bound needs |g| > 0
     needed = hole_cover > best[1] if proper else hole_cover != -1.0  # a hole border could beat the outer ones
     if needed.any():
-        _holes(u, thresholds, needed, gt, best_hole, n_holes)
+        _holes(u, order, start, thresholds, needed, gt, best_hole, n_holes)
     np.maximum(best[1], best_hole, out=best[1])
     return best, undecided, n_outer + n_holes
