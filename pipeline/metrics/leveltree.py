@@ -125,31 +125,36 @@ def _filled_twice_area(parent, r, x0, y0, x1, y1, wp, score_lut, member, outside
     """2 × contourArea of the outer border of the component rooted at r (bbox x0..x1, y0..y1), exact:
     the cell score of the component with its holes filled, i.e. of its bbox minus the pixels that
     reach the bbox's surrounding ring through non-members (4-connected). ``member``/``outside``:
-    scratch marks compared with ``stamp``; ``stack``: scratch."""
-    for y in range(y0, y1 + 1):
-        for x in range(x0, x1 + 1):
-            q = (y + 2) * wp + x + 2
-            if parent[q] >= 0 and _find(parent, q) == r:
-                member[q] = stamp
+    scratch marks compared with ``stamp`` (membership is looked up only where the fill arrives);
+    ``stack``: scratch."""
     top = 0
-    for y in range(y0 - 1, y1 + 2):  # the ring around the bbox: outside by definition
+    for y in range(y0 - 1, y1 + 2):  # the ring around the bbox: outside, and it fences the fill in
         for x in range(x0 - 1, x1 + 2):
             if y == y0 - 1 or y == y1 + 1 or x == x0 - 1 or x == x1 + 1:
+                outside[(y + 2) * wp + x + 2] = stamp
+    for y in range(y0, y1 + 1):  # seeds: the bbox's edge pixels that are not members
+        for x in range(x0, x1 + 1):
+            if y == y0 or y == y1 or x == x0 or x == x1:
                 q = (y + 2) * wp + x + 2
-                outside[q] = stamp
-                stack[top] = q
-                top += 1
+                if parent[q] >= 0 and _find(parent, q) == r:
+                    member[q] = stamp
+                elif outside[q] != stamp:
+                    outside[q] = stamp
+                    stack[top] = q
+                    top += 1
     while top > 0:
         top -= 1
         q = stack[top]
-        qy, qx = q // wp - 2, q % wp - 2
         for d in (-wp, wp, -1, 1):
             v = q + d
-            vy, vx = qy + (d == wp) - (d == -wp), qx + (d == 1) - (d == -1)
-            if x0 <= vx <= x1 and y0 <= vy <= y1 and member[v] != stamp and outside[v] != stamp:
-                outside[v] = stamp
-                stack[top] = v
-                top += 1
+            if outside[v] == stamp or member[v] == stamp:
+                continue
+            if parent[v] >= 0 and _find(parent, v) == r:
+                member[v] = stamp
+                continue
+            outside[v] = stamp
+            stack[top] = v
+            top += 1
     twice = 0
     for y in range(y0, y1 + 2):  # cells whose bottom-right pixel is (y, x)
         for x in range(x0, x1 + 2):
