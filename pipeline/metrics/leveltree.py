@@ -105,14 +105,13 @@ def _best_iou(x0, y0, x1, y1, gt):
 
 
 @nb.njit(cache=True, nogil=True)
-def _by_value(flat):
-    """Pixel indices sorted by value (counting sort) and the start (257,) of each value's run."""
+def _by_value(flat, order):
+    """Pixel indices sorted by value (counting sort, into ``order``) and the start (257,) of each value's run."""
     start = np.zeros(257, np.int64)
     for p in range(flat.size):
         start[flat[p] + 1] += 1
     for v in range(256):
         start[v + 1] += start[v]
-    order = np.empty(flat.size, np.int64)
     pos = start[:256].copy()
     for p in range(flat.size):
         order[pos[flat[p]]] = p
@@ -166,8 +165,8 @@ def _filled_twice_area(parent, r, x0, y0, x1, y1, wp, score_lut, member, outside
 
 
 @nb.njit(cache=True, nogil=True, error_model="numpy")
-def _foreground(u, order, start, thresholds, gt, score_lut, dscore, deuler, groups, group_rep, budget, best, undecided, n_outer,
-                hole_cover):
+def _foreground(u, order, start, thresholds, gt, score_lut, dscore, deuler, groups, group_rep, budget, best, undecided,
+                n_outer, hole_cover, parent, fg, st, live, lo, hi, exact, iou, member, outside, stack):
     """Levels from high t to low: best[0, i] (largest border; undecided[i] when not decidable),
     best[1, i] over outer borders, n_outer[i], and hole_cover[i]: the largest ``iou.cover`` of a holed
     component's box (no hole border, inside it, has a larger IoU; -1 without holes).
@@ -178,16 +177,14 @@ def _foreground(u, order, start, thresholds, gt, score_lut, dscore, deuler, grou
     h, w = u.shape
     wp = w + 4
     n = (h + 4) * wp
-    parent = np.full(n, -1, np.int32)  # -1: background (the padding always)
-    fg = np.zeros(n, np.uint8)  # foreground 0/1: the neighbour masks read it 8 times per pixel
+    parent[:n] = -1  # -1: background (the padding always)
+    fg[:n] = 0  # foreground 0/1: the neighbour masks read it 8 times per pixel
     # per root, one row (a cache line): bbox x0 y0 x1 y1, cell score, 4·Euler, one-pixel holes,
     # first pixel (padded raster index), size, slot in ``live``
-    st = np.empty((n, 10), np.int32)
-    live = np.empty(h * w, np.int32)
+    # (st: n × 10; live, lo, hi, exact, iou: h·w + 1, only the first n_live used)
     n_live = 0
-    lo, hi = np.empty(h * w, np.int64), np.empty(h * w, np.int64)
-    exact, iou = np.empty(h * w, np.bool_), np.empty(h * w)
-    member, outside, stack = np.zeros(n, np.int32), np.zeros(n, np.int32), np.empty(n, np.int32)
+    member[:n] = 0
+    outside[:n] = 0
     stamp = 0
     g_area = (gt[:, 2] - gt[:, 0] + 1) * (gt[:, 3] - gt[:, 1] + 1)
     ring = np.array([-wp, -wp + 1, 1, wp + 1, wp, wp - 1, -1, -wp - 1])  # _RING as index offsets
@@ -296,7 +293,7 @@ def _foreground(u, order, start, thresholds, gt, score_lut, dscore, deuler, grou
 
 
 @nb.njit(cache=True, nogil=True, error_model="numpy")
-def _holes(u, order, start, thresholds, needed, gt, best_hole, n_holes):
+def _holes(u, order, start, thresholds, needed, gt, best_hole, n_holes, parent, st, live):
     """Levels from low t to high, up to the last ``needed`` one: best_hole[i] over hole borders
     (-1 without holes) and n_holes[i] at needed levels.
 
@@ -305,9 +302,8 @@ def _holes(u, order, start, thresholds, needed, gt, best_hole, n_holes):
     h, w = u.shape
     wp = w + 2
     n = (h + 2) * wp
-    parent = np.full(n, -1, np.int32)
-    st = np.empty((n, 6), np.int32)  # per root: bbox x0 y0 x1 y1, size, slot in ``live``
-    live = np.empty(h * w + 1, np.int32)
+    parent[:n] = -1
+    # st per root: bbox x0 y0 x1 y1, size, slot in ``live`` (columns 0-5)
     outside = 0
     parent[:wp] = outside  # the padding: one component, rooted at 0
     parent[n - wp:] = outside
@@ -374,6 +370,21 @@ def _holes(u, order, start, thresholds, needed, gt, best_hole, n_holes):
                 best_hole[i] = value_iou
 
 
+_SCRATCH: dict = {}  # the work arrays of the last frame size: fresh pages per map cost more than the sweeps
+
+
+def _scratch(h: int, w: int) -> tuple:
+    """Work arrays for an h × w map (padded by two: n pixels), reused from call to call."""
+    if (h, w) not in _SCRATCH:
+        n, m = (h + 4) * (w + 4), h * w + 1
+        _SCRATCH.clear()
+        _SCRATCH[h, w] = (np.empty(n, np.int32), np.empty(n, np.uint8), np.empty((n, 10), np.int32),
+                          np.empty(m, np.int32), np.empty(m, np.int64), np.empty(m, np.int64),
+                          np.empty(m, np.bool_), np.empty(m), np.empty(n, np.int32), np.empty(n, np.int32),
+                          np.empty(n, np.int32), np.empty(m, np.int64))
+    return _SCRATCH[h, w]
+
+
 def level_ious(u: np.ndarray, thresholds: np.ndarray, gt: np.ndarray, budget: float = 4.0):
     """Per distinct level t of ``u > t`` (thresholds (L,) ascending): (best (2, L) +1 IoUs, row 0
     largest border (valid where not undecided), row 1 all borders; undecided (L,) bool; contours (L,)
@@ -390,12 +401,13 @@ def level_ious(u: np.ndarray, thresholds: np.ndarray, gt: np.ndarray, budget: fl
     undecided = np.zeros(n_levels, np.bool_)
     n_outer, n_holes = np.zeros(n_levels, np.int64), np.zeros(n_levels, np.int64)
     hole_cover, best_hole = np.empty(n_levels), np.full(n_levels, -1.0)
-    order, start = _by_value(u.ravel())
+    scratch = _scratch(*u.shape)
+    order, start = _by_value(u.ravel(), scratch[-1])
     _foreground(u, order, start, thresholds, gt, _SCORE, _DSCORE, _DEULER4, _GROUPS, _GROUP_REP, int(budget * u.size), best, undecided, n_outer,
-                hole_cover)
+                hole_cover, *scratch[:-1])
     proper = bool(((gt[:, 2] >= gt[:, 0]) & (gt[:, 3] >= gt[:, 1])).all())  # the cover bound needs |g| > 0
     needed = hole_cover > best[1] if proper else hole_cover != -1.0  # a hole border could beat the outer ones
     if needed.any():
-        _holes(u, order, start, thresholds, needed, gt, best_hole, n_holes)
+        _holes(u, order, start, thresholds, needed, gt, best_hole, n_holes, scratch[0], scratch[2], scratch[3])
     np.maximum(best[1], best_hole, out=best[1])
     return best, undecided, n_outer + n_holes
