@@ -26,7 +26,14 @@ import numpy as np
 
 from pipeline.errors import CamlocError
 from pipeline.metrics.components import MANY, outer_components
-from pipeline.metrics.contours import level_boxes, mask_boxes, mask_crops, prepare_levels, rects_to_boxes, to_uint8
+from pipeline.metrics.contours import (
+    level_boxes,
+    mask_boxes,
+    mask_crops,
+    prepare_levels,
+    rects_to_boxes,
+    to_uint8,
+)
 from pipeline.metrics.iou import iou_matrix
 from pipeline.metrics.leveltree import level_ious
 

@@ -1,25 +1,22 @@
-"""All distinct levels of a score map in two compiled union-find sweeps, for ``boxes.best_ious``
-(evaluate@B, ``camloc evaluate-maps``): the best IoU of every level without tracing, except the few
-levels where the largest contour cannot be told from component statistics.
+"""All distinct levels of a score map in two compiled (numba) union-find sweeps, for ``boxes.best_ious``
+(evaluate@B, ``camloc evaluate-maps``): the best IoU of every level in both modes, without tracing.
 
 Why it is exact (tests/metrics/test_boxes_reference.py and test_leveltree.py check it against RETR_TREE):
-- the masks ``u > t`` are nested, so adding pixels by decreasing value and joining 8-neighbours yields
-  every level's 8-connected components; an outer border's boundingRect is its component's bbox;
-- the backgrounds ``u ≤ t`` grow with t, so adding pixels by increasing value and joining 4-neighbours
-  (and frame pixels to a virtual outside node) yields every level's holes; a hole border's
-  boundingRect is the hole's bbox grown by one pixel (``components._holes``);
-- 2 × contourArea of an outer border is the marching-squares sum over 2×2 cells of pixel centres
-  of the component with its holes filled: 2 per cell with 4 pixels, 1 per cell with 3. The cell
-  sums of the unfilled component are kept per component as pixels arrive, with its Euler number
-  (Gray's bit quads: 4E = #1-pixel − #3-pixel − 2·#diagonal cells) and its count of one-pixel holes;
-  filling a one-pixel hole adds exactly 4 (each of its 4 cells already holds the hole's two
-  diagonal 4-neighbours, so gains one pixel, one step of the score). So a component whose holes are
-  all one pixel (1 − E of them) has an exact area; another holed one is bounded by its cell sum
-  and its bbox, 2(w − 1)(h − 1). A level is decided when the largest exact area beats every other
-  component's bound; ties among exact areas go to the component whose first pixel in raster order
-  comes last (findContours lists outermost borders in that order; nested components and hole
-  borders lie inside an enclosing border, and an enclosing holed component makes the level
-  undecided). Undecided levels are flagged for the caller to trace.
+- the masks ``u > t`` are nested: adding pixels by decreasing value, joining 8-neighbours, yields every
+  level's 8-connected components; an outer border's boundingRect is its component's bbox;
+- the backgrounds ``u ≤ t`` grow with t: adding pixels by increasing value, joining 4-neighbours and the
+  frame's padding, yields every level's holes; a hole border's boundingRect is the hole's bbox grown by
+  one pixel (``components._holes``). Holes are swept only up to the last level where one could beat
+  the outer boxes (``iou.cover`` of the holed components' boxes bounds their IoU);
+- 2 × contourArea of an outer border is the marching-squares sum over 2×2 cells of pixel centres of the
+  component with its holes filled: 2 per cell with 4 pixels, 1 with 3. Kept per component as pixels
+  arrive: the unfilled sum, the Euler number (bit quads: 4E = #1-pixel − #3-pixel − 2·#diagonal cells)
+  and the one-pixel holes, each of which adds exactly 4 when filled (its 4 cells hold its two diagonal
+  4-neighbours already: one more pixel is one more step). A component whose 1 − E holes are all one
+  pixel has its exact area; another holed one lies between its sum and 2(w − 1)(h − 1), and is flood-
+  filled in its bbox when that bound matters. Ties among equal areas go to the component whose first
+  pixel in raster order comes last (findContours lists outermost borders so; nested components and
+  hole borders lie inside an enclosing border). Levels beyond the fill budget are left to the caller.
 """
 
 from __future__ import annotations
@@ -31,7 +28,7 @@ _POP = np.array([bin(c).count("1") for c in range(16)], dtype=np.int64)  # cell 
 _SCORE = np.where(_POP == 4, 2, np.where(_POP == 3, 1, 0)).astype(np.int64)  # 2 × area inside the border
 _EULER4 = np.where(_POP == 1, 1, np.where(_POP == 3, -1, 0)).astype(np.int64)  # 4 × Euler contribution
 _EULER4[[6, 9]] = -2  # diagonal pairs (8-connected foreground)
-_RING = ((-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1))  # N NE E SE S SW W NW: bits 0..7
+_RING = ((-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1))  # N NE E SE S SW W NW
 
 
 def _ring_groups() -> tuple[np.ndarray, np.ndarray]:
@@ -41,16 +38,15 @@ def _ring_groups() -> tuple[np.ndarray, np.ndarray]:
     for mask in range(256):
         todo = [b for b in range(8) if mask >> b & 1]
         while todo:
-            group, stack = [todo.pop(0)], None
-            stack = list(group)
+            stack = [todo.pop(0)]
+            rep[mask, count[mask]] = stack[0]
+            count[mask] += 1
             while stack:
                 a = stack.pop()
                 for b in list(todo):
                     if max(abs(_RING[a][0] - _RING[b][0]), abs(_RING[a][1] - _RING[b][1])) == 1:
                         todo.remove(b)
                         stack.append(b)
-            rep[mask, count[mask]] = group[0]
-            count[mask] += 1
     return count, rep
 
 
@@ -106,7 +102,7 @@ def _best_iou(x0, y0, x1, y1, gt):
 
 @nb.njit(cache=True, nogil=True)
 def _by_value(flat, order):
-    """Pixel indices sorted by value (counting sort, into ``order``) and the start (257,) of each value's run."""
+    """Pixel indices sorted by value (counting sort, into ``order``); the start (257,) of each value."""
     start = np.zeros(257, np.int64)
     for p in range(flat.size):
         start[flat[p] + 1] += 1
@@ -165,8 +161,9 @@ def _filled_twice_area(parent, r, x0, y0, x1, y1, wp, score_lut, member, outside
 
 
 @nb.njit(cache=True, nogil=True, error_model="numpy")
-def _foreground(u, order, start, thresholds, gt, score_lut, dscore, deuler, groups, group_rep, budget, best, undecided,
-                n_outer, hole_cover, parent, fg, st, live, lo, hi, exact, iou, member, outside, stack):
+def _foreground(u, order, start, thresholds, gt, score_lut, dscore, deuler, groups, group_rep, budget,
+                best, undecided, n_outer, hole_cover,
+                parent, fg, st, live, lo, hi, exact, iou, member, outside, stack):
     """Levels from high t to low: best[0, i] (largest border; undecided[i] when not decidable),
     best[1, i] over outer borders, n_outer[i], and hole_cover[i]: the largest ``iou.cover`` of a holed
     component's box (no hole border, inside it, has a larger IoU; -1 without holes).
@@ -179,13 +176,9 @@ def _foreground(u, order, start, thresholds, gt, score_lut, dscore, deuler, grou
     n = (h + 4) * wp
     parent[:n] = -1  # -1: background (the padding always)
     fg[:n] = 0  # foreground 0/1: the neighbour masks read it 8 times per pixel
-    # per root, one row (a cache line): bbox x0 y0 x1 y1, cell score, 4·Euler, one-pixel holes,
-    # first pixel (padded raster index), size, slot in ``live``
-    # (st: n × 10; live, lo, hi, exact, iou: h·w + 1, only the first n_live used)
-    n_live = 0
-    member[:n] = 0
-    outside[:n] = 0
-    stamp = 0
+    # st: per root, one row (a cache line): bbox x0 y0 x1 y1, cell score, 4·Euler, one-pixel holes,
+    # first pixel (padded raster index), size, slot in ``live``; lo, hi, exact, iou: per live root
+    member[:n], outside[:n], n_live, stamp = 0, 0, 0, 0
     g_area = (gt[:, 2] - gt[:, 0] + 1) * (gt[:, 3] - gt[:, 1] + 1)
     ring = np.array([-wp, -wp + 1, 1, wp + 1, wp, wp - 1, -1, -wp - 1])  # _RING as index offsets
     value = 255
@@ -293,29 +286,24 @@ def _foreground(u, order, start, thresholds, gt, score_lut, dscore, deuler, grou
 
 
 @nb.njit(cache=True, nogil=True, error_model="numpy")
-def _holes(u, order, start, thresholds, needed, gt, best_hole, n_holes, parent, st, live):
+def _holes(u, order, start, thresholds, needed, last_needed, gt, best_hole, n_holes, parent, st, live):
     """Levels from low t to high, up to the last ``needed`` one: best_hole[i] over hole borders
     (-1 without holes) and n_holes[i] at needed levels.
 
-    Background pixels on the padded frame of ``_foreground``; the padding is the outside, one node.
+    Background pixels on a frame padded by one pixel: the padding is the outside, one component.
     """
     h, w = u.shape
     wp = w + 2
     n = (h + 2) * wp
-    parent[:n] = -1
-    # st per root: bbox x0 y0 x1 y1, size, slot in ``live`` (columns 0-5)
+    parent[:n] = -1  # st per root: bbox x0 y0 x1 y1, size, slot in ``live`` (columns 0-5)
     outside = 0
-    parent[:wp] = outside  # the padding: one component, rooted at 0
+    parent[:wp] = outside  # the padding, rooted at 0
     parent[n - wp:] = outside
     for y in range(1, h + 1):
         parent[y * wp] = parent[y * wp + w + 1] = outside
     st[outside, 4], st[outside, 5] = 2 * (h + w) + 4, 0
     live[0], n_live = outside, 1
     four = np.array([-wp, wp, -1, 1])
-    last_needed = -1
-    for i in range(len(thresholds)):
-        if needed[i]:
-            last_needed = i
     value = 0
     for i in range(last_needed + 1):
         while value <= thresholds[i]:
@@ -365,9 +353,8 @@ def _holes(u, order, start, thresholds, needed, gt, best_hole, n_holes, parent, 
             r = live[j]
             if r == outside:
                 continue
-            value_iou = _best_iou(st[r, 0] - 1, st[r, 1] - 1, min(st[r, 2] + 2, w - 1), min(st[r, 3] + 2, h - 1), gt)
-            if value_iou > best_hole[i]:
-                best_hole[i] = value_iou
+            best_hole[i] = max(best_hole[i], _best_iou(st[r, 0] - 1, st[r, 1] - 1, min(st[r, 2] + 2, w - 1),
+                                                       min(st[r, 3] + 2, h - 1), gt))
 
 
 _SCRATCH: dict = {}  # the work arrays of the last frame size: fresh pages per map cost more than the sweeps
@@ -397,17 +384,17 @@ def level_ious(u: np.ndarray, thresholds: np.ndarray, gt: np.ndarray, budget: fl
     thresholds = np.ascontiguousarray(thresholds, dtype=np.int64)
     gt = np.ascontiguousarray(gt, dtype=np.int64).reshape(-1, 4)
     n_levels = len(thresholds)
-    best = np.zeros((2, n_levels))
-    undecided = np.zeros(n_levels, np.bool_)
+    best, undecided = np.zeros((2, n_levels)), np.zeros(n_levels, np.bool_)
     n_outer, n_holes = np.zeros(n_levels, np.int64), np.zeros(n_levels, np.int64)
     hole_cover, best_hole = np.empty(n_levels), np.full(n_levels, -1.0)
     scratch = _scratch(*u.shape)
     order, start = _by_value(u.ravel(), scratch[-1])
-    _foreground(u, order, start, thresholds, gt, _SCORE, _DSCORE, _DEULER4, _GROUPS, _GROUP_REP, int(budget * u.size), best, undecided, n_outer,
-                hole_cover, *scratch[:-1])
+    _foreground(u, order, start, thresholds, gt, _SCORE, _DSCORE, _DEULER4, _GROUPS, _GROUP_REP,
+                int(budget * u.size), best, undecided, n_outer, hole_cover, *scratch[:-1])
     proper = bool(((gt[:, 2] >= gt[:, 0]) & (gt[:, 3] >= gt[:, 1])).all())  # the cover bound needs |g| > 0
     needed = hole_cover > best[1] if proper else hole_cover != -1.0  # a hole border could beat the outer ones
     if needed.any():
-        _holes(u, order, start, thresholds, needed, gt, best_hole, n_holes, scratch[0], scratch[2], scratch[3])
+        _holes(u, order, start, thresholds, needed, int(np.flatnonzero(needed)[-1]), gt, best_hole, n_holes,
+               scratch[0], scratch[2], scratch[3])
     np.maximum(best[1], best_hole, out=best[1])
     return best, undecided, n_outer + n_holes
