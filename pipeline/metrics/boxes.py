@@ -12,9 +12,11 @@ Public API (no torch import: ``evaluate-maps`` starts fast):
   (MaxBoxAcc v1), row 1 all-contours mode (MaxBoxAccV2); one contour pass serves both.
 - ``best_iou_per_tau(smap, gt_boxes, taus, mode) -> (T,)``: one row of ``best_ious``.
 
-Why it is fast and still exact: every τ of the grid maps onto one of at most 256 distinct masks, each
-traced once (``contours``); ``best_ious`` (order-free) goes from high τ to low and switches to
-connected components once a level has hundreds of contours (``components``).
+Why it is fast and still exact: every τ of the grid maps onto one of at most 256 distinct masks
+(``contours``). ``boxes_at_taus`` traces each once (it needs findContours' order). ``best_ious`` is
+order-free: two compiled union-find sweeps over the pixels give every mask's component and hole boxes
+and its largest border (``leveltree``); a level it cannot settle is traced, or labelled when crowded
+(``components``).
 """
 
 from __future__ import annotations
@@ -23,9 +25,17 @@ import cv2
 import numpy as np
 
 from pipeline.errors import CamlocError
-from pipeline.metrics.components import MANY, component_level
-from pipeline.metrics.contours import NO_BOX, level_boxes, mask_boxes, prepare_levels, to_uint8
+from pipeline.metrics.components import MANY, outer_components
+from pipeline.metrics.contours import (
+    level_boxes,
+    mask_boxes,
+    mask_crops,
+    prepare_levels,
+    rects_to_boxes,
+    to_uint8,
+)
 from pipeline.metrics.iou import iou_matrix
+from pipeline.metrics.leveltree import level_ious
 
 MODES = ("largest", "all")
 __all__ = ["MODES", "best_iou_per_tau", "best_ious", "boxes_at_taus", "normalize_map", "taus", "to_uint8"]
@@ -77,32 +87,18 @@ def best_ious(smap: np.ndarray, gt_boxes: np.ndarray, tau_grid: np.ndarray) -> n
     ``gt_boxes`` (G, 4) must already be in the map's frame (see ``metrics.rescale_boxes``).
     """
     gt = np.asarray(gt_boxes, dtype=np.int64).reshape(-1, 4)
-    u, thresholds, index, crops = prepare_levels(smap, tau_grid)
-    best = np.empty((2, len(thresholds)))  # (2, L)
-    proper = bool(((gt[:, 2] >= gt[:, 0]) & (gt[:, 3] >= gt[:, 1])).all())  # the IoU bounds need |g| > 0
-    bg_cover = np.full(len(gt), np.inf) if proper else None
-    counts, holes, traced, single = 0, 0, [], None  # contours (holes) at the level above
-    for i in reversed(range(len(thresholds))):  # high τ first: background components shrink as τ falls
+    u, thresholds, index = prepare_levels(smap, tau_grid, crops=False)
+    best, undecided, n_contours = level_ious(u, thresholds, gt)  # (2, L), (L,), (L,)
+    crops = mask_crops(u, thresholds) if undecided.any() else None
+    for i in np.flatnonzero(undecided).tolist():  # the largest border is not known: trace this level
         t, crop = int(thresholds[i]), crops[i].tolist()
-        if crop[1] == 0:  # empty mask: no contour
-            traced.append((i, NO_BOX, 0))
-            single = None
-        elif counts <= MANY:  # few contours at the level above: tracing is fastest
-            boxes, k, counts = mask_boxes(u, t, crop)
-            traced.append((i, boxes, k))
-            single = None
-        else:
-            best[:, i], (n_outer, n_holes), bg_cover = component_level(u, t, crop, gt, bg_cover, single)
-            counts = n_outer + (holes if n_holes is None else n_holes)  # skipped holes: keep the estimate
-            holes = holes if n_holes is None else n_holes
-            single = t if n_outer == 1 else None  # the level above is one component
-    if traced:  # one IoU call for all traced levels: smooth maps are dominated by per-call overhead
-        rows, boxes, ks = zip(*traced, strict=True)
-        sizes = np.fromiter(map(len, boxes), dtype=np.int64, count=len(boxes))
-        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-        per_box = iou_matrix(np.concatenate(boxes), gt).max(axis=1)  # (sum K,)
-        best[0, list(rows)] = per_box[starts + np.array(ks)]
-        best[1, list(rows)] = np.maximum.reduceat(per_box, starts)
+        if n_contours[i] <= MANY:
+            boxes, k, _ = mask_boxes(u, t, crop)
+            best[0, i] = iou_matrix(boxes[k:k + 1], gt).max()
+        else:  # hundreds of contours: label components, trace only the candidates
+            y0, y1, x0, x1 = crop
+            rects, k = outer_components(u[y0:y1, x0:x1], t, None)
+            best[0, i] = iou_matrix(rects_to_boxes(rects[k:k + 1], (x0, y0), u.shape), gt).max()
     return best[:, index]
 
 

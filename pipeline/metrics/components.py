@@ -1,13 +1,12 @@
-"""The connected-components path of ``boxes.best_ious`` for masks with hundreds of contours (noise maps),
-exact against RETR_TREE (tests/metrics/test_components.py); used by evaluate@B and ``camloc evaluate-maps``.
+"""Connected components of one mask, exact against RETR_TREE (tests/metrics/test_components.py): the
+largest outer border of a level with hundreds of contours that ``leveltree`` left undecided, for
+``boxes.best_ious`` (evaluate@B, ``camloc evaluate-maps``); and the facts ``leveltree`` builds on.
 
 An outer border's rect is its 8-connected component's bbox; a hole border's rect is the bbox of its
-4-connected background hole grown by one pixel. Only the best IoU matters here, so holes are labelled
-only when one could beat the outer boxes (a hole box lies inside its enclosing component's box and
-inside its background component's box at any higher τ); the largest border comes from per-component
-areas counted over 2×2 cells (exact without holes, Euler numbers tell which have holes) and bbox
-bounds, tracing only undecided components; a level whose new pixels all touch the single component
-above is that component grown, with no labelling.
+4-connected background hole grown by one pixel (``_holes``). The largest border comes from
+per-component areas counted over 2×2 cells (exact without holes, Euler numbers tell which have holes)
+and bbox bounds, tracing only undecided components; a level whose new pixels all touch the single
+component above is that component grown, with no labelling.
 """
 
 from __future__ import annotations
@@ -15,11 +14,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from pipeline.metrics.contours import rects_to_boxes, twice_areas
-from pipeline.metrics.iou import cover, iou_matrix
+from pipeline.metrics.contours import twice_areas
 
 _SQUARE = np.ones((3, 3), np.uint8)  # the 8-neighbourhood
-MANY = 256  # contours at the previous level above which connected components beat tracing them all
+MANY = 256  # contours in a mask above which connected components beat tracing them all
 
 
 def _background(sub: np.ndarray, t: int) -> np.ndarray:
@@ -132,7 +130,7 @@ def _largest_component(lab: np.ndarray, st: np.ndarray) -> int:
     return int(lab[y0 + py, x0 + px]) - 1
 
 
-def _outer_components(sub: np.ndarray, t: int, single_above: int | None) -> tuple[np.ndarray, int]:
+def outer_components(sub: np.ndarray, t: int, single_above: int | None) -> tuple[np.ndarray, int]:
     """(n, 4) x, y, w, h of the 8-connected components of ``sub > t`` and the index of the largest border.
 
     ``single_above``: a threshold whose mask is one component. When every pixel added since touches
@@ -146,34 +144,3 @@ def _outer_components(sub: np.ndarray, t: int, single_above: int | None) -> tupl
     _, lab, st, _ = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=cv2.CV_32S)
     st = st[1:, :4].astype(np.int64)  # (n, 4): an outer border's rect is its component's bbox
     return st, _largest_component(lab, st)
-
-
-def component_level(u: np.ndarray, t: int, crop, gt: np.ndarray, bg_cover: np.ndarray | None,
-                     single_above: int | None):
-    """Best IoUs (largest, all) of the mask ``u > t`` via connected components, labelling holes only
-    when one could beat the outer boxes; also (n outer, n holes or None) and the new ``bg_cover``.
-
-    A hole box lies inside its enclosing component's box (a ring: w, h ≥ 3) and inside the box of the
-    background component holding it at any higher level already labelled (backgrounds grow with t;
-    ``bg_cover`` is their ``cover``, inf when unknown), so min of the two covers bounds every hole's IoU.
-    ``bg_cover`` None: no pruning (a GT box with no area). ``single_above``: see ``_outer_components``.
-    """
-    y0, y1, x0, x1 = crop
-    sub = u[y0:y1, x0:x1]
-    st, k = _outer_components(sub, t, single_above)
-    outer = rects_to_boxes(st, (x0, y0), u.shape)
-    ious = iou_matrix(outer, gt).max(axis=1)  # (n,)
-    best = (ious[k], ious.max())
-    ring = (st[:, 2] >= 3) & (st[:, 3] >= 3)
-    if not ring.any():  # no hole without a ring
-        return best, (len(outer), 0), bg_cover
-    if bg_cover is not None and np.minimum(cover(outer[ring], gt), bg_cover).max() <= best[1]:
-        return best, (len(outer), None), bg_cover
-    bg = _background(sub, t)
-    holes = rects_to_boxes(_holes(sub, t, bg), (x0, y0), u.shape)
-    if bg_cover is not None and sub.shape == u.shape:  # outside a smaller crop, backgrounds join beyond it
-        grown = rects_to_boxes(bg + np.array([-1, -1, 2, 2]), (0, 0), u.shape)
-        bg_cover = cover(np.maximum(grown, 0), gt)
-    if len(holes):
-        best = (best[0], max(best[1], iou_matrix(holes, gt).max()))
-    return best, (len(outer), len(holes)), bg_cover

@@ -97,14 +97,14 @@ def mask_boxes(u: np.ndarray, t: int, crop: tuple[int, int, int, int]):
     return boxes, k, len(boxes)
 
 
-def prepare_levels(smap: np.ndarray, tau_grid: np.ndarray):
-    """(u (H, W) uint8, thresholds (L,), τ → mask index (T,), crops (L, 4)) of a score map."""
+def prepare_levels(smap: np.ndarray, tau_grid: np.ndarray, crops: bool = True):
+    """(u (H, W) uint8, thresholds (L,), τ → mask index (T,), crops (L, 4) unless not ``crops``)."""
     smap = np.asarray(smap, dtype=np.float64)
     if smap.ndim != 2:
         raise ValueError(f"a score map must be 2-D, got shape {smap.shape}")
     u = to_uint8(smap)
     thresholds, index = distinct_levels(u, np.asarray(tau_grid, dtype=np.float64))
-    return u, thresholds, index, mask_crops(u, thresholds)
+    return (u, thresholds, index, mask_crops(u, thresholds)) if crops else (u, thresholds, index)
 
 
 def level_boxes(smap: np.ndarray, tau_grid: np.ndarray):

@@ -1,9 +1,12 @@
-"""The connected-component route of pipeline.metrics.boxes (used by best_ious on maps with many contours) against the
-naive RETR_TREE reference: same box set, same largest-contour box, on noise, multimodal, ring, nested
-and tied masks; its shortcuts (cell areas and Euler numbers, one-component levels, hole pruning) against
-tracing and labelling; and best_ious forced through the route equals the reference on whole maps."""
+"""The traced and connected-component routes of pipeline.metrics.boxes (best_ious' fallback for levels
+leveltree leaves undecided) against the naive RETR_TREE reference: same box set, same largest-contour
+box, on noise, multimodal, ring, nested and tied masks; their shortcuts (cell areas and Euler numbers,
+one-component levels) against tracing and labelling; and best_ious forced through them equals the
+reference on whole maps."""
 
 from __future__ import annotations
+
+import functools
 
 import cv2
 import numpy as np
@@ -13,6 +16,7 @@ from reference import ref_boxes_both, ref_iou
 import pipeline.metrics.boxes as bx
 import pipeline.metrics.components as cc
 import pipeline.metrics.contours as ct
+import pipeline.metrics.leveltree as lt
 from pipeline import metrics as loc
 
 
@@ -64,7 +68,7 @@ def test_traced_and_component_routes_give_the_reference_boxes_and_largest():
         assert boxes.tolist() == every and boxes[k].tolist() == largest[0], (smap.shape, t)
         y0, y1, x0, x1 = crop
         sub = u[y0:y1, x0:x1]
-        st, k = cc._outer_components(sub, t, None)
+        st, k = cc.outer_components(sub, t, None)
         outer = ct.rects_to_boxes(st, (x0, y0), u.shape)
         holes = ct.rects_to_boxes(cc._holes(sub, t), (x0, y0), u.shape)
         got = np.concatenate([outer, holes]).tolist()
@@ -117,9 +121,9 @@ def test_one_component_level_grown_by_touching_pixels_skips_labelling(monkeypatc
             ys, xs = np.nonzero(u > lo)
             sub = u[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
             n = len(calls)
-            st, k = cc._outer_components(sub, lo, hi)
+            st, k = cc.outer_components(sub, lo, hi)
             skipped += len(calls) == n
-            expected, k_ref = cc._outer_components(sub, lo, None)
+            expected, k_ref = cc.outer_components(sub, lo, None)
             assert st.tolist() == expected.tolist() and k == k_ref
     assert skipped > 50
 
@@ -127,6 +131,7 @@ def test_one_component_level_grown_by_touching_pixels_skips_labelling(monkeypatc
 @pytest.mark.parametrize("many", [0, 3, 40])
 def test_best_ious_through_the_component_routes_equals_reference(monkeypatch, many):
     monkeypatch.setattr(bx, "MANY", many)  # switch routes after a few contours, on small maps
+    monkeypatch.setattr(bx, "level_ious", functools.partial(lt.level_ious, budget=0.0))  # trace holed ties
     rng = np.random.default_rng(many)
     grid = loc.taus(0.02)
     for i, smap in enumerate(_random_maps(rng, 40)):
@@ -140,18 +145,26 @@ def test_best_ious_through_the_component_routes_equals_reference(monkeypatch, ma
         np.testing.assert_array_equal(loc.best_ious(smap, gt, grid), np.array(expected).T, err_msg=f"map {i}")
 
 
+@pytest.mark.parametrize("budget", [0.0, 4.0])
 @pytest.mark.parametrize("gt", [[[10, 20, 60, 80], [0, 0, 3, 3]], [[0, 0, 95, 95]], [[40, 40, 41, 41]]])
-def test_noise_map_with_thousands_of_contours_equals_reference(monkeypatch, gt):
+def test_noise_map_with_thousands_of_contours_equals_reference(monkeypatch, gt, budget):
+    """Levels leveltree leaves undecided (all holed ties with budget 0) are traced, the crowded ones
+    through connected components; with the default budget none is left."""
     rng = np.random.default_rng(3)
-    smap = rng.uniform(0, 1, (96, 96))  # > MANY contours at mid thresholds: the default switch
+    smap = rng.uniform(0, 1, (96, 96))  # > MANY contours at mid thresholds
     grid = loc.taus(0.004)
     gt = np.array(gt)
-    levels, labelled = [], []
-    for module, name, log in ((bx, "component_level", levels), (cc, "_background", labelled)):
-        real = getattr(module, name)
-        monkeypatch.setattr(module, name, lambda *a, real=real, log=log: log.append(1) or real(*a))
+    monkeypatch.setattr(bx, "level_ious", functools.partial(lt.level_ious, budget=budget))
+    routes = {"mask_boxes": [], "outer_components": []}
+    for name, log in routes.items():
+        real = getattr(bx, name)
+        monkeypatch.setattr(bx, name, lambda *a, real=real, log=log: log.append(1) or real(*a))
     got = loc.best_ious(smap, gt, grid)
     expected = [[max(ref_iou(b, g) for b in boxes for g in gt.tolist()) for boxes in ref_boxes_both(smap, t)]
                 for t in grid]
     np.testing.assert_array_equal(got, np.array(expected).T)
-    assert len(levels) > 100 and len(labelled) < len(levels)  # holes labelled only where they may win
+    traced = len(routes["mask_boxes"]) + len(routes["outer_components"])
+    if budget:
+        assert traced == 0
+    else:
+        assert len(routes["outer_components"]) > 20
