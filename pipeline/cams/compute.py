@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -21,6 +22,8 @@ __all__ = ["Batch", "compute_maps", "forward_batch", "maps_for_batch"]
 
 
 def _as_classes(classes: Tensor | Sequence[int], n: int, num_classes: int, device) -> Tensor:
+    if not isinstance(classes, Tensor):  # a copy: torch refuses to wrap read-only arrays (memory-mapped indexes)
+        classes = np.array(classes, dtype=np.int64)
     classes = torch.as_tensor(classes, dtype=torch.long, device=device).reshape(-1)
     if classes.numel() != n:
         raise ValueError(f"got {classes.numel()} target classes for {n} images")
