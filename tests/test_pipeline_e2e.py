@@ -72,7 +72,14 @@ def _digest(root: Path, rels=COMPARED) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """A fresh copy of the project (tracked files only) with the reduced params, after one `dvc repro`."""
-    root = tmp_path_factory.mktemp("e2e") / "camloc"
+    root = copy_project(tmp_path_factory.mktemp("e2e") / "camloc", REDUCED)
+    _run(["dvc", "repro"], root)
+    return root
+
+
+def copy_project(root: Path, reduced: dict, dataset: dict | None = None) -> Path:
+    """A fresh copy of the project (tracked and untracked-not-ignored files) in a new git repo, with the
+    `reduced` params sections (backbones replaced, others merged) and `dataset` merged into `dataset:`."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
                            text=True, check=True).stdout.split()
     for rel in files:
@@ -80,11 +87,11 @@ def project(tmp_path_factory) -> Path:
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / rel, root / rel)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    for section, values in REDUCED.items():
+    for section, values in reduced.items():
         params[section] = values if section == "backbones" else {**params[section], **values}
+    params["dataset"] = {**params["dataset"], **(dataset or {})}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _run(["git", "init", "-q"], root)
-    _run(["dvc", "repro"], root)
     return root
 
 

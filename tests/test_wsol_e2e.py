@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
-import subprocess
 import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from reference import ref_evaluate, ref_normalize, ref_rescale
-from test_pipeline_e2e import REPO, _run
+from test_pipeline_e2e import _run, copy_project
 from twins import make_boxes_twin, make_cub_tree, make_masks_twin, reference_mask
 
 pytestmark = pytest.mark.slow
@@ -39,19 +36,7 @@ REDUCED = {
 
 def _project(root: Path, dataset: dict) -> Path:
     """A fresh copy of the project with the reduced params and `dataset` merged into `dataset:`."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
-                           text=True, check=True).stdout.split()
-    for rel in files:
-        if (REPO / rel).is_file():
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / rel, root / rel)
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    for section, values in REDUCED.items():
-        params[section] = values if section == "backbones" else {**params[section], **values}
-    params["dataset"] = {**params["dataset"], **dataset}
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    _run(["git", "init", "-q"], root)
-    return root
+    return copy_project(root, REDUCED, dataset)
 
 
 def _scored(project: Path) -> tuple[dict, dict]:
