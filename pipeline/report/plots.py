@@ -137,7 +137,7 @@ def localization_vs_faithfulness_figure(board: pd.DataFrame, backbones: list[str
     shapes = ", ".join(f"{MARKERS[i % len(MARKERS)]} {b}" for i, b in enumerate(backbones))
     if handles:
         fig.legend(handles, labels, loc="outside right upper", fontsize=8, title="method (colour)")
-    fig.suptitle(f"Localization vs faithfulness per map method (markers: {shapes})", fontsize=10)
+    fig.suptitle(f"Localization vs faithfulness per map method\nmarkers: {shapes}", fontsize=9)
     return fig
 
 
