@@ -69,6 +69,8 @@ class MethodScores:
     pixels: M.PixelAccumulator | None = None  # pooled trimap counts on the pixel split
     pointing: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     # ↑ (scored split, kind) → ((N, 2) per image [hit, energy share], (N,) row numbers)
+    slider: tuple[np.ndarray, np.ndarray] | None = None  # the explorer's largest-contour boxes (N, T', 4)
+    # and their IoUs (N, T') with the loc kind's boxes, on its scored split, at the slider's τs
 
 
 def run(params, paths: C.Paths, backbone: str) -> str:
@@ -115,8 +117,8 @@ def _run(params, paths: C.Paths, backbone: str, world: distributed.World) -> str
             if scores.pixels is not None:
                 pixels.append(_pixels(method, scores.pixels, flat))
                 curves.append(_pr_curve(pixels[-1]))
-            tau_boxes.append(_tau_boxes(method, splits.get(layout.scored_split.get(layout.loc_kind, "")), size, tau_grid,
-                                         layout.loc_kind))
+            tau_boxes.append(_tau_boxes(method, scores, splits.get(layout.scored_split.get(layout.loc_kind, "")),
+                                         tau_grid))
             log.info("evaluate %s: %s scored", backbone, method)
     if not world.is_root:
         return f"evaluate {backbone}: rank {world.rank}/{world.size} scored its shards"
@@ -195,11 +197,12 @@ def _pool(workers: int):
 # Per-image IoUs
 
 
-def _ious_one(args) -> tuple[np.ndarray, float, M.PixelAccumulator | None, np.ndarray]:
+def _ious_one(args) -> tuple[np.ndarray, float, M.PixelAccumulator | None, np.ndarray, tuple | None]:
     """One image, its map normalised once: (K, 2, T) best IoU per τ for each GT kind (NaN where a kind
     has no box), the largest-contour IoU with the head boxes at the fixed τ (NaN without head boxes),
-    its pixel counts against the trimap (None without one), and (K, 2) [pointing hit, energy share]
-    per GT kind (NaN without a box)."""
+    its pixel counts against the trimap (None without one), (K, 2) [pointing hit, energy share]
+    per GT kind (NaN without a box), and with head boxes the explorer's largest-contour boxes and IoUs
+    at the slider's τs (`metrics.tauboxes`)."""
     raw, size, gts, head, trimap, tau_grid, fixed_tau, tolerance = args
     smap = M.normalize_map(raw, (size, size))
     out = np.full((len(gts), 2, len(tau_grid)), np.nan)
@@ -208,14 +211,15 @@ def _ious_one(args) -> tuple[np.ndarray, float, M.PixelAccumulator | None, np.nd
         if gt is not None:
             out[k] = M.best_ious(smap, gt, tau_grid)
             points[k] = pointing_scores(smap, gt, tolerance)
-    fixed = np.nan
+    fixed, slider = np.nan, None
     if head is not None:
         fixed = float(M.best_iou_per_tau(smap, head, np.array([fixed_tau]), "largest")[0])
+        slider = largest_boxes(smap, head, tau_grid[grid_indices(tau_grid)])
     pixels = None
     if trimap is not None:
         pixels = M.PixelAccumulator(tau_grid)
         pixels.add(smap, _trimap_mask(trimap, size) if isinstance(trimap, str) else instance_mask(*trimap, size))
-    return out, fixed, pixels, points
+    return out, fixed, pixels, points, slider
 
 
 def _method_scores(pool, splits: dict[str, SplitMaps], method: str, size: int, tau_grid, fixed_tau,
@@ -248,8 +252,8 @@ def _method_scores(pool, splits: dict[str, SplitMaps], method: str, size: int, t
         if shards is None:
             continue
         done = [r for part in shards for r in part]  # rank order = image order
-        res = np.stack([r for r, _, _, _ in done])  # (N, K, 2, T)
-        points = np.stack([p for _, _, _, p in done])  # (N, K, 2)
+        res = np.stack([r[0] for r in done])  # (N, K, 2, T)
+        points = np.stack([r[3] for r in done])  # (N, K, 2)
         for j, kind in enumerate(kinds):
             have = ~np.isnan(res[:, j, 0, 0])
             if kind == loc and split == head_split and not have.all():
@@ -260,12 +264,13 @@ def _method_scores(pool, splits: dict[str, SplitMaps], method: str, size: int, t
                 if split == layout.scored_split[kind]:
                     scores.pointing[(split, kind)] = (points[have, j], np.flatnonzero(have))
         if split == head_split:
-            scores.fixed = np.array([f for _, f, _, _ in done])
+            scores.fixed = np.array([r[1] for r in done])
+            scores.slider = (np.stack([r[4][0] for r in done]), np.stack([r[4][1] for r in done]))
         if split == layout.pixel_split:
             scores.pixels = M.PixelAccumulator(tau_grid)
-            for _, _, pixels, _ in done:
-                if pixels is not None:
-                    scores.pixels.merge(pixels)
+            for r in done:
+                if r[2] is not None:
+                    scores.pixels.merge(r[2])
     return scores if world.is_root else None
 
 
@@ -338,22 +343,20 @@ def _long(method: str, scores: MethodScores, splits, tau_grid) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(C.PER_IMAGE_COLUMNS))
 
 
-def _tau_boxes(method: str, sm: SplitMaps | None, size: int, tau_grid, kind: str) -> pd.DataFrame:
-    """The explorer's boxes: each scored image's largest-contour box and IoU with its boxes of the loc kind
-    (head / object) on the slider's τ grid (contracts.TAU_BOXES_COLUMNS), from the metric core, so the
-    page never re-derives a box."""
-    if sm is None:
+def _tau_boxes(method: str, scores: MethodScores, sm: SplitMaps | None, tau_grid) -> pd.DataFrame:
+    """The explorer's boxes (contracts.TAU_BOXES_COLUMNS): each scored image's largest-contour box and IoU
+    with its boxes of the loc kind (head / object) at the slider's τs, as the scoring pass found them, so
+    the page never re-derives a box."""
+    if sm is None or scores.slider is None:
         return pd.DataFrame(columns=list(C.TAU_BOXES_COLUMNS))
     keep = grid_indices(tau_grid)
-    maps, frames = sm.maps(method), []
-    for i, image_id in enumerate(sm.index["image_id"]):
-        smap = M.normalize_map(np.asarray(maps[i], np.float64), (size, size))
-        boxes, iou = largest_boxes(smap, sm.boxes[kind][i], tau_grid[keep])
-        frames.append(pd.DataFrame({"image_id": image_id, "method": method, "tau_index": keep.astype(np.int16),
-                                    "tau": tau_grid[keep].astype(np.float32), "x0": boxes[:, 0].astype(np.int16),
-                                    "y0": boxes[:, 1].astype(np.int16), "x1": boxes[:, 2].astype(np.int16),
-                                    "y1": boxes[:, 3].astype(np.int16), "iou": iou.astype(np.float32)}))
-    return pd.concat(frames, ignore_index=True)
+    boxes, iou = scores.slider  # (N, T', 4), (N, T')
+    n, t = iou.shape
+    return pd.DataFrame({"image_id": np.repeat(sm.index["image_id"].to_numpy(), t), "method": method,
+                         "tau_index": np.tile(keep.astype(np.int16), n),
+                         "tau": np.tile(tau_grid[keep].astype(np.float32), n),
+                         **{c: boxes[:, :, k].ravel().astype(np.int16) for k, c in enumerate(("x0", "y0", "x1", "y1"))},
+                         "iou": iou.ravel().astype(np.float32)})
 
 
 def _pointing_rows(method: str, scores: MethodScores, splits) -> pd.DataFrame:
