@@ -103,18 +103,22 @@ def _run(params, paths: Paths, backbone_key: str, world: distributed.World) -> s
         check_disk(need, out_dir, cp.max_disk_gb)
         clean_own_tmp(out_dir)  # with the parts a killed earlier run left
     distributed.barrier(world)
-    parts = dump_splits(model, meta, splits, cp, f"cams {backbone_key}", world, out_dir, bar)
+    out_of_fold = HOLDOUT if oof.has_folds(meta) and HOLDOUT in splits else None  # fsl learnt from val
+    parts = dump_splits(model, meta, {s: v for s, v in splits.items() if s != out_of_fold}, cp,
+                        f"cams {backbone_key}", world, out_dir, bar)
     if not world.is_root:
         for _ in parts:  # runs this rank's share (rank 0 assembles and writes)
             pass
         return f"cams {backbone_key}: rank {world.rank} of {world.size} dumped its share"
+
+    def out_of_fold_maps(rows, images):
+        return oof.dump_out_of_fold(model_dir, meta, rows, images, cp.methods, cp,
+                                    f"cams {backbone_key} {HOLDOUT} (out of fold)", bar, device)
+
     file_dtypes, nonfinite, rates, frames = {}, {}, [], []
     with atomic_path(out_dir) as tmp:
-        for split, maps, preds, rate in parts:
+        for split, maps, preds, rate in _in_split_order(parts, splits, out_of_fold, out_of_fold_maps):
             rows = splits[split][0]
-            if split == HOLDOUT and oof.has_folds(meta):  # fsl learnt from val: its val maps are out of fold
-                maps, preds, rate = oof.dump_out_of_fold(model_dir, meta, rows, splits[split][1], cp.methods, cp,
-                                                         f"cams {backbone_key} {split} (out of fold)", bar, device)
             rates.append(rate)
             (tmp / split).mkdir(parents=True)
             for (m, kind), arr in sorted(maps.items()):
@@ -189,6 +193,14 @@ def _check_out(out_dir: Path, images_dir: Path) -> None:
         if not (marker.is_file() and FOLDER_KIND in marker.read_text(errors="replace")):
             raise CamlocError(f"--out {out_dir} exists and is not an earlier `camloc cams` output; "
                               f"choose a new or empty folder")
+
+
+def _in_split_order(parts, splits: dict, out_of_fold: str | None, dump_out_of_fold):
+    """The dumped splits in `splits` order, the `out_of_fold` split (fsl's val: each map from the fold
+    model that never saw the image) dumped by `dump_out_of_fold(rows, images)` in its place."""
+    dumped = iter(parts)
+    for split, (rows, images) in splits.items():
+        yield (split, *dump_out_of_fold(rows, images)) if split == out_of_fold else next(dumped)
 
 
 def _folder_batch(paths: list[Path], meta: dict, device) -> torch.Tensor:
