@@ -19,8 +19,7 @@ from pipeline.metrics import faithfulness as MF
 from pipeline.metrics.pointing import mean_percent
 from pipeline.report import ci
 
-FAITHFULNESS_SEED_OFFSET = 2  # perimage uses 0 (head) and 1 (body)
-KIND_SEED_OFFSET = {"head": 0, "body": 1}
+FAITHFULNESS_SEED_OFFSET = 2  # perimage uses 0 (the loc kind: head, object) and 1 (the others: body)
 
 
 @dataclass(frozen=True)
@@ -39,11 +38,12 @@ class MeanScores:
         return float(v.mean()) if weights is None else (weights.astype(np.float64) @ v) / weights.sum(axis=1)
 
 
-def pointing_scores(pointing: pd.DataFrame) -> dict[str, MeanScores]:
-    """method → MeanScores per box kind on its scored split: {method}/{kind} keys, e.g. "cam/head"."""
+def pointing_scores(pointing: pd.DataFrame, scored: dict[str, str] = SCORED_SPLIT) -> dict[str, MeanScores]:
+    """method → MeanScores per box kind on its scored split (`scored`: the dataset's
+    `Layout.scored_split`, default Pets): {method}/{kind} keys, e.g. "cam/head"."""
     out = {}
     for (method, kind), g in pointing.groupby(["method", "kind"], sort=True):
-        g = g[g["split"] == SCORED_SPLIT.get(str(kind))].sort_values("image_id")
+        g = g[g["split"] == scored.get(str(kind))].sort_values("image_id")
         if g.empty:
             continue
         out[f"{method}/{kind}"] = MeanScores(
@@ -70,10 +70,11 @@ def faithfulness_scores(table: pd.DataFrame) -> dict[str, MeanScores]:
     return out
 
 
-def bootstrap_means(rows: dict[str, dict[str, MeanScores]], resamples: int,
-                    seed: int) -> tuple[pd.DataFrame, dict[tuple[str, str, str], np.ndarray]]:
+def bootstrap_means(rows: dict[str, dict[str, MeanScores]], resamples: int, seed: int,
+                    loc: str = "head") -> tuple[pd.DataFrame, dict[tuple[str, str, str], np.ndarray]]:
     """Point and 95% CI per (backbone, method, metric) from {backbone: {key: MeanScores}} (key "method" or
-    "method/kind"); the same frame and samples layout as `perimage.bootstrap_rows`."""
+    "method/kind"); the same frame and samples layout as `perimage.bootstrap_rows`, and for a box kind
+    the same resample draws (`loc`: the dataset's loc kind)."""
     weights: dict[tuple[str, int], np.ndarray] = {}
     out, samples = [], {}
     for backbone, entries in rows.items():
@@ -81,7 +82,7 @@ def bootstrap_means(rows: dict[str, dict[str, MeanScores]], resamples: int,
             method = key.split("/")[0]
             n = len(ms.image_ids)
             if (ms.group, n) not in weights:
-                offset = KIND_SEED_OFFSET.get(ms.group, FAITHFULNESS_SEED_OFFSET)
+                offset = (FAITHFULNESS_SEED_OFFSET if ms.group == "faithfulness" else 0 if ms.group == loc else 1)
                 weights[(ms.group, n)] = ci.resample_weights(n, resamples, seed + offset)
             for metric in ms.values:
                 boot = np.asarray(ms.scores(metric, weights[(ms.group, n)]), dtype=np.float64)
