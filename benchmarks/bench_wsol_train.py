@@ -16,7 +16,7 @@ import time
 import torch
 
 from pipeline.wsol.build import build_model, training_loss
-from pipeline.wsol.catalog import WSOL_METHODS
+from pipeline.catalog.wsol import WSOL_METHODS
 
 
 def main() -> None:

@@ -331,7 +331,7 @@ def backbones() -> None:
 @cli.command("wsol-methods")
 def wsol_methods() -> None:
     """List WSOL training methods (choose one per backbone: `wsol: {method: NAME, ...}` in params.yaml)."""
-    from pipeline.wsol.catalog import WSOL_METHODS
+    from pipeline.catalog.wsol import WSOL_METHODS
 
     for name in WSOL_METHODS.names():
         info = WSOL_METHODS.get(name)

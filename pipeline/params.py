@@ -16,7 +16,6 @@ from pipeline.contracts import SPLITS
 from pipeline.errors import CamlocError, ParamsError
 from pipeline.paramtypes import _choice, _positive, parse, to_dict  # noqa: F401 (parse, to_dict: public API)
 
-DATASETS = ("synthpets", "pets", "cub", "wsol")
 # step: x0.1 after every step_epochs epochs; reference_step: x0.1 from epoch step_epochs, 2*step_epochs, ...
 # (1-based), as the reference's adjust_learning_rate, i.e. one epoch earlier than step.
 SCHEDULES = ("cosine", "step", "reference_step", "constant")
@@ -57,7 +56,9 @@ class DatasetParams:
     wsol: WsolDatasetParams = field(default_factory=WsolDatasetParams)
 
     def validate(self, key: str) -> None:
-        _choice(f"{key}.name", self.name, DATASETS)
+        from pipeline.catalog.datasets import DATASETS
+
+        _choice(f"{key}.name", self.name, tuple(DATASETS.names()))
         _positive(f"{key}.max_image_pixels", self.max_image_pixels)
         if self.name == "wsol":
             for name in ("metadata", "root"):
@@ -123,7 +124,7 @@ class AugmentParams:
 
 @dataclass(frozen=True)
 class WsolParams:
-    """`backbones.<key>.wsol`: the training method (pipeline/wsol/catalog.py) and its full hyperparameter
+    """`backbones.<key>.wsol`: the training method (pipeline/catalog/wsol.py) and its full hyperparameter
     set, the reference's defaults filled in. Written as one flat mapping in params.yaml:
     `wsol: {method: has, has_grid_size: 4}`."""
 
@@ -132,7 +133,7 @@ class WsolParams:
 
     @classmethod
     def from_mapping(cls, data: dict, key: str) -> WsolParams:
-        from pipeline.wsol.catalog import WSOL_METHODS, resolve
+        from pipeline.catalog.wsol import WSOL_METHODS, resolve
 
         method = data.get("method", "cam")
         if method not in WSOL_METHODS:
@@ -337,8 +338,8 @@ def load_params(path: str | Path = "params.yaml", check_registries: bool = True)
 
 def check_names(params: Params) -> None:
     """Registry names (backbones, methods) and what each backbone needs of its image size."""
-    from pipeline.cams.catalog import METHODS
-    from pipeline.models.catalog import BACKBONES
+    from pipeline.catalog.methods import METHODS
+    from pipeline.catalog.backbones import BACKBONES
 
     for key, bp in params.backbones.items():
         arch = arch_of(key, bp)
@@ -361,7 +362,7 @@ def check_names(params: Params) -> None:
             raise ParamsError(
                 f"backbones.{key}.wsol.method", method,
                 f"a method {arch} supports: it declares no {hooks[method][1]} "
-                f"(BackboneInfo.{hooks[method][0]} in pipeline/models/catalog.py)",
+                f"(BackboneInfo.{hooks[method][0]} in pipeline/catalog/backbones.py)",
             )
         if bp.image_size > params.prepare.cache_size:
             raise ParamsError(

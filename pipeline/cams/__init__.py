@@ -7,7 +7,7 @@
     maps = compute_maps(model, images, classes, "gradcam")  # (N, h, w) float32, raw
 """
 
-from pipeline.cams.catalog import METHODS, MethodInfo
+from pipeline.catalog.methods import METHODS, MethodInfo
 
 _LAZY = {"compute_maps": "pipeline.cams.compute", "maps_for_batch": "pipeline.cams.compute",
          "forward_batch": "pipeline.cams.methods", "Batch": "pipeline.cams.methods"}

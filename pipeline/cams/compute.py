@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from pipeline.cams.catalog import METHODS
+from pipeline.catalog.methods import METHODS
 from pipeline.cams.hooks import eval_mode, model_device
-from pipeline.cams.methods import IMPLEMENTATIONS, Batch, forward_batch
+from pipeline.cams.methods import Batch, forward_batch
 
 __all__ = ["Batch", "compute_maps", "forward_batch", "maps_for_batch"]
 
@@ -34,7 +34,7 @@ def _as_classes(classes: Tensor | Sequence[int], n: int, num_classes: int, devic
 
 def maps_for_batch(batch: Batch, classes: Tensor | Sequence[int], method: str, **opts) -> Tensor:
     """Raw maps (N, h, w) float32 of `method` for one already-computed forward pass."""
-    fn = IMPLEMENTATIONS.get(METHODS.get(method).name)
+    fn = METHODS.load(method)
     cls = _as_classes(classes, batch.features.shape[0], batch.logits.shape[1], batch.features.device)
     return fn(batch, cls, **opts).float()
 

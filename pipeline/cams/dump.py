@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.cams.catalog import METHODS
+from pipeline.catalog.methods import METHODS
 from pipeline.cams.compute import maps_for_batch
 from pipeline.cams.hooks import eval_mode
 from pipeline.cams.methods import Batch, forward_batch

@@ -1,5 +1,6 @@
 """The map methods (torch), for cams@B: each turns one batch of features into RAW score maps at feature
-resolution. Their names are the torch-free registry `cams.catalog.METHODS`.
+resolution. Each is named by a card of the torch-free registry
+`pipeline.catalog.methods.METHODS`, whose `impl` points here.
 
 Every method returns `(N, h, w)` float32 maps *before* any final ReLU, resize or normalisation: those
 belong to evaluation (PROTOCOL §1) and are the same for every method, so method rows differ only in the
@@ -20,9 +21,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pipeline.registry import Registry
-
-IMPLEMENTATIONS: Registry = Registry("map method")  # the names of cams.catalog.METHODS, implemented
 EPS = 1e-7  # keeps the Grad-CAM++ / XGrad-CAM denominators finite where activations vanish
 
 
@@ -61,7 +59,6 @@ def _weighted(weights: Tensor, feats: Tensor) -> Tensor:
     return torch.einsum("nc,nchw->nhw", weights, feats)
 
 
-@IMPLEMENTATIONS.register("cam")
 def cam(batch: Batch, classes: Tensor) -> Tensor:
     """CAM: class weights of the linear head times the last feature map (no bias, no ReLU).
 
@@ -76,7 +73,6 @@ def cam(batch: Batch, classes: Tensor) -> Tensor:
     return _weighted(weight[classes], batch.features)
 
 
-@IMPLEMENTATIONS.register("gradcam")
 def gradcam(batch: Batch, classes: Tensor) -> Tensor:
     """Grad-CAM: channels weighted by their spatially averaged logit gradient.
 
@@ -88,7 +84,6 @@ def gradcam(batch: Batch, classes: Tensor) -> Tensor:
     return _weighted(grads.mean((2, 3)), batch.features)
 
 
-@IMPLEMENTATIONS.register("gradcampp")
 def gradcampp(batch: Batch, classes: Tensor) -> Tensor:
     """Grad-CAM++: pixel-weighted positive gradients, closed form of the exponential-score trick.
 
@@ -106,7 +101,6 @@ def gradcampp(batch: Batch, classes: Tensor) -> Tensor:
     return _weighted(alpha, batch.features)
 
 
-@IMPLEMENTATIONS.register("xgradcam")
 def xgradcam(batch: Batch, classes: Tensor) -> Tensor:
     """XGrad-CAM: gradients weighted by each channel's normalised activation.
 
@@ -119,7 +113,6 @@ def xgradcam(batch: Batch, classes: Tensor) -> Tensor:
     return _weighted(alpha, feats)
 
 
-@IMPLEMENTATIONS.register("layercam")
 def layercam(batch: Batch, classes: Tensor) -> Tensor:
     """LayerCAM: element-wise positive gradients times activations, summed over channels.
 
@@ -131,7 +124,6 @@ def layercam(batch: Batch, classes: Tensor) -> Tensor:
     return (grads.clamp(min=0) * batch.features).sum(1)
 
 
-@IMPLEMENTATIONS.register("hirescam")
 def hirescam(batch: Batch, classes: Tensor) -> Tensor:
     """HiResCAM: element-wise gradients times activations (no averaging), summed over channels.
 
@@ -143,7 +135,6 @@ def hirescam(batch: Batch, classes: Tensor) -> Tensor:
     return (grads * batch.features).sum(1)
 
 
-@IMPLEMENTATIONS.register("scorecam")
 def scorecam(batch: Batch, classes: Tensor, chunk: int = 32) -> Tensor:
     """Score-CAM: channels weighted by the class score of the image masked by each channel.
 
@@ -173,7 +164,6 @@ def scorecam(batch: Batch, classes: Tensor, chunk: int = 32) -> Tensor:
     return _weighted(alpha, feats)
 
 
-@IMPLEMENTATIONS.register("eigencam")
 def eigencam(batch: Batch, classes: Tensor) -> Tensor:
     """Eigen-CAM: projection of the centred features on their first principal component (class-free).
 
@@ -192,7 +182,6 @@ def eigencam(batch: Batch, classes: Tensor) -> Tensor:
     return proj.reshape(n, h, w).float()
 
 
-@IMPLEMENTATIONS.register("center")
 def center(batch: Batch, classes: Tensor, sigma: float = 0.25) -> Tensor:
     """Center baseline: a centred isotropic Gaussian prior, the same for every image (no model).
 
@@ -208,7 +197,6 @@ def center(batch: Batch, classes: Tensor, sigma: float = 0.25) -> Tensor:
     return g.float().expand(n, h, w).clone()
 
 
-@IMPLEMENTATIONS.register("full")
 def full(batch: Batch, classes: Tensor) -> Tensor:
     """Full-image baseline: ones with a single zero in the top-left cell, so the box is the whole image.
 

@@ -1,7 +1,7 @@
 """Dataset code (numpy / PIL / OpenCV; `loader.py` is its only torch module): raw files → manifest.
 
-The registry: `DATASETS.get(name)(params, out_dir, archives, bar)` writes a raw tree to `out_dir` and
-returns a one-line summary (the download stage): the Oxford-IIIT Pet layout (pets, synthpets), the
+The fetch functions named by the dataset cards (`pipeline.catalog.datasets`):
+`fetch(params, out_dir, archives, bar)` writes a raw tree to `out_dir` and returns a one-line summary (the download stage): the Oxford-IIIT Pet layout (pets, synthpets), the
 official CUB_200_2011/ tree (cub) or a copy of a reference-layout metadata folder (wsol); the prepare
 stage then reads it. Heavy modules are imported only when a dataset is used.
 """
@@ -14,13 +14,10 @@ from pathlib import Path
 
 from pipeline.params import Params
 from pipeline.progress import Bar, no_bar
-from pipeline.registry import Registry
 
 Fetch = Callable[..., str]  # (params, out_dir, archives, bar) -> summary
-DATASETS: Registry[Fetch] = Registry("dataset")
 
 
-@DATASETS.register("synthpets")
 def fetch_synthpets(params: Params, out_dir: Path, archives: Path | None = None, bar: Bar = no_bar) -> str:
     """Generate the synthetic twin (offline, seeded); `archives` does not apply."""
     from pipeline.datasets.synthpets import generate
@@ -32,7 +29,6 @@ def fetch_synthpets(params: Params, out_dir: Path, archives: Path | None = None,
             f"({c['trainval']} trainval, {c['test']} test) into {out_dir}")
 
 
-@DATASETS.register("pets")
 def fetch_pets(params: Params, out_dir: Path, archives: Path | None = None, bar: Bar = no_bar) -> str:
     """Oxford-IIIT Pet: download (or take from `archives`), verify MD5s, extract safely."""
     from pipeline.datasets.archives import fetch_pets as fetch
@@ -40,7 +36,6 @@ def fetch_pets(params: Params, out_dir: Path, archives: Path | None = None, bar:
     return fetch(params, out_dir, archives, bar=bar)
 
 
-@DATASETS.register("cub")
 def fetch_cub(params: Params, out_dir: Path, archives: Path | None = None, bar: Bar = no_bar) -> str:
     """CUB-200-2011: download CUB_200_2011.tgz (or take it from `archives`), verify its MD5, extract safely."""
     from pipeline.datasets.archives import fetch_cub as fetch
@@ -48,7 +43,6 @@ def fetch_cub(params: Params, out_dir: Path, archives: Path | None = None, bar: 
     return fetch(params, out_dir, archives, bar=bar)
 
 
-@DATASETS.register("wsol")
 def fetch_wsol(params: Params, out_dir: Path, archives: Path | None = None, bar: Bar = no_bar) -> str:
     """A dataset in the reference's metadata layout (ImageNet, OpenImages, CUB...): the metadata is checked
     and copied; the images stay where `dataset.wsol.root` says (no download)."""

@@ -5,7 +5,7 @@ load torch on first use (a module-level `__getattr__`, as torch-cam does), so va
 imports torch.
 """
 
-from pipeline.models.catalog import BACKBONES, BackboneInfo
+from pipeline.catalog.backbones import BACKBONES, BackboneInfo
 
 _LAZY = {"build_backbone": "pipeline.models.backbones", "GapNet": "pipeline.models.backbones"}
 __all__ = ["BACKBONES", "BackboneInfo", *_LAZY]

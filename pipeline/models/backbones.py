@@ -24,7 +24,7 @@ import torchvision
 from torch import nn
 
 from pipeline.errors import CamlocError
-from pipeline.models.catalog import BACKBONES
+from pipeline.catalog.backbones import BACKBONES
 from pipeline.models.reference import REFERENCE_TRUNKS
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ import torchvision
 
 from pipeline.errors import CamlocError
 from pipeline.models.backbones import GapNet, _looks_like_path, ensure_cached
-from pipeline.models.catalog import BackboneInfo
+from pipeline.catalog.backbones import BackboneInfo
 from pipeline.models.checkpoint import _unpickler_detail
 from pipeline.models.reference import (
     HEAD_PREFIXES,

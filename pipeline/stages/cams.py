@@ -22,7 +22,7 @@ import torch
 
 from pipeline import distributed
 from pipeline.atomic import atomic_path, clean_own_tmp, write_json, write_parquet
-from pipeline.cams.catalog import METHODS
+from pipeline.catalog.methods import METHODS
 from pipeline.cams.compute import maps_for_batch
 from pipeline.cams.dump import (
     default_device,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.contracts import Paths
-from pipeline.datasets import DATASETS
+from pipeline.catalog.datasets import DATASETS
 from pipeline.params import Params
 from pipeline.stages import bar
 
@@ -15,5 +15,5 @@ def run(params: Params, paths: Paths, archives: str | Path | None = None) -> str
     """Write the raw tree of `params.dataset.name` to `paths.raw`; returns a one-line summary.
     `archives` (a folder of the dataset's archives) overrides `dataset.archives`."""
     chosen = archives if archives is not None else params.dataset.archives
-    fetch = DATASETS.get(params.dataset.name)
+    fetch = DATASETS.load(params.dataset.name)
     return fetch(params, Path(paths.raw), Path(chosen) if chosen else None, bar=bar)

@@ -40,7 +40,7 @@ from pipeline.stages import bar
 from pipeline.training import ddp
 from pipeline.training.loop import evaluate, make_optimizer, make_scheduler, setup_determinism, train_epoch
 from pipeline.wsol.build import build_model, training_loss
-from pipeline.wsol.catalog import WSOL_METHODS
+from pipeline.catalog.wsol import WSOL_METHODS
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ In training, ADL takes the channel-mean self-attention A (N, 1, h, w) of its inp
 multiplies the input by either the drop mask [A < adl_threshold · max A] (per image; with probability
 adl_drop_rate) or the importance map sigmoid(A) (otherwise). It has no parameters and is the identity in
 eval mode, so maps are computed on the plain trunk. Where the layers go is a per-architecture property:
-`BackboneInfo.adl_points` (dotted paths of trunk submodules; models/catalog.py).
+`BackboneInfo.adl_points` (dotted paths of trunk submodules; catalog/backbones.py).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def insert_adl(trunk: nn.Module, points: tuple[str, ...], drop_rate: float, thre
     if not points:
         raise CamlocError(
             f"WSOL method adl cannot apply to backbone {arch}: it declares no ADL insertion points "
-            f"(BackboneInfo.adl_points in pipeline/models/catalog.py); choose another wsol.method"
+            f"(BackboneInfo.adl_points in pipeline/catalog/backbones.py); choose another wsol.method"
         )
     for path in points:
         parent_path, _, name = path.rpartition(".")

@@ -17,11 +17,11 @@ from torch import Tensor, nn
 
 from pipeline.errors import CamlocError
 from pipeline.models.backbones import GapNet, build_backbone
-from pipeline.models.catalog import BACKBONES
+from pipeline.catalog.backbones import BACKBONES
 from pipeline.wsol.acol import AcolNet, acol_loss
 from pipeline.wsol.adl import insert_adl
 from pipeline.wsol.augment import cutmix, hide_and_seek
-from pipeline.wsol.catalog import WSOL_METHODS, resolve
+from pipeline.catalog.wsol import WSOL_METHODS, resolve
 from pipeline.wsol.spg import SpgNet, spg_loss
 
 

@@ -59,7 +59,7 @@ class SpgNet(GapNet):
         if len(taps) != 2:
             raise CamlocError(
                 f"WSOL method spg cannot apply to backbone {arch}: it declares no two intermediate outputs "
-                f"for SPG's B1/B2 branches (BackboneInfo.spg_taps in pipeline/models/catalog.py); "
+                f"for SPG's B1/B2 branches (BackboneInfo.spg_taps in pipeline/catalog/backbones.py); "
                 f"choose another wsol.method"
             )
         super().__init__(features, channels, num_classes)

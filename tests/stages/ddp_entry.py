@@ -15,7 +15,7 @@ import sys
 from torch import nn
 
 from pipeline.models import backbones
-from pipeline.models.catalog import BACKBONES, BackboneInfo
+from pipeline.catalog.backbones import BACKBONES, BackboneInfo
 
 NOBN = "nobn_gap_cnn"
 

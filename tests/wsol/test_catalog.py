@@ -10,9 +10,9 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 from pipeline.errors import ParamsError
-from pipeline.models.catalog import BACKBONES
+from pipeline.catalog.backbones import BACKBONES
 from pipeline.params import load_params, to_dict
-from pipeline.wsol.catalog import WSOL_METHODS
+from pipeline.catalog.wsol import WSOL_METHODS
 from tests.test_params import REPO, _write
 
 # clovaai/wsolevaluation config.py: names and defaults kept key for key.

@@ -1,13 +1,13 @@
 """The map-method name registry, torch-free: what params validation, `camloc methods` and the stages
-need to know of a method without running it. `cams.methods` implements each name (torch); a test
-checks that both list the same names.
+need to know of a method without running it. Each card's `impl` names its implementation (torch),
+imported only when a map is computed (`METHODS.load(name)`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.registry import Registry
+from pipeline.catalog.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -15,6 +15,11 @@ class MethodInfo:
     name: str
     summary: str  # one line for `camloc methods`; the formula and paper are in the implementation's docstring
     needs_images: bool = False  # runs the model again on (masked) images, so the batch keeps them
+    impl: str = ""  # "module:function" (batch, classes, **opts) -> (N, h, w) raw maps; default cams.methods.<name>
+
+    def __post_init__(self) -> None:
+        if not self.impl:
+            object.__setattr__(self, "impl", f"pipeline.cams.methods:{self.name}")
 
 
 METHODS: Registry[MethodInfo] = Registry("map method")
@@ -32,4 +37,4 @@ for _info in (
     MethodInfo("center", "Center baseline: a centred isotropic Gaussian prior, the same for every image (no model)."),
     MethodInfo("full", "Full-image baseline: ones with a single zero in the top-left cell, so the box is the whole image."),
 ):
-    METHODS.register(_info.name)(_info)
+    METHODS.add(_info.name, _info)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
-from pipeline.registry import Registry
+from pipeline.catalog.registry import Registry
 
 Number = int | float
 
@@ -40,7 +40,7 @@ _UNIT = (0.0, 1.0)
 def _register(info: WsolMethodInfo) -> None:
     frozen = WsolMethodInfo(info.name, info.paper, info.summary, MappingProxyType(dict(info.defaults)),
                             info.supervision, MappingProxyType(dict(info.ranges)))
-    WSOL_METHODS.register(info.name)(frozen)
+    WSOL_METHODS.add(info.name, frozen)
 
 
 _register(WsolMethodInfo(

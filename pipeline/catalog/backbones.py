@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.registry import Registry
+from pipeline.catalog.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ BACKBONES: Registry[BackboneInfo] = Registry("backbone")
 
 
 def _register(info: BackboneInfo) -> None:
-    BACKBONES.register(info.name)(info)
+    BACKBONES.add(info.name, info)
 
 
 # ADL points follow the reference where it defines them (ResNet50: after layer3.0, layer4.0 and layer4.2;
