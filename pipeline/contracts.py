@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline.errors import CamlocError
+from pipeline.catalog.metrics import json_names
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -102,25 +103,17 @@ TAU_BOXES_FILE = "tau_boxes.parquet"
 TAU_BOXES_COLUMNS = ("image_id", "method", "tau_index", "tau", "x0", "y0", "x1", "y1", "iou")
 EVAL_FILES = ("per_image.parquet", "pixels.parquet", "chosen.json", "pointing.parquet", TAU_BOXES_FILE)
 POINTING_COLUMNS = ("image_id", "split", "method", "kind", "hit", "energy")  # eval/<B>/pointing.parquet
-FAITHFULNESS_NAMES = ("avg_drop", "increase_in_confidence", "deletion_auc", "insertion_auc")
+FAITHFULNESS_NAMES = json_names("faithfulness", ())
 FAITHFULNESS_FILES = ("per_image.parquet", "curves.parquet")  # data/faithfulness/<B>/
 FAITHFULNESS_COLUMNS = ("image_id", "split", "method", "label", "score", "masked_score", "deletion_auc",
                         "insertion_auc")  # data/faithfulness/<B>/per_image.parquet
 FAITHFULNESS_CURVE_COLUMNS = ("method", "curve", "fraction", "score")  # data/faithfulness/<B>/curves.parquet
 CLASSIFICATION = "classification"  # metrics JSON prefix of the per-backbone accuracies
-# Metric names after `<method>.` in reports/metrics/<B>.json (tau_v2_* are the chosen τ, not scores).
-METRIC_NAMES = (
-    "top1_loc", "top5_loc", "gt_known_loc", "maxboxacc_head", "maxboxacc_head_val_tau",
-    "maxboxacc_v2_head", "maxboxacc_v2_head_val_tau", "maxboxacc_v2_body", "maxboxacc_v2_body_val_tau",
-    "pxap", "pxiou", "box_ap", "box_ap50", "pointing_game_head", "energy_pointing_game_head",
-    "pointing_game_body", "energy_pointing_game_body",
-)
-# A reference-layout dataset (cub, wsol) has these instead of the head/body ones (pxap/pxiou with masks).
-OBJECT_METRIC_NAMES = (
-    "top1_loc", "top5_loc", "gt_known_loc", "maxboxacc_object", "maxboxacc_object_val_tau", "maxboxacc_v2_object",
-    "maxboxacc_v2_object_val_tau", "pxap", "pxiou", "box_ap", "box_ap50", "pointing_game_object",
-    "energy_pointing_game_object",
-)
+# Metric names after `<method>.` in reports/metrics/<B>.json (tau_v2_* are the chosen τ, not scores), from
+# the metric cards (pipeline/catalog/metrics.py): a Pets-layout dataset's (head and body boxes) ...
+METRIC_NAMES = json_names("evaluate", ("head", "body"))
+# ... and a reference-layout dataset's (cub, wsol: object boxes; pxap/pxiou with masks).
+OBJECT_METRIC_NAMES = json_names("evaluate", ("object",))
 
 
 def map_file(split_dir: str | Path, method: str, kind: str) -> Path:

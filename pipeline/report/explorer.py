@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import contracts as C
+from pipeline.catalog.metrics import METRICS
 from pipeline.errors import CamlocError
 from pipeline.metrics import rescale_boxes
 
@@ -129,11 +130,18 @@ def _cell(value):
     return None if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
 
 
-def leaderboard_data(board: pd.DataFrame) -> dict:
-    """Every column and row of the leaderboard; categorical columns (strings) become the page's filters."""
+def leaderboard_data(board: pd.DataFrame, loc: str = "head") -> dict:
+    """Every column and row of the leaderboard; categorical columns (strings) become the page's filters.
+
+    `metrics` carries the metric cards of its metric columns (pipeline/catalog/metrics.py): label,
+    direction (the page sorts a ↓ column best first, ascending) and legend (`loc`: the loc box kind)."""
     columns = [str(c) for c in board.columns]
     categorical = [c for c in columns if not pd.api.types.is_numeric_dtype(board[c])]
-    return {"columns": columns, "categorical": categorical,
+    fill = {"loc": loc, "pixel_gt": "the pixel ground truth"}
+    metrics = {c: {"label": card.label or c, "direction": card.direction,
+                   "legend": " ".join(card.legend.format(**fill).split())}
+               for c in columns if c in METRICS for card in (METRICS.get(c),)}
+    return {"columns": columns, "categorical": categorical, "metrics": metrics,
             "rows": [[_cell(v) for v in row] for row in board.itertuples(index=False, name=None)]}
 
 
@@ -165,7 +173,8 @@ def page_data(board: pd.DataFrame, views: list[BackboneView], shared, fixed_tau:
             "ious": {m: _b64(v.ious[m], "<f4") for m in v.methods},
             "maps": {m: {"shape": list(v.maps[m].shape[1:]), "data": _b64(v.maps[m], "u1")} for m in v.methods},
         }
-    return {"leaderboard": leaderboard_data(board), "backbone_order": [v.backbone for v in views], "taus": [round(float(t), 6) for t in taus],
+    loc = views[0].kind if views else "head"
+    return {"leaderboard": leaderboard_data(board, loc), "backbone_order": [v.backbone for v in views], "taus": [round(float(t), 6) for t in taus],
             "fixed_tau": float(fixed_tau), "images": images, "backbones": backbones}
 
 

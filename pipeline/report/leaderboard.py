@@ -8,93 +8,50 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.contracts import ALL_BOX_KINDS, PETS_LAYOUT, Layout
+from pipeline.catalog.metrics import METRICS, RENDER_ORDER, available, ordered
+from pipeline.contracts import PETS_LAYOUT, Layout
 from pipeline.report import ci, writers
 from pipeline.report.perimage import BackboneEval
 from pipeline.report.tables import RANK_BY
 
 C = writers.Column
-DISPLAY = [
-    C("backbone", "backbone"), C("train_method", "training"), C("method", "method"),
-    C("top1_acc", "cls top-1", bold_best=True), C("top1_loc", "top-1 loc", bold_best=True),
-    C("gt_known_loc", "GT-known", bold_best=True), C("maxboxacc_head", "MaxBoxAcc", bold_best=True),
-    C("maxboxacc_v2_head", "V2 head", bold_best=True),
-    C("maxboxacc_v2_head_ci", "V2 head 95% CI", ci=("maxboxacc_v2_head_ci_low", "maxboxacc_v2_head_ci_high")),
-    C("maxboxacc_v2_head_val_tau", "V2 head val-τ", bold_best=True),
-    C("maxboxacc_v2_body", "V2 body", bold_best=True),
-    C("maxboxacc_object", "MaxBoxAcc", bold_best=True), C("maxboxacc_v2_object", "V2 object", bold_best=True),
-    C("maxboxacc_v2_object_ci", "V2 object 95% CI",
-      ci=("maxboxacc_v2_object_ci_low", "maxboxacc_v2_object_ci_high")),
-    C("maxboxacc_v2_object_val_tau", "V2 object val-τ", bold_best=True),
-    C("pxap", "PxAP", bold_best=True), C("pxiou", "PxIoU", bold_best=True), C("box_ap", "box AP", bold_best=True),
-    *(col for kind in ("head", "object") for col in (
-        C(f"pointing_game_{kind}", f"PG {kind}", bold_best=True),
-        C(f"pointing_game_{kind}_ci", f"PG {kind} 95% CI",
-          ci=(f"pointing_game_{kind}_ci_low", f"pointing_game_{kind}_ci_high")),
-        C(f"energy_pointing_game_{kind}", f"EPG {kind}", bold_best=True))),
-    C("avg_drop", "AD ↓", bold_best=True, lower_better=True), C("increase_in_confidence", "IC", bold_best=True),
-    C("deletion_auc", "deletion ↓", 3, bold_best=True, lower_better=True),
-    C("deletion_auc_ci", "deletion 95% CI", 3, ci=("deletion_auc_ci_low", "deletion_auc_ci_high")),
-    C("insertion_auc", "insertion", 3, bold_best=True),
-    C("insertion_auc_ci", "insertion 95% CI", 3, ci=("insertion_auc_ci_low", "insertion_auc_ci_high")),
-]
-PIXEL_METRICS = ("pxap", "pxiou")
-LOC_METRICS = ("top1_loc", "gt_known_loc", "box_ap")  # scored on the loc kind's boxes
-# Legend lines per column key, in display order; only the shown columns' lines are printed.
-LEGEND_LINES = (
-    ("train_method", "- training: the WSOL training method of the backbone entry (`camloc wsol-methods`; cam = "
-                     "plain training)."),
-    ("top1_acc", "- cls top-1: classification accuracy of the backbone (same for all its methods)."),
-    ("top1_loc", "- top-1 loc: right top-1 class and IoU ≥ 0.5 with the {loc} box (predicted-class map, fixed τ)."),
-    ("gt_known_loc", "- GT-known: GT-known Loc, IoU ≥ 0.5 at the fixed τ of the CAM paper (largest contour, "
-                     "GT-class map)."),
-    ("maxboxacc_{loc}", "- MaxBoxAcc: IoU ≥ 0.5 at the best τ for the split (largest contour; Choe et al. 2020 v1)."),
-    ("maxboxacc_v2_{loc}", "- V2 {loc}: MaxBoxAccV2 on {loc} boxes, mean over δ ∈ {{30, 50, 70}}% of the best-τ "
-                           "BoxAcc (all contours),\n  τ chosen on the test split itself (the reference's upper "
-                           "bound); its 95% CI beside it."),
-    ("maxboxacc_v2_{loc}_val_tau", "- V2 {loc} val-τ: the same with τ chosen on the held-out val split (the "
-                                   "honest number)."),
-    ("maxboxacc_v2_body", "- V2 body: MaxBoxAccV2 on whole-pet boxes (trimap extent, official test set)."),
-    ("pxap", "- PxAP / PxIoU: pixel average precision / best pooled pixel IoU (ours) against {pixel_gt}."),
-    ("box_ap", "- box AP: COCO-style box AP."),
-    ("pointing_game_{loc}", "- PG {loc} (`pointing_game_{loc}`): pointing game, % of images whose map maximum lies "
-                            "within\n  evaluate.pointing_tolerance pixels (S×S frame) of a {loc} box; its 95% CI "
-                            "beside it. EPG {loc}\n  (`energy_pointing_game_{loc}`): energy pointing game, the mean "
-                            "share of the map's mass inside the {loc}\n  boxes."),
-    ("maxboxacc_v2_body", "  leaderboard.csv also has `pointing_game_body` and `energy_pointing_game_body` "
-                          "(whole-pet boxes)."),
-    ("avg_drop", "Faithfulness, on a seeded subset of faithfulness.max_images images per split in "
-                 "faithfulness.splits,\nthe model's softmax score of the GT class:\n"
-                 "- AD ↓ (`avg_drop`): Average Drop, mean of max(0, Y − O)/Y, where Y is the score on the image "
-                 "and O on\n  the image multiplied by the normalised map (Chattopadhay et al. 2018). IC "
-                 "(`increase_in_confidence`):\n  Increase in Confidence, % of images with O > Y."),
-    ("deletion_auc", "- deletion ↓ (`deletion_auc`) / insertion (`insertion_auc`): area under the score curve "
-                     "(0–1, not %) as\n  pixels are deleted (set to the dataset mean) / inserted into a blurred "
-                     "copy in decreasing map order\n  (Petsiuk et al. 2018); 95% CIs beside them. "
-                     "leaderboard.csv has every CI."),
-)
+# The leading non-metric columns; the metric columns, their order, direction and legend are the metric
+# cards' (pipeline/catalog/metrics.py).
+KEY_COLUMNS = [C("backbone", "backbone"), C("train_method", "training"), C("method", "method")]
+TRAIN_METHOD_LEGEND = ("- training: the WSOL training method of the backbone entry (`camloc wsol-methods`; cam = "
+                       "plain training).")
+
+
+def display_columns() -> list[writers.Column]:
+    """Every rendered column: the key columns, then each shown metric (and its CI) in render order."""
+    out = list(KEY_COLUMNS)
+    for card in ordered(RENDER_ORDER):
+        if card.shown:
+            out.append(C(card.name, card.label, card.digits, bold_best=True, lower_better=card.lower_is_better))
+        if card.shown and card.ci:
+            out.append(C(f"{card.name}_ci", card.ci_label, card.digits,
+                         ci=(f"{card.name}_ci_low", f"{card.name}_ci_high")))
+    return out
 
 
 def shown_columns(layout: Layout) -> list[writers.Column]:
     """The leaderboard columns the dataset has: its box kinds' metrics, pixel metrics with masks."""
-    hidden = {k for k in ALL_BOX_KINDS if k not in layout.box_kinds}
-    per_kind = ("maxboxacc_", "maxboxacc_v2_", "pointing_game_", "energy_pointing_game_")
+    pixels = layout.pixel_split is not None
 
     def keep(c: writers.Column) -> bool:
-        if any(c.key.startswith(f"{prefix}{k}") for prefix in per_kind for k in hidden):
-            return False
-        if c.key in PIXEL_METRICS and layout.pixel_split is None:
-            return False
-        return not (c.key in LOC_METRICS and layout.loc_kind not in layout.box_kinds)
+        name = c.key.removesuffix("_ci") if c.ci else c.key
+        return name not in METRICS or available(METRICS.get(name), layout.box_kinds, layout.loc_kind, pixels)
 
-    return [c for c in DISPLAY if keep(c)]
+    return [c for c in display_columns() if keep(c)]
 
 
 def legend(layout: Layout, columns: list[writers.Column]) -> str:
     keys = {c.key for c in columns}
     fill = {"loc": layout.loc_kind, "pixel_gt": "trimaps" if layout.pixel_gt == "trimap" else "the GT masks "
             "(ignore mask left out)"}
-    lines = [text.format(**fill) for key, text in LEGEND_LINES if key.format(**fill) in keys]
+    lines = [TRAIN_METHOD_LEGEND] if "train_method" in keys else []
+    lines += [card.legend.format(**fill) for card in ordered(RENDER_ORDER)
+              if card.legend and (card.legend_with or card.name) in keys]
     return "\n".join(["Columns (in %, higher is better unless marked ↓ = lower is better; **bold** = best in "
                       "its column):", *lines,
                       "`center` and `full` are baselines without a model (a centred Gaussian, the whole image)."])

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from pipeline.catalog.metrics import METRICS, per_kind
 from pipeline.contracts import SCORED_SPLIT
 from pipeline.metrics import faithfulness as MF
 from pipeline.metrics.pointing import mean_percent
@@ -46,11 +47,9 @@ def pointing_scores(pointing: pd.DataFrame, scored: dict[str, str] = SCORED_SPLI
         g = g[g["split"] == scored.get(str(kind))].sort_values("image_id")
         if g.empty:
             continue
-        out[f"{method}/{kind}"] = MeanScores(
-            str(kind), g["image_id"].to_numpy(dtype=str),
-            {f"pointing_game_{kind}": g["hit"].to_numpy(np.float64),
-             f"energy_pointing_game_{kind}": g["energy"].to_numpy(np.float64)},
-            {f"pointing_game_{kind}": True, f"energy_pointing_game_{kind}": True})
+        values = {per_kind("pointing_game", str(kind)): g["hit"].to_numpy(np.float64),
+                  per_kind("energy_pointing_game", str(kind)): g["energy"].to_numpy(np.float64)}
+        out[f"{method}/{kind}"] = MeanScores(str(kind), g["image_id"].to_numpy(dtype=str), values, _percent(values))
     return out
 
 
@@ -64,10 +63,13 @@ def faithfulness_scores(table: pd.DataFrame) -> dict[str, MeanScores]:
                   "deletion_auc": g["deletion_auc"].to_numpy(np.float64),
                   "insertion_auc": g["insertion_auc"].to_numpy(np.float64)}
         ids = (g["split"] + "/" + g["image_id"].astype(str)).to_numpy(dtype=str)
-        out[str(method)] = MeanScores("faithfulness", ids, values,
-                                      {"avg_drop": True, "increase_in_confidence": True,
-                                       "deletion_auc": False, "insertion_auc": False})
+        out[str(method)] = MeanScores("faithfulness", ids, values, _percent(values))
     return out
+
+
+def _percent(values: dict[str, np.ndarray]) -> dict[str, bool]:
+    """Per metric, whether its card reports it as a percentage (pipeline/catalog/metrics.py)."""
+    return {name: METRICS.get(name).percent for name in values}
 
 
 def bootstrap_means(rows: dict[str, dict[str, MeanScores]], resamples: int, seed: int,

@@ -1,7 +1,7 @@
 """The report stage's tables as pure DataFrame → DataFrame transforms (no I/O, no formatting).
 
-Localization metrics are percentages where higher is better; the faithfulness family adds two where lower
-is better (LOWER_IS_BETTER) and two AUCs in [0, 1].
+Which metric columns exist, their order and their direction are the metric cards'
+(pipeline/catalog/metrics.py).
 """
 
 from __future__ import annotations
@@ -9,38 +9,22 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-# Leaderboard metric columns in display order; `top1_acc` is the classification accuracy (per backbone).
-METRICS = (
-    "top1_acc", "top1_loc", "top5_loc", "gt_known_loc", "maxboxacc_head", "maxboxacc_v2_head",
-    "maxboxacc_v2_head_val_tau", "maxboxacc_v2_body", "maxboxacc_v2_body_val_tau", "pxap", "pxiou", "box_ap",
-    "maxboxacc_object", "maxboxacc_v2_object", "maxboxacc_v2_object_val_tau",
-    "pointing_game_head", "energy_pointing_game_head", "pointing_game_body", "energy_pointing_game_body",
-    "pointing_game_object", "energy_pointing_game_object",
-    "avg_drop", "increase_in_confidence", "deletion_auc", "insertion_auc",
-)
-LOWER_IS_BETTER = ("avg_drop", "deletion_auc")  # the faithfulness metrics where a smaller value is better
-RANK_BY = "maxboxacc_v2_head"
+from pipeline.catalog.metrics import METRICS as METRICS_CATALOG
+from pipeline.catalog.metrics import available, ordered, per_kind
+
+# leaderboard.csv's named metric columns, in order (pipeline/catalog/metrics.py); `top1_acc` is the
+# classification accuracy (per backbone).
+METRICS = tuple(c.name for c in ordered() if c.named_column)
+RANK_BY = per_kind("maxboxacc_v2", "head")
 CLASSIFICATION = "classification"
 # A re-computed point may differ from the JSON by float rounding only (both are percentages).
 POINT_TOLERANCE = 0.05
 
 
 def metrics_for(kinds: tuple[str, ...], loc: str, pixels: bool) -> tuple[str, ...]:
-    """The METRICS a dataset has: those of its box kinds, the Loc ones when its loc kind has boxes,
-    PxAP / PxIoU when it has pixel masks (Pets: all but the object ones)."""
-    hidden = [k for k in ("head", "body", "object") if k not in kinds]
-    out = []
-    for m in METRICS:
-        if any(m.startswith((f"maxboxacc_{k}", f"maxboxacc_v2_{k}", f"pointing_game_{k}", f"energy_pointing_game_{k}"))
-               for k in hidden):
-            continue
-        if (m in ("pxap", "pxiou") and not pixels) or (m in LOC_METRICS and loc not in kinds):
-            continue
-        out.append(m)
-    return tuple(out)
-
-
-LOC_METRICS = ("top1_loc", "top5_loc", "gt_known_loc", "box_ap")
+    """The METRICS a dataset has: those of its box kinds, the loc-box ones when its loc kind has boxes,
+    the pixel ones when it has pixel masks (Pets: all but the object ones)."""
+    return tuple(m for m in METRICS if available(METRICS_CATALOG.get(m), kinds, loc, pixels))
 
 
 def metrics_frame(metrics: dict[str, dict[str, float]], method_order: tuple[str, ...] = (),

@@ -150,11 +150,14 @@
     const head = table.createTHead().insertRow();
     shownCols.forEach(function (c) {
       const th = document.createElement("th");
-      th.textContent = pairs[c] ? c + " [95% CI]" : c;
+      const card = (LB.metrics || {})[c];  // the metric card: label, direction (↑/↓), legend
+      th.textContent = (pairs[c] ? c + " [95% CI]" : c) + (card && card.direction === "↓" ? " ↓" : "");
+      if (card) th.title = card.label + " (" + card.direction + ")" + (card.legend ? ": " + card.legend : "");
       th.dataset.col = c;
       if (sortCol === c) th.className = spec[0] === "-" ? "sorted-desc" : "sorted-asc";
-      th.addEventListener("click", function () {
-        state.sort.leaderboard = state.sort.leaderboard === "-" + c ? c : "-" + c;
+      th.addEventListener("click", function () {  // first click: best first (descending, ascending for ↓)
+        const best = card && card.direction === "↓" ? c : "-" + c, worst = best === c ? "-" + c : c;
+        state.sort.leaderboard = state.sort.leaderboard === best ? worst : best;
         update();
       });
       head.appendChild(th);
