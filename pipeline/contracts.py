@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.errors import CamlocError
 from pipeline.catalog.metrics import json_names
+from pipeline.errors import CamlocError
 
 if TYPE_CHECKING:
     import pandas as pd

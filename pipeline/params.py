@@ -133,9 +133,9 @@ class WsolParams:
 
     @classmethod
     def from_mapping(cls, data: dict, key: str) -> WsolParams:
-        from pipeline.catalog.wsol import WSOL_METHODS, resolve
+        from pipeline.catalog.wsol import DEFAULT_METHOD, WSOL_METHODS, resolve
 
-        method = data.get("method", "cam")
+        method = data.get("method", DEFAULT_METHOD)
         if method not in WSOL_METHODS:
             raise ParamsError(f"{key}.method", method, f"a WSOL training method: {', '.join(WSOL_METHODS.names())}")
         given = {str(k): v for k, v in data.items() if k != "method"}
@@ -338,8 +338,9 @@ def load_params(path: str | Path = "params.yaml", check_registries: bool = True)
 
 def check_names(params: Params) -> None:
     """Registry names (backbones, methods) and what each backbone needs of its image size."""
-    from pipeline.catalog.methods import METHODS
     from pipeline.catalog.backbones import BACKBONES
+    from pipeline.catalog.methods import METHODS
+    from pipeline.catalog.wsol import WSOL_METHODS
 
     for key, bp in params.backbones.items():
         arch = arch_of(key, bp)
@@ -357,13 +358,13 @@ def check_names(params: Params) -> None:
                 f"backbones.{key}.image_size", bp.image_size, f"a multiple of {divisor} for {arch}"
             )
         method, info = bp.wsol.method, BACKBONES.get(arch)
-        hooks = {"adl": ("adl_points", "ADL insertion points"), "spg": ("spg_taps", "two SPG tap outputs")}
-        if method in hooks and not getattr(info, hooks[method][0]):
-            raise ParamsError(
-                f"backbones.{key}.wsol.method", method,
-                f"a method {arch} supports: it declares no {hooks[method][1]} "
-                f"(BackboneInfo.{hooks[method][0]} in pipeline/catalog/backbones.py)",
-            )
+        for field_name, what in WSOL_METHODS.get(method).hooks:  # the backbone-card fields the method needs
+            if not getattr(info, field_name, ()):
+                raise ParamsError(
+                    f"backbones.{key}.wsol.method", method,
+                    f"a method {arch} supports: it declares no {what} "
+                    f"(BackboneInfo.{field_name} in its card, {BACKBONES.origin(arch)})",
+                )
         if bp.image_size > params.prepare.cache_size:
             raise ParamsError(
                 f"backbones.{key}.image_size",

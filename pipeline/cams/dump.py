@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.catalog.methods import METHODS
 from pipeline.cams.compute import maps_for_batch
 from pipeline.cams.hooks import eval_mode
 from pipeline.cams.methods import Batch, forward_batch
+from pipeline.catalog.methods import METHODS
 from pipeline.datasets import loader
 from pipeline.errors import CamlocError
 from pipeline.progress import Bar, no_bar
@@ -31,7 +31,7 @@ def method_opts(method: str, scorecam_chunk: int) -> dict:
 
 def load_checkpoint(model_dir: str | Path, device: torch.device, backbone: str | None = None):
     """`load_model` plus the checks the cams stage needs; returns (model, meta)."""
-    from pipeline.models.checkpoint import load_model
+    from pipeline.wsol.rebuild import load_model
 
     model_dir = Path(model_dir)
     if not (model_dir / "model.pt").is_file():

@@ -1,5 +1,7 @@
 """The backbone name registry, torch-free: what params validation, `camloc backbones` and the stages
-need to know of a backbone without building it. `models.backbones` builds each entry (torch).
+need to know of a backbone without building it. Each card's `impl` names its builder (torch),
+`(info, num_classes, pretrained=False, weights=None, **options) -> GapNet`, imported on first use
+(`models.backbones.build_backbone`).
 
 Entries follow timm's `register_model` habit: one registered name per architecture variant.
 """
@@ -10,24 +12,28 @@ from dataclasses import dataclass
 
 from pipeline.catalog.registry import Registry
 
+_TORCHVISION = "pipeline.models.backbones:build_torchvision"
+
 
 @dataclass(frozen=True)
 class BackboneInfo:
-    """A registry entry: how to turn a torchvision model (or nothing) into a GAP trunk."""
+    """A registry entry: how to build a GAP model (by default: a torchvision model, or nothing, → trunk)."""
 
     name: str
     summary: str  # one line for `camloc backbones`
     size_divisor: int  # the trunk's total stride: image sizes must be multiples of it
     channels: int
-    arch: str | None  # torchvision architecture name; None for our own tiny CNN
-    trunk: str  # key of models.backbones.TRUNKS: (base model, **options) → features module
+    arch: str | None = None  # torchvision architecture name; None for our own tiny CNN (and plugins' own)
+    trunk: str = ""  # key of models.backbones.TRUNKS: (base model, **options) → features module
     options: tuple[str, ...] = ()  # option names this trunk accepts (besides weights)
     scratch_base: str | None = None  # key of models.backbones.SCRATCH_BASES: a cheaper untrained base
-    # WSOL hooks (pipeline/wsol/): dotted paths of trunk submodules. ADL layers go after each of
+    # WSOL hooks (pipeline/wsol/): named module paths (models.gap.hook_path: the torchvision model's names,
+    # e.g. layer3.0, plus the names of the parts camloc adds). ADL layers go after each of
     # `adl_points`; SPG's B1/B2 branches read the outputs of the two `spg_taps`. Empty: the method
     # cannot apply to this backbone, and params validation says so.
     adl_points: tuple[str, ...] = ()
     spg_taps: tuple[str, ...] = ()
+    impl: str = _TORCHVISION  # "module:function", the builder (see the module docstring)
 
 
 BACKBONES: Registry[BackboneInfo] = Registry("backbone")
@@ -40,24 +46,28 @@ def _register(info: BackboneInfo) -> None:
 # ADL points follow the reference where it defines them (ResNet50: after layer3.0, layer4.0 and layer4.2;
 # VGG16: after pool3, conv4_3 and conv5_3); elsewhere after the last two stages. SPG taps follow the
 # reference's ResNet (first block of layer3 and the end of layer3): two outputs before the last stage.
-for _name, _ch, _last in (("resnet18", 512, "7.1"), ("resnet50", 2048, "7.2")):
+for _name, _ch, _last in (("resnet18", 512, "layer4.1"), ("resnet50", 2048, "layer4.2")):
     _register(BackboneInfo(_name, f"torchvision {_name}; output_stride 32/16/8 (layer4/layer3 dilated)",
                            32, _ch, _name, "resnet", ("output_stride",),
-                           adl_points=("6.0", "7.0", _last), spg_taps=("6.0", "6")))
+                           adl_points=("layer3.0", "layer4.0", _last), spg_taps=("layer3.0", "layer3")))
 _register(BackboneInfo("vgg16_gap", "VGG16 without pool5 + 3x3 conv to 1024 (CAM paper), stride 16",
                        16, 1024, "vgg16", "vgg_gap", scratch_base="vgg16_features",
-                       adl_points=("16", "22", "29"), spg_taps=("22", "29")))
+                       adl_points=("features.16", "features.22", "features.29"),
+                       spg_taps=("features.22", "features.29")))  # pool3, relu4_3, relu5_3
 _register(BackboneInfo("mobilenet_v3_large", "torchvision MobileNetV3-Large trunk (960 channels)",
-                       32, 960, "mobilenet_v3_large", "plain", adl_points=("12", "16"), spg_taps=("12", "15")))
+                       32, 960, "mobilenet_v3_large", "plain", adl_points=("features.12", "features.16"),
+                       spg_taps=("features.12", "features.15")))
 _register(BackboneInfo("efficientnet_b0", "torchvision EfficientNet-B0 trunk (1280 channels)",
-                       32, 1280, "efficientnet_b0", "plain", adl_points=("6", "8"), spg_taps=("5", "7")))
+                       32, 1280, "efficientnet_b0", "plain", adl_points=("features.6", "features.8"),
+                       spg_taps=("features.5", "features.7")))
 _register(BackboneInfo("densenet121", "torchvision DenseNet-121 trunk + final ReLU (1024 channels)",
-                       32, 1024, "densenet121", "densenet", adl_points=("0.denseblock3", "1"),
-                       spg_taps=("0.denseblock3", "0.denseblock4")))
+                       32, 1024, "densenet121", "densenet", adl_points=("features.denseblock3", "relu"),
+                       spg_taps=("features.denseblock3", "features.denseblock4")))
 _register(BackboneInfo("convnext_tiny", "torchvision ConvNeXt-T trunk + per-position LayerNorm (768 ch)",
-                       32, 768, "convnext_tiny", "convnext", adl_points=("0.5", "0.7"), spg_taps=("0.3", "0.5")))
+                       32, 768, "convnext_tiny", "convnext", adl_points=("features.5", "features.7"),
+                       spg_taps=("features.3", "features.5")))
 _register(BackboneInfo("tiny_gap_cnn", "6-layer conv-BN-ReLU GAP CNN, stride 8; fast on CPU (tests, default)",
-                       8, 128, None, "tiny", adl_points=("11", "17"), spg_taps=("11", "14")))
+                       8, 128, None, "tiny", adl_points=("relu4", "relu6"), spg_taps=("relu4", "relu5")))
 
 # The reference's CAM models (Choe et al., wsolevaluation, `cam` method), built by models.reference.
 for _name, _ch, _arch, _what in (
@@ -67,4 +77,4 @@ for _name, _ch, _arch, _what in (
 ):
     _register(BackboneInfo(_name, f"reference (wsolevaluation) CAM {_what}; 14x14 maps at 224, "
                                   "28x28 with large_feature_map", 16, _ch, _arch, f"wsol_{_arch}",
-                           ("large_feature_map",)))
+                           ("large_feature_map",), impl="pipeline.models.wsol_weights:build_reference"))

@@ -10,7 +10,7 @@ the defaults below, unknown ones are refused (pipeline.params).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Literal
 
@@ -21,7 +21,12 @@ Number = int | float
 
 @dataclass(frozen=True)
 class WsolMethodInfo:
-    """A registry entry. `supervision` says what train@B learns from: image labels, or boxes (fsl)."""
+    """A registry entry. `supervision` says what train@B learns from: image labels, or boxes (fsl).
+
+    `impl` names the method object (pipeline/wsol/method.py: `build` and `loss`) that train@B and the
+    rebuild of a trained model call; `hooks` are the backbone-card fields it needs non-empty, with what
+    they are (params validation refuses a backbone without them); `one_process` says why it cannot train
+    under DDP (empty: it can); `trainer` names its own train-stage body when it has its own loop (fsl)."""
 
     name: str
     paper: str  # short citation
@@ -30,16 +35,24 @@ class WsolMethodInfo:
     supervision: Literal["labels", "boxes"] = "labels"
     # Closed ranges [lo, hi] the hyperparameters must lie in (None: unbounded on that side).
     ranges: Mapping[str, tuple[Number | None, Number | None]] = field(default_factory=dict)
+    impl: str = ""  # "module:attribute" of the method object; default pipeline.wsol.method:CAM
+    hooks: tuple[tuple[str, str], ...] = ()  # (BackboneInfo field, what it holds), e.g. ("adl_points", ...)
+    one_process: str = ""  # why it trains in one process only ("" = DDP is fine)
+    trainer: str = ""  # "module:function" (params, paths, backbone_key, resume_from, on_epoch_end) -> summary
+
+    def __post_init__(self) -> None:
+        if not self.impl:
+            object.__setattr__(self, "impl", "pipeline.wsol.method:CAM")
 
 
 WSOL_METHODS: Registry[WsolMethodInfo] = Registry("WSOL training method")
+DEFAULT_METHOD = "cam"  # a backbone entry without `wsol:` (and a model folder without it) trains with it
 
 _UNIT = (0.0, 1.0)
 
 
 def _register(info: WsolMethodInfo) -> None:
-    frozen = WsolMethodInfo(info.name, info.paper, info.summary, MappingProxyType(dict(info.defaults)),
-                            info.supervision, MappingProxyType(dict(info.ranges)))
+    frozen = replace(info, defaults=MappingProxyType(dict(info.defaults)), ranges=MappingProxyType(dict(info.ranges)))
     WSOL_METHODS.add(info.name, frozen)
 
 
@@ -50,33 +63,38 @@ _register(WsolMethodInfo(
     "has", "Singh & Lee, Hide-and-Seek, ICCV 2017",
     "hides each has_grid_size×has_grid_size-pixel cell of the input with probability has_drop_rate in training",
     {"has_grid_size": 4, "has_drop_rate": 0.5},
-    ranges={"has_grid_size": (1, None), "has_drop_rate": _UNIT}))
+    ranges={"has_grid_size": (1, None), "has_drop_rate": _UNIT}, impl="pipeline.wsol.augment:HAS"))
 _register(WsolMethodInfo(
     "acol", "Zhang et al., Adversarial Complementary Learning, CVPR 2018",
     "second classifier on features erased where the first one's map >= acol_threshold; maps: max of both",
-    {"acol_threshold": 0.7}, ranges={"acol_threshold": _UNIT}))
+    {"acol_threshold": 0.7}, ranges={"acol_threshold": _UNIT}, impl="pipeline.wsol.acol:METHOD",
+    one_process="its loss calls the two heads directly, outside DDP's forward"))
 _register(WsolMethodInfo(
     "spg", "Zhang et al., Self-produced Guidance, ECCV 2018",
     "auxiliary pixel losses on seeds the network produces itself (high/low threshold pairs 1-3); "
     "maps from the classification branch",
     {"spg_threshold_1h": 0.7, "spg_threshold_1l": 0.01, "spg_threshold_2h": 0.5,
      "spg_threshold_2l": 0.05, "spg_threshold_3h": 0.7, "spg_threshold_3l": 0.1},
-    ranges={f"spg_threshold_{i}{hl}": _UNIT for i in (1, 2, 3) for hl in "hl"}))
+    ranges={f"spg_threshold_{i}{hl}": _UNIT for i in (1, 2, 3) for hl in "hl"}, impl="pipeline.wsol.spg:METHOD",
+    hooks=(("spg_taps", "two SPG tap outputs"),),
+    one_process="its loss calls the trunk and branches directly, outside DDP's forward"))
 _register(WsolMethodInfo(
     "adl", "Choe & Shim, Attention-based Dropout Layer, CVPR 2019",
     "ADL layers in the trunk: per batch, drop mask (prob. adl_drop_rate) or importance map; identity at inference",
     {"adl_drop_rate": 0.75, "adl_threshold": 0.9},
-    ranges={"adl_drop_rate": _UNIT, "adl_threshold": _UNIT}))
+    ranges={"adl_drop_rate": _UNIT, "adl_threshold": _UNIT}, impl="pipeline.wsol.adl:METHOD",
+    hooks=(("adl_points", "ADL insertion points"),)))
 _register(WsolMethodInfo(
     "cutmix", "Yun et al., CutMix, ICCV 2019",
     "with prob. cutmix_prob pastes a Beta(cutmix_beta)-sized box of another image; labels area-weighted",
     {"cutmix_beta": 1.0, "cutmix_prob": 1.0},
-    ranges={"cutmix_beta": (1e-6, None), "cutmix_prob": _UNIT}))
+    ranges={"cutmix_beta": (1e-6, None), "cutmix_prob": _UNIT}, impl="pipeline.wsol.augment:CUTMIX"))
 _register(WsolMethodInfo(
     "fsl", "Choe et al., Evaluating Weakly Supervised Object Localization Methods Right, CVPR 2020",
     "few-shot fully supervised baseline: a foreground map learnt from the val boxes only, "
     "its tau and hyperparameters chosen by k-fold cross-validation inside val",
-    {"fsl_folds": 5}, supervision="boxes", ranges={"fsl_folds": (2, None)}))
+    {"fsl_folds": 5}, supervision="boxes", ranges={"fsl_folds": (2, None)}, impl="pipeline.wsol.fsl:METHOD",
+    one_process="it fits a few val images", trainer="pipeline.wsol.fsl:train_fsl"))
 
 
 def resolve(method: str, given: Mapping[str, object], key: str) -> dict[str, Number]:

@@ -7,7 +7,7 @@ imports torch.
 
 from pipeline.catalog.backbones import BACKBONES, BackboneInfo
 
-_LAZY = {"build_backbone": "pipeline.models.backbones", "GapNet": "pipeline.models.backbones"}
+_LAZY = {"build_backbone": "pipeline.models.backbones", "GapNet": "pipeline.models.gap"}
 __all__ = ["BACKBONES", "BackboneInfo", *_LAZY]
 
 

@@ -1,8 +1,7 @@
 """The backbone builders (torch), for train@B and cams@B: a CNN trunk, global average pooling, one linear layer.
 
-Every registered name builds a `GapNet`: `features(x)` → (N, C, h, w) and `classifier: nn.Linear`, with
-`model(x) == classifier(features(x).mean((2, 3)))`. That structure is what makes a class activation map
-exact (PROTOCOL §1): the CAM of class c is `einsum("k,khw->hw", classifier.weight[c], features(x)[0])`.
+Every registered name builds a `GapNet` (the GAP contract, pipeline/models/gap.py), through the builder its
+card names (`BackboneInfo.impl`).
 
 Trunks come from torchvision (`get_model`) with its classification head removed; pretrained weights are
 chosen by name through torchvision's weights API and read from the user's torch hub cache. Nothing is
@@ -13,35 +12,19 @@ error names the file and the folder to put it in.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlparse
 
-import torch
 import torchvision
 from torch import nn
 
+from pipeline.catalog.backbones import BACKBONES, BackboneInfo
 from pipeline.errors import CamlocError
-from pipeline.catalog.backbones import BACKBONES
+from pipeline.models.gap import GapNet, named_sequential
 from pipeline.models.reference import REFERENCE_TRUNKS
+from pipeline.models.weights import ensure_cached, looks_like_path, read_weights
 
 log = logging.getLogger(__name__)
-
-DOWNLOAD_TIMEOUT_S = 15.0
-
-
-class GapNet(nn.Module):
-    """trunk → global average pooling → linear; the CAM-exact classifier every backbone becomes."""
-
-    def __init__(self, features: nn.Module, channels: int, num_classes: int):
-        super().__init__()
-        self.features = features
-        self.classifier = nn.Linear(channels, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x).mean((2, 3)))  # (N, C, h, w) → (N, C) → (N, classes)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -67,13 +50,16 @@ def _resnet_trunk(m: nn.Module, output_stride: int | None = None) -> nn.Module:
         _set_dilation(m.layer4, 1 if output_stride == 16 else 2, 2 if output_stride == 16 else 4)
     if output_stride == 8:
         _set_dilation(m.layer3, 1, 2)
-    return nn.Sequential(m.conv1, m.bn1, m.relu, m.maxpool, m.layer1, m.layer2, m.layer3, m.layer4)
+    names = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")  # torchvision's
+    return named_sequential({n: getattr(m, n) for n in names})
 
 
 def _vgg_gap_trunk(m: nn.Module) -> nn.Module:
     # CAM paper: VGG16 without pool5 (stride 16, 14×14 at 224) plus a 3×3 conv to 1024 channels.
     layers = list(m.features.children())[:-1]
-    return nn.Sequential(*layers, nn.Conv2d(512, 1024, 3, padding=1), nn.ReLU(inplace=True))
+    trunk = nn.Sequential(*layers, nn.Conv2d(512, 1024, 3, padding=1), nn.ReLU(inplace=True))
+    trunk.part_names = {"features": "", "conv6": str(len(layers)), "relu6": str(len(layers) + 1)}  # features.16 …
+    return trunk
 
 
 def _vgg16_features_only() -> nn.Module:
@@ -88,15 +74,16 @@ def _vgg16_features_only() -> nn.Module:
 
 
 def _densenet_trunk(m: nn.Module) -> nn.Module:
-    return nn.Sequential(m.features, nn.ReLU(inplace=False))  # torchvision applies this ReLU in forward
+    return named_sequential({"features": m.features, "relu": nn.ReLU(inplace=False)})  # torchvision: in forward
 
 
 def _convnext_trunk(m: nn.Module) -> nn.Module:
     # torchvision normalises after pooling; LayerNorm2d per position before pooling keeps the CAM exact.
-    return nn.Sequential(m.features, m.classifier[0])
+    return named_sequential({"features": m.features, "norm": m.classifier[0]})
 
 
 def _plain_trunk(m: nn.Module) -> nn.Module:
+    m.features.part_names = {"features": ""}  # hook points keep torchvision's names: features.12 …
     return m.features
 
 
@@ -106,7 +93,9 @@ def _conv_bn(cin: int, cout: int, stride: int) -> list[nn.Module]:
 
 def _tiny_trunk(_: None) -> nn.Module:
     widths = [(3, 32, 2), (32, 32, 1), (32, 64, 2), (64, 64, 1), (64, 128, 2), (128, 128, 1)]
-    return nn.Sequential(*[layer for cin, cout, s in widths for layer in _conv_bn(cin, cout, s)])
+    layers = [layer for cin, cout, s in widths for layer in _conv_bn(cin, cout, s)]
+    names = [f"{kind}{b}" for b in range(1, len(widths) + 1) for kind in ("conv", "bn", "relu")]
+    return named_sequential(dict(zip(names, layers, strict=True)))
 
 
 TRUNKS: dict[str, Callable[..., nn.Module]] = {  # BackboneInfo.trunk → (base model, **options) → trunk
@@ -130,11 +119,12 @@ def build_backbone(
 ) -> GapNet:
     """Build registered backbone `name` as a GapNet with a fresh `num_classes` linear head.
 
-    `weights`: a torchvision weights name (e.g. "IMAGENET1K_V1", "DEFAULT") or a local state-dict file
-    (a torchvision-architecture checkpoint); `pretrained=True` without `weights` means "DEFAULT".
-    Options: `output_stride` (8/16/32) for ResNets, `large_feature_map` for the reference's `*_wsol`
-    models (whose `weights` may also be a reference checkpoint: models.wsol_weights); None values are
-    ignored. Unknown names and options raise CamlocError listing the valid ones.
+    The card's builder (`BackboneInfo.impl`, loaded on first use) does the work: `build_torchvision`
+    below for torchvision trunks, `models.wsol_weights.build_reference` for the reference's `*_wsol`
+    models, a plugin's own function for its backbones. `weights`: a torchvision weights name (e.g.
+    "IMAGENET1K_V1", "DEFAULT") or a local state-dict file; `pretrained=True` without `weights` means
+    "DEFAULT". Options: `output_stride` (8/16/32) for ResNets, `large_feature_map` for the reference's
+    models; None values are ignored. Unknown names and options raise CamlocError listing the valid ones.
     """
     spec = BACKBONES.get(name)
     options = {k: v for k, v in options.items() if v is not None}
@@ -145,13 +135,19 @@ def build_backbone(
         )
     if num_classes < 1:
         raise CamlocError(f"num_classes must be >= 1, got {num_classes}")
-    if spec.trunk in REFERENCE_TRUNKS:
-        from pipeline.models.wsol_weights import build_reference  # imports this module: load it lazily
+    model = BACKBONES.load(name)(spec, num_classes, pretrained=pretrained, weights=weights, **options)
+    if not isinstance(model, GapNet):
+        raise CamlocError(f"the builder {spec.impl} of backbone {name} returned a {type(model).__name__}, not a "
+                          "GapNet (pipeline/models/gap.py: features → (N, C, h, w), a linear classifier)")
+    return model
 
-        return build_reference(spec, num_classes, pretrained=pretrained, weights=weights, **options)
+
+def build_torchvision(spec: BackboneInfo, num_classes: int, pretrained: bool = False, weights: str | None = None,
+                      **options) -> GapNet:
+    """A torchvision trunk (or the tiny CNN) of `spec` → GapNet; the builder of most built-in cards."""
     if spec.arch is None:
         if pretrained or weights:
-            raise CamlocError(f"backbone {name} has no pretrained weights; set pretrained: false, weights: null")
+            raise CamlocError(f"backbone {spec.name} has no pretrained weights; set pretrained: false, weights: null")
         base = None
     elif spec.scratch_base is not None and not (pretrained or weights):
         base = SCRATCH_BASES[spec.scratch_base]()
@@ -161,7 +157,7 @@ def build_backbone(
 
 
 def _torchvision_model(arch: str, pretrained: bool, weights: str | None) -> nn.Module:
-    if weights and _looks_like_path(weights):
+    if weights and looks_like_path(weights):
         model = torchvision.models.get_model(arch, weights=None)
         _load_local(model, Path(weights))
         return model
@@ -178,48 +174,9 @@ def _torchvision_model(arch: str, pretrained: bool, weights: str | None) -> nn.M
     return torchvision.models.get_model(arch, weights=w)
 
 
-def _looks_like_path(weights: str) -> bool:
-    return os.sep in weights or weights.endswith((".pt", ".pth", ".bin")) or Path(weights).is_file()
-
-
-def weights_cache_path(url: str) -> Path:
-    """Where torch.hub keeps (and looks for) the file of `url`: $TORCH_HOME/hub/checkpoints/<file>."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
-
-
-def ensure_cached(url: str) -> Path:
-    """The cached weights file of `url`, downloading it (short timeout) only when absent.
-
-    Raises one CamlocError sentence naming the file and the folder to put it in when it cannot be had.
-    """
-    path = weights_cache_path(url)
-    if path.is_file():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    log.info("downloading %s to %s", url, path)
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
-    try:
-        torch.hub.download_url_to_file(url, str(path), progress=False)
-    except (OSError, ValueError, RuntimeError) as e:  # URLError and socket timeouts are OSErrors
-        raise CamlocError(
-            f"pretrained weights {path.name} are not cached and could not be downloaded ({e}); "
-            f"download {url} on a machine with internet and put it at {path} "
-            f"(set TORCH_HOME to use another cache folder), or set pretrained: false"
-        ) from None
-    finally:
-        socket.setdefaulttimeout(previous)
-    return path
-
-
 def _load_local(model: nn.Module, path: Path) -> None:
     """Load a local torchvision-architecture state dict; the 1000-class head may mismatch (it is dropped)."""
-    if not path.is_file():
-        raise CamlocError(f"weights file {path} does not exist; fix backbones.<name>.weights in params.yaml")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for a corrupt or unsafe file
-        raise CamlocError(f"weights file {path} is not a loadable plain state dict ({e})") from None
+    state = read_weights(path, "fix backbones.<name>.weights in params.yaml", "fix backbones.<name>.weights")
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

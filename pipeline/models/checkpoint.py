@@ -1,24 +1,27 @@
-"""Trained-model folders, written by train@B and read by cams@B: `model.pt` (a state dict) + `meta.json`.
+"""Trained-model folders (docs/contracts.md `data/models/<B>/`): the one writer every trainer uses (train@B's
+epoch loop and fsl's own loop), `model.pt` (a state dict) + `meta.json` + `history.csv` + `metrics.json`,
+and the readers of its files. Rebuilding the model from a folder (its WSOL heads included) is
+`pipeline.wsol.rebuild`, one layer up, since it needs the WSOL methods.
 
-Loading never unpickles code: `torch.load(..., weights_only=True)`. A corrupt file, a pickle carrying
-code, or weights that do not fit the backbone named in meta.json stop with a CamlocError naming the file.
+Loading never unpickles code (models.weights). A corrupt file, a pickle carrying code, or weights that do
+not fit the backbone named in meta.json stop with a CamlocError naming the file.
 """
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import logging
-import pickle
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from pipeline.atomic import atomic_path, write_json
+from pipeline.contracts import HISTORY_COLUMNS
 from pipeline.errors import CamlocError
-from pipeline.models.backbones import GapNet
-from pipeline.wsol.build import build_model
+from pipeline.models.weights import read_weights
 
 log = logging.getLogger(__name__)
 
@@ -62,69 +65,57 @@ def read_meta(folder: str | Path) -> dict:
     return meta
 
 
+def write_model_folder(out_dir: str | Path, model: nn.Module, meta: dict, history: list[dict],
+                       extra_metrics: dict | None = None) -> None:
+    """The whole model folder in a temporary sibling, renamed into place at once: model.pt, meta.json,
+    metrics.json (the last history row's scores, `extra_metrics` after them) and history.csv (no timings:
+    it is a DVC plot and must be byte-identical across reruns)."""
+    final = history[-1]
+    metrics = {k: round(float(final[k]), 4) for k in ("val_acc", "val_loss", "train_acc", "train_loss")}
+    metrics["epochs"] = int(final["epoch"])
+    metrics |= extra_metrics or {}
+    with atomic_path(Path(out_dir)) as tmp:
+        save_model(tmp, model, meta)
+        write_json(tmp / "metrics.json", metrics)
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for row in history:
+            writer.writerow({k: (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k]) for k in HISTORY_COLUMNS})
+        (tmp / "history.csv").write_text(buf.getvalue())
+
+
 def load_state(path: str | Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
     """A plain tensor state dict from `path`, refusing pickled code and reporting corruption."""
     path = Path(path)
-    if not path.is_file():
-        raise CamlocError(f"{path} is missing; train the model first (`python -m pipeline train <backbone>`)")
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except pickle.UnpicklingError as e:
-        detail = _unpickler_detail(str(e))
-        if "global" in detail.lower():
-            raise CamlocError(
-                f"{path} was refused: it contains pickled Python objects, not only tensors ({detail}); "
-                f"weights are loaded with weights_only=True, never load checkpoints from untrusted sources"
-            ) from None
-        raise CamlocError(f"{path} is corrupt ({detail}); retrain the model") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise CamlocError(f"{path} is corrupt or truncated ({str(e).splitlines()[0]}); retrain the model") from None
+    state = read_weights(path, "train the model first (`python -m pipeline train <backbone>`)", "retrain the model",
+                         device)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CamlocError(f"{path} holds a {type(state).__name__}, not a state dict of tensors; retrain the model")
     return state
 
 
-def _unpickler_detail(message: str) -> str:
-    """The one informative line of torch's long weights_only error (its wording varies by version)."""
-    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
-    for ln in lines:
-        if "GLOBAL" in ln or "Unsupported" in ln:
-            return ln.removeprefix("WeightsUnpickler error:").strip()
-    return lines[-1][:200] if lines else "unreadable"
+def main_state(state: dict[str, torch.Tensor], meta: dict) -> dict[str, torch.Tensor]:
+    """The main model's keys of a folder's state (an fsl folder also holds its fold models)."""
+    return {k: v for k, v in state.items() if not k.startswith(FOLDS_PREFIX)} if "fsl" in meta else state
 
 
-def load_model(folder: str | Path, device: str | torch.device = "cpu") -> tuple[GapNet, dict]:
-    """Rebuild the trained model of a `data/models/<B>/` folder, in eval mode on `device`."""
-    folder = Path(folder)
-    meta = read_meta(folder)
-    wsol = meta.get("wsol") or {"method": "cam"}  # the training method's heads; absent (older models): cam
-    model = build_model(meta["arch"], int(meta["num_classes"]), wsol, pretrained=False, **meta.get("options", {}))
-    state = load_state(folder / MODEL_FILE, device="cpu")
-    if "fsl" in meta:
-        state = {k: v for k, v in state.items() if not k.startswith(FOLDS_PREFIX)}
-    _load_into(model, state, folder, meta)
-    return model.to(device).eval(), meta
-
-
-def load_fold_models(folder: str | Path, device: str | torch.device = "cpu") -> list[GapNet]:
-    """The out-of-fold models of a few-shot (fsl) model folder, fold f at index f, in eval mode."""
-    folder = Path(folder)
-    meta = read_meta(folder)
+def fold_count(meta: dict, folder: Path) -> int:
+    """How many out-of-fold models an fsl folder holds (its meta.json's "fsl" entry)."""
     folds = int(meta.get("fsl", {}).get("folds", 0))
     if folds < 1:
         raise CamlocError(f"{folder / META_FILE} describes no fold models (no 'fsl' entry); retrain the fsl model")
-    state = load_state(folder / MODEL_FILE, device="cpu")
-    out = []
-    for f in range(folds):
-        prefix = f"{FOLDS_PREFIX}{f}."
-        model = build_model(meta["arch"], int(meta["num_classes"]), meta.get("wsol"), pretrained=False,
-                            **meta.get("options", {}))
-        _load_into(model, {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}, folder, meta)
-        out.append(model.to(device).eval())
-    return out
+    return folds
 
 
-def _load_into(model: nn.Module, state: dict, folder: Path, meta: dict) -> None:
+def fold_states(state: dict[str, torch.Tensor], folds: int) -> list[dict[str, torch.Tensor]]:
+    """The out-of-fold models' states of an fsl folder's state, fold f at index f."""
+    prefixes = [f"{FOLDS_PREFIX}{f}." for f in range(folds)]
+    return [{k[len(p):]: v for k, v in state.items() if k.startswith(p)} for p in prefixes]
+
+
+def load_into(model: nn.Module, state: dict, folder: Path, meta: dict) -> None:
+    """`model.load_state_dict(state, strict=True)`, a mismatch named as the folder's two files disagreeing."""
     wsol = meta.get("wsol") or {"method": "cam"}
     try:
         model.load_state_dict(state, strict=True)

@@ -17,22 +17,21 @@ Everything else must fit: missing or unexpected keys, and wrong shapes, are name
 from __future__ import annotations
 
 import logging
-import pickle
 from pathlib import Path
 
 import torch
 import torchvision
 
-from pipeline.errors import CamlocError
-from pipeline.models.backbones import GapNet, _looks_like_path, ensure_cached
 from pipeline.catalog.backbones import BackboneInfo
-from pipeline.models.checkpoint import _unpickler_detail
+from pipeline.errors import CamlocError
+from pipeline.models.gap import GapNet
 from pipeline.models.reference import (
     HEAD_PREFIXES,
     REFERENCE_TRUNKS,
     initialize_like_reference,
     vgg16_conv_indices,
 )
+from pipeline.models.weights import ensure_cached, looks_like_path, read_weights
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +47,7 @@ def build_reference(info: BackboneInfo, num_classes: int, pretrained: bool = Fal
     model = GapNet(trunk, info.channels, num_classes)
     initialize_like_reference(model, info.trunk)
     model.head_prefixes = HEAD_PREFIXES[info.trunk]  # training.loop gives these lr × head_lr_mult
-    if weights and _looks_like_path(weights):
+    if weights and looks_like_path(weights):
         load_weights_file(model, info, Path(weights), bool(large_feature_map))
     elif pretrained or weights:
         state = _torchvision_state(info.arch, weights or DEFAULT_WEIGHTS)
@@ -134,21 +133,8 @@ def load_weights_file(model: GapNet, info: BackboneInfo, path: Path, large_featu
 
 
 def read_weights_file(path: Path) -> dict:
-    """`torch.load(path, weights_only=True)`, with one-sentence errors naming the file and the fix."""
-    if not path.is_file():
-        raise CamlocError(f"weights file {path} does not exist; fix backbones.<name>.weights in params.yaml")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise CamlocError(
-            f"{path} was refused: it holds pickled Python objects, not only tensors and plain values "
-            f"({_unpickler_detail(str(e))}); weights are read with weights_only=True. If you trust the file, "
-            f"re-save its tensors: python -c \"import torch; c = torch.load('{path}', weights_only=False); "
-            f"torch.save({{'architecture': c['architecture'], 'state_dict': c['state_dict']}}, 'clean.pth')\" "
-            f"and point weights: at clean.pth"
-        ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise CamlocError(f"weights file {path} is corrupt or truncated ({str(e).splitlines()[0]})") from None
+    """A state dict or a reference checkpoint, read by the one safe loader (models.weights)."""
+    data = read_weights(path, "fix backbones.<name>.weights in params.yaml", "fix backbones.<name>.weights")
     if not isinstance(data, dict):
         raise CamlocError(f"weights file {path} holds a {type(data).__name__}, not a state dict or checkpoint")
     return data

@@ -12,9 +12,7 @@ from the last finished epoch and ends with the same weights as an uninterrupted 
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import logging
 import platform
@@ -29,30 +27,24 @@ import torch
 import torchvision
 
 from pipeline import distributed
-from pipeline.atomic import atomic_path, clean_own_tmp, write_json
-from pipeline.contracts import HISTORY_COLUMNS, HOLDOUT, Paths, read_classes, resume_dir
+from pipeline.atomic import atomic_path, clean_own_tmp
+from pipeline.catalog.registry import load_object
+from pipeline.catalog.wsol import WSOL_METHODS
+from pipeline.contracts import HOLDOUT, Paths, read_classes, resume_dir
 from pipeline.datasets import loader
 from pipeline.errors import CamlocError
-from pipeline.models.checkpoint import save_model
+from pipeline.models.checkpoint import write_model_folder
+from pipeline.models.weights import read_weights
 from pipeline.params import BackboneParams, Params, arch_of, to_dict
 from pipeline.progress import no_bar
 from pipeline.stages import bar
 from pipeline.training import ddp
 from pipeline.training.loop import evaluate, make_optimizer, make_scheduler, setup_determinism, train_epoch
 from pipeline.wsol.build import build_model, training_loss
-from pipeline.catalog.wsol import WSOL_METHODS
 
 log = logging.getLogger(__name__)
 
-# No timings here: history.csv is a DVC plot and must be byte-identical across reruns (images/s is
-# on the progress bar, in the log and in the stage's summary line).
-HISTORY_FIELDS = HISTORY_COLUMNS
 RESUME_FILE = "last.pt"
-# WSOL methods whose training step reads the model's heads directly instead of calling model(x), which
-# would bypass DDP's gradient averaging; they train in one process.
-ONE_PROCESS_METHODS = {"acol": "its loss calls the two heads directly, outside DDP's forward",
-                       "spg": "its loss calls the trunk and branches directly, outside DDP's forward"}
-
 
 def run(
     params: Params,
@@ -72,14 +64,13 @@ def run(
     bp = params.backbone(backbone_key)
     world = distributed.world_from_env()
     method = WSOL_METHODS.get(bp.wsol.method)
-    if world.distributed and (method.supervision == "boxes" or method.name in ONE_PROCESS_METHODS):
+    if world.distributed and method.one_process:
         raise CamlocError(f"params.yaml backbones.{backbone_key}.wsol.method = {method.name} trains in one process "
-                          f"only ({ONE_PROCESS_METHODS.get(method.name, 'it fits a few val images')}); "
+                          f"only ({method.one_process}); "
                           f"set backbones.{backbone_key}.nproc: 1 and run it without torchrun")
-    if method.supervision == "boxes":  # fsl: learns from val boxes, not labels
-        from pipeline.wsol.fsl import train_fsl
-
-        return train_fsl(params, paths, backbone_key, resume_from=resume_from, on_epoch_end=on_epoch_end)
+    if method.trainer:  # a method with its own loop (fsl: learns from val boxes, not labels)
+        own = load_object(method.trainer)
+        return own(params, paths, backbone_key, resume_from=resume_from, on_epoch_end=on_epoch_end)
     if bp.batch_size % world.size:
         raise CamlocError(f"params.yaml backbones.{backbone_key}.batch_size = {bp.batch_size} is the global batch "
                           f"and must split evenly over the {world.size} processes; make it a multiple of {world.size}")
@@ -147,7 +138,7 @@ def _train(params, paths, backbone_key, world, device, resume_from, on_epoch_end
     meta = _meta(backbone_key, arch, bp, params, class_names, options, len(train_rows), len(val_rows), threads, device)
     meta["processes"] = world.size
     if world.is_root:
-        _write_outputs(out_dir, model, meta, history)
+        write_model_folder(out_dir, model, meta, history)
         if bp.resume and resume_folder.exists():
             shutil.rmtree(resume_folder)
     final = history[-1]
@@ -198,9 +189,9 @@ def _maybe_resume(bp: BackboneParams, folder: Path, fingerprint: str, model, opt
     if not bp.resume or not path.is_file():
         return [], 0
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a checkpoint killed mid-write cannot exist (atomic), but disks fail
-        log.warning("ignoring unreadable resume checkpoint %s (%s); training from epoch 1", path, e)
+        state = read_weights(path, "", "it is ignored")
+    except CamlocError as e:  # a checkpoint killed mid-write cannot exist (atomic), but disks fail
+        log.warning("ignoring unreadable resume checkpoint (%s); training from epoch 1", e)
         return [], 0
     if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:
         log.warning("ignoring resume checkpoint %s: it was written for other params or data", path)
@@ -236,19 +227,3 @@ def _meta(key, arch, bp, params, class_names, options, n_train, n_val, threads, 
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "torchvision": torchvision.__version__, "numpy": np.__version__},
     }
-
-
-def _write_outputs(out_dir: Path, model, meta: dict, history: list[dict]) -> None:
-    """The whole model folder in a temporary sibling, renamed into place at once."""
-    final = history[-1]
-    metrics = {k: round(float(final[k]), 4) for k in ("val_acc", "val_loss", "train_acc", "train_loss")}
-    metrics["epochs"] = int(final["epoch"])
-    with atomic_path(out_dir) as tmp:
-        save_model(tmp, model, meta)
-        write_json(tmp / "metrics.json", metrics)
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        for row in history:
-            writer.writerow({k: (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k]) for k in HISTORY_FIELDS})
-        (tmp / "history.csv").write_text(buf.getvalue())

@@ -16,7 +16,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from pipeline.models.backbones import GapNet
+from pipeline.models.gap import GapNet
+from pipeline.wsol.method import WsolMethod
 
 
 def class_map(head: nn.Linear, feats: Tensor, classes: Tensor) -> Tensor:
@@ -67,3 +68,17 @@ def acol_loss(model: AcolNet, images: Tensor, labels: Tensor) -> tuple[Tensor, T
     logits_a, logits_b, _ = model.two_heads(model.features(images), labels)
     ce = nn.functional.cross_entropy
     return ce(logits_a.float(), labels) + ce(logits_b.float(), labels), logits_a
+
+
+class Acol(WsolMethod):
+    """acol: a second head on features erased where head A's map is high (AcolNet, acol_loss)."""
+
+    def build(self, model, info, hp):
+        return AcolNet(model.features, model.classifier.in_features, model.classifier.out_features,
+                       hp["acol_threshold"])
+
+    def loss(self, model, images, labels, hp):
+        return acol_loss(model, images, labels)
+
+
+METHOD = Acol()

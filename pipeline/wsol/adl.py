@@ -13,6 +13,8 @@ import torch
 from torch import Tensor, nn
 
 from pipeline.errors import CamlocError
+from pipeline.models.gap import hook_path
+from pipeline.wsol.method import WsolMethod
 
 
 class ADL(nn.Module):
@@ -47,8 +49,19 @@ def insert_adl(trunk: nn.Module, points: tuple[str, ...], drop_rate: float, thre
             f"WSOL method adl cannot apply to backbone {arch}: it declares no ADL insertion points "
             f"(BackboneInfo.adl_points in pipeline/catalog/backbones.py); choose another wsol.method"
         )
-    for path in points:
+    for path in [hook_path(trunk, p, arch) for p in points]:  # resolved before any is wrapped
         parent_path, _, name = path.rpartition(".")
         parent = trunk.get_submodule(parent_path) if parent_path else trunk
         original = parent.get_submodule(name)
         setattr(parent, name, nn.Sequential(original, ADL(drop_rate, threshold)))
+
+
+class Adl(WsolMethod):
+    """adl: parameter-free ADL layers after the backbone's `adl_points`; identity at inference."""
+
+    def build(self, model, info, hp):
+        insert_adl(model.features, info.adl_points, hp["adl_drop_rate"], hp["adl_threshold"], info.name)
+        return model
+
+
+METHOD = Adl()

@@ -10,7 +10,9 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+
+from pipeline.wsol.method import WsolMethod
 
 
 def hide_mask(n: int, height: int, width: int, grid_size: int, drop_rate: float,
@@ -66,3 +68,23 @@ def cutmix(images: Tensor, labels: Tensor, num_classes: int, beta: float, prob: 
     mixed[:, :, y0:y1, x0:x1] = images[partner, :, y0:y1, x0:x1]
     pasted = (y1 - y0) * (x1 - x0) / (h * w)  # the clipped box's real share of the image
     return mixed, (1.0 - pasted) * soft + pasted * soft[partner]
+
+
+class HideAndSeek(WsolMethod):
+    """has: hide grid cells of the input in training; the model is the plain GapNet."""
+
+    def loss(self, model, images, labels, hp):
+        return super().loss(model, hide_and_seek(images, hp["has_grid_size"], hp["has_drop_rate"]), labels, hp)
+
+
+class CutMix(WsolMethod):
+    """cutmix: paste a box of another image; the labels are area-weighted (soft targets)."""
+
+    def loss(self, model, images, labels, hp):
+        classes = getattr(model, "module", model).classifier.out_features  # model may be DDP-wrapped
+        mixed, soft = cutmix(images, labels, classes, hp["cutmix_beta"], hp["cutmix_prob"])
+        logits = model(mixed)
+        return nn.functional.cross_entropy(logits.float(), soft), logits
+
+
+HAS, CUTMIX = HideAndSeek(), CutMix()

@@ -3,10 +3,10 @@
     model = build_model("tiny_gap_cnn", 6, {"method": "adl", "adl_drop_rate": 0.75, ...})
     loss, logits = training_loss(model, images, labels, wsol)   # one normalised batch
 
-`wsol` is the flat mapping of params.yaml / checkpoint meta ({method, hyperparameters...}). Methods
-that change only the input (has, cutmix) or only the loss keep the plain GapNet; adl rewires the trunk
-with parameter-free layers; acol and spg return GapNet subclasses with extra heads. Every model keeps
-the GAP contract of models.backbones, so every map method runs on it.
+`wsol` is the flat mapping of params.yaml / checkpoint meta ({method, hyperparameters...}). The method's
+card (pipeline/catalog/wsol.py) names its object (pipeline/wsol/method.py), loaded on first use; the
+object's `build` adds its hooks or heads and its `loss` is the training step. Every model keeps the
+GAP contract (pipeline/models/gap.py), so every map method runs on it.
 """
 
 from __future__ import annotations
@@ -15,19 +15,16 @@ from collections.abc import Mapping
 
 from torch import Tensor, nn
 
-from pipeline.errors import CamlocError
-from pipeline.models.backbones import GapNet, build_backbone
 from pipeline.catalog.backbones import BACKBONES
-from pipeline.wsol.acol import AcolNet, acol_loss
-from pipeline.wsol.adl import insert_adl
-from pipeline.wsol.augment import cutmix, hide_and_seek
-from pipeline.catalog.wsol import WSOL_METHODS, resolve
-from pipeline.wsol.spg import SpgNet, spg_loss
+from pipeline.catalog.wsol import DEFAULT_METHOD, WSOL_METHODS, resolve
+from pipeline.errors import CamlocError
+from pipeline.models.backbones import build_backbone
+from pipeline.models.gap import GapNet
 
 
 def _full(wsol: Mapping | None) -> dict:
-    wsol = dict(wsol or {"method": "cam"})
-    method = wsol.pop("method", "cam")
+    wsol = dict(wsol or {"method": DEFAULT_METHOD})
+    method = wsol.pop("method", DEFAULT_METHOD)
     return {"method": method, **resolve(method, wsol, "wsol")}
 
 
@@ -35,19 +32,8 @@ def build_model(arch: str, num_classes: int, wsol: Mapping | None = None, pretra
                 weights: str | None = None, **options) -> GapNet:
     """The backbone `arch` with the architectural hooks of WSOL method `wsol["method"]`."""
     wsol = _full(wsol)
-    method = wsol["method"]
     model = build_backbone(arch, num_classes, pretrained=pretrained, weights=weights, **options)
-    info = BACKBONES.get(arch)
-    channels = model.classifier.in_features
-    if method == "adl":
-        insert_adl(model.features, info.adl_points, wsol["adl_drop_rate"], wsol["adl_threshold"], arch)
-    elif method == "acol":
-        model = AcolNet(model.features, channels, num_classes, wsol["acol_threshold"])
-    elif method == "spg":
-        pairs = tuple((wsol[f"spg_threshold_{i}h"], wsol[f"spg_threshold_{i}l"]) for i in (1, 2, 3))
-        model = SpgNet(model.features, channels, num_classes, info.spg_taps, pairs, arch,
-                       probe_size=2 * info.size_divisor)
-    return model
+    return WSOL_METHODS.load(wsol["method"]).build(model, BACKBONES.get(arch), wsol)
 
 
 def training_loss(model: nn.Module, images: Tensor, labels: Tensor, wsol: Mapping | None) -> tuple[Tensor, Tensor]:
@@ -60,17 +46,4 @@ def training_loss(model: nn.Module, images: Tensor, labels: Tensor, wsol: Mappin
     method = wsol["method"]
     if WSOL_METHODS.get(method).supervision != "labels":
         raise CamlocError(f"WSOL method {method} does not train from image labels (see pipeline/wsol/)")
-    ce = nn.functional.cross_entropy
-    if method == "acol":
-        return acol_loss(model, images, labels)
-    if method == "spg":
-        return spg_loss(model, images, labels)
-    if method == "has":
-        images = hide_and_seek(images, wsol["has_grid_size"], wsol["has_drop_rate"])
-    if method == "cutmix":
-        classes = getattr(model, "module", model).classifier.out_features  # model may be DDP-wrapped
-        mixed, soft = cutmix(images, labels, classes, wsol["cutmix_beta"], wsol["cutmix_prob"])
-        logits = model(mixed)
-        return ce(logits.float(), soft), logits
-    logits = model(images)
-    return ce(logits.float(), labels), logits
+    return WSOL_METHODS.load(method).loss(model, images, labels, wsol)

@@ -39,15 +39,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipeline import metrics as M
-from pipeline.atomic import atomic_path, clean_own_tmp, write_json
+from pipeline.atomic import clean_own_tmp
 from pipeline.contracts import HOLDOUT, Paths, read_boxes, read_classes, read_samples
 from pipeline.datasets import loader
 from pipeline.errors import CamlocError
 from pipeline.models.backbones import build_backbone
-from pipeline.models.checkpoint import FOLDS_PREFIX, save_model
+from pipeline.models.checkpoint import FOLDS_PREFIX, write_model_folder
 from pipeline.params import Params, arch_of, to_dict
 from pipeline.training.loop import make_optimizer, make_scheduler, setup_determinism
 from pipeline.wsol.folds import assign_folds, box_target, cv_epochs, target_kind
+from pipeline.wsol.method import WsolMethod
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +234,8 @@ def train_fsl(params: Params, paths: Paths, backbone_key: str, resume_from: str 
                    "cv_criterion": f"out-of-fold MaxBoxAccV2 ({kind}, delta 0.3/0.5/0.7, tau grid {CV_INTERVAL})",
                    "cv": {str(e): round(v, 4) for e, v in cv.items()}}
     metrics = {f"cv_maxboxacc_v2_{kind}": round(cv[chosen], 4)}
-    write_outputs(out_dir, FoldCheckpoint(tied(final, len(class_names)), fold_models), meta, history, metrics)
+    # history's val columns are out of fold: pooled over the fold models' held-out images at that epoch
+    write_model_folder(out_dir, FoldCheckpoint(tied(final, len(class_names)), fold_models), meta, history, metrics)
     return (f"{backbone_key}: fsl on {len(rows)} val images ({folds_n} folds): {chosen} of {bp.epochs} epochs "
             f"chosen by out-of-fold MaxBoxAccV2 {kind} {cv[chosen]:.1f}% "
             f"({time.perf_counter() - started:.0f} s on {device.type}) → {out_dir}")
@@ -305,19 +307,11 @@ def _meta(key, arch, bp, params, class_names, options, n_val, threads, device) -
     }
 
 
-def write_outputs(out_dir: Path, checkpoint: nn.Module, meta: dict, history: list[dict], extra: dict) -> None:
-    """model.pt, meta.json, metrics.json and history.csv (train.py's columns) in one atomic folder.
+class FewShot(WsolMethod):
+    """fsl: the model is the plain GapNet (rebuilt as is); training is its own loop, `train_fsl`."""
 
-    history's val columns are out of fold: pooled over the fold models' held-out images at that epoch."""
-    from pipeline.contracts import HISTORY_COLUMNS
+    def loss(self, model, images, labels, hp):
+        raise CamlocError("WSOL method fsl does not train from image labels (its card's trainer is train_fsl)")
 
-    last = history[-1]
-    metrics = {k: round(float(last[k]), 4) for k in ("val_acc", "val_loss", "train_acc", "train_loss")}
-    metrics |= {"epochs": int(last["epoch"]), **extra}
-    lines = [",".join(HISTORY_COLUMNS)]
-    for row in history:
-        lines.append(",".join(f"{row[k]:.6g}" if isinstance(row[k], float) else str(row[k]) for k in HISTORY_COLUMNS))
-    with atomic_path(out_dir) as tmp:
-        save_model(tmp, checkpoint, meta)
-        write_json(tmp / "metrics.json", metrics)
-        (tmp / "history.csv").write_text("\n".join(lines) + "\n")
+
+METHOD = FewShot()

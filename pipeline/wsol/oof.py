@@ -11,8 +11,8 @@ import pandas as pd
 
 from pipeline.cams.dump import dump_split
 from pipeline.errors import CamlocError
-from pipeline.models.checkpoint import load_fold_models
 from pipeline.progress import Bar, no_bar
+from pipeline.wsol.rebuild import load_fold_models
 
 
 def has_folds(meta: dict) -> bool:

@@ -17,8 +17,9 @@ import torch
 from torch import Tensor, nn
 
 from pipeline.errors import CamlocError
-from pipeline.models.backbones import GapNet
+from pipeline.models.gap import GapNet, hook_module
 from pipeline.wsol.acol import class_map, minmax
+from pipeline.wsol.method import WsolMethod
 
 IGNORE = -1.0
 MIN_SEED_PIXELS = 30  # the reference's fallback: fewer foreground seeds → threshold at 0.7 × the maximum
@@ -66,7 +67,7 @@ class SpgNet(GapNet):
         self.thresholds = thresholds
         self._tapped: dict[int, Tensor] = {}
         self._probing = True
-        tap_modules = [features.get_submodule(t) for t in taps]
+        tap_modules = [hook_module(features, t, arch) for t in taps]
         for i, module in enumerate(tap_modules):
             module.register_forward_hook(self._keeper(i))
         with torch.no_grad():  # the taps' channel counts, from one small probe image
@@ -116,3 +117,18 @@ def spg_loss(model: SpgNet, images: Tensor, labels: Tensor) -> tuple[Tensor, Ten
             + seed_loss(b1, seeds(prob_b2, h2, l2))
             + seed_loss(c, seeds(fused, h3, l3)))
     return loss, logits
+
+
+class Spg(WsolMethod):
+    """spg: pixel branches on the backbone's two `spg_taps` (SpgNet, spg_loss)."""
+
+    def build(self, model, info, hp):
+        pairs = tuple((hp[f"spg_threshold_{i}h"], hp[f"spg_threshold_{i}l"]) for i in (1, 2, 3))
+        return SpgNet(model.features, model.classifier.in_features, model.classifier.out_features, info.spg_taps,
+                      pairs, info.name, probe_size=2 * info.size_divisor)
+
+    def loss(self, model, images, labels, hp):
+        return spg_loss(model, images, labels)
+
+
+METHOD = Spg()

@@ -229,7 +229,7 @@ def test_reference_checkpoint_reproduces_logits_and_cams(tmp_path, name, large):
 def test_imagenet_weights_map_into_the_trunk_as_the_reference_loads_them(tmp_path, monkeypatch, name):
     """torchvision's file layout, read from the hub cache by name; what the reference leaves at its init
     (VGG conv6/fc, Inception SPG_A3_*/SPG_A4, ResNet fc off ImageNet) is taken from our model."""
-    from pipeline.models.backbones import weights_cache_path
+    from pipeline.models.weights import weights_cache_path
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     tv = torchvision_state(ARCH[name], seed=4)

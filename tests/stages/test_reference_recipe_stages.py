@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pipeline.contracts import Paths
-from pipeline.models.checkpoint import load_model
+from pipeline.wsol.rebuild import load_model
 from pipeline.params import BackboneParams, CamsParams
 from pipeline.stages import cams as cams_stage
 from pipeline.stages import train as train_stage

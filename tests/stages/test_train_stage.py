@@ -17,12 +17,12 @@ import torch
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.contracts import Paths, read_classes
+from pipeline.contracts import HISTORY_COLUMNS, Paths, read_classes
 from pipeline.datasets import loader as imagecache
 from pipeline.errors import CamlocError
-from pipeline.models.checkpoint import load_model
 from pipeline.params import AugmentParams, BackboneParams, Params, PrepareParams, to_dict
 from pipeline.stages import train
+from pipeline.wsol.rebuild import load_model
 
 REPO = Path(__file__).resolve().parents[2]
 SIZE = 32
@@ -98,7 +98,7 @@ def test_the_model_learns(tmp_path):
 def test_outputs_follow_the_contract(reference, prepared):
     assert sorted(p.name for p in reference.iterdir()) == ["history.csv", "meta.json", "metrics.json", "model.pt"]
     history = pd.read_csv(reference / "history.csv")
-    assert list(history.columns) == list(train.HISTORY_FIELDS) and list(history["epoch"]) == [1, 2, 3]
+    assert list(history.columns) == list(HISTORY_COLUMNS) and list(history["epoch"]) == [1, 2, 3]
     metrics = json.loads((reference / "metrics.json").read_text())
     assert metrics["val_acc"] == pytest.approx(history["val_acc"].iloc[-1], abs=1e-3)
     model, meta = load_model(reference)

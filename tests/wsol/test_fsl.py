@@ -15,7 +15,7 @@ from pipeline import metrics as M
 from pipeline.cams import compute_maps
 from pipeline.contracts import HOLDOUT, Paths, open_maps, read_boxes, read_samples
 from pipeline.datasets import loader
-from pipeline.models.checkpoint import load_fold_models, load_model
+from pipeline.wsol.rebuild import load_fold_models, load_model
 from pipeline.params import AugmentParams, BackboneParams, CamsParams, WsolParams
 from pipeline.stages import cams, train
 

@@ -12,7 +12,7 @@ import torch
 from pipeline.cams import compute_maps
 from pipeline.catalog.methods import METHODS
 from pipeline.datasets import loader as imagecache
-from pipeline.models.checkpoint import load_model
+from pipeline.wsol.rebuild import load_model
 from pipeline.params import Params, WsolParams
 from pipeline.wsol.acol import AcolNet
 from pipeline.wsol.adl import ADL
