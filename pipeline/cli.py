@@ -319,33 +319,47 @@ def compare(metric: str | None, baseline: str | None, md: Path | None, csv: Path
     click.echo(run(md, metric=metric, baseline=baseline, csv=csv, html=html))
 
 
+def _listing(name: str) -> None:
+    from pipeline.catalog import listing
+
+    for line in getattr(listing, name)():
+        click.echo(line)
+
+
 @cli.command()
 def backbones() -> None:
     """List registered backbones."""
-    from pipeline.models import BACKBONES
-
-    for name in BACKBONES.names():
-        click.echo(f"{name:22s} {BACKBONES.get(name).summary}")
+    _listing("backbones")
 
 
 @cli.command("wsol-methods")
 def wsol_methods() -> None:
     """List WSOL training methods (choose one per backbone: `wsol: {method: NAME, ...}` in params.yaml)."""
-    from pipeline.catalog.wsol import WSOL_METHODS
-
-    for name in WSOL_METHODS.names():
-        info = WSOL_METHODS.get(name)
-        hp = ", ".join(f"{k}={v}" for k, v in info.defaults.items()) or "no hyperparameters"
-        click.echo(f"{name:8s} {info.summary}\n         {info.paper}; {info.supervision}; {hp}")
+    _listing("wsol_methods")
 
 
 @cli.command()
 def methods() -> None:
     """List registered map methods."""
-    from pipeline.cams import METHODS
+    _listing("methods")
 
-    for name in METHODS.names():
-        click.echo(f"{name:12s} {METHODS.get(name).summary}")
+
+@cli.command()
+def datasets() -> None:
+    """List registered datasets (`dataset.name` in params.yaml)."""
+    _listing("datasets")
+
+
+@cli.command()
+def metrics() -> None:
+    """List the metrics: name, direction (↑ higher / ↓ lower is better), family, boxes scored, label."""
+    _listing("metrics")
+
+
+@cli.command()
+def plugins() -> None:
+    """List installed camloc plugins (entry points `camloc.plugins`): from where, and what each registers."""
+    _listing("plugins")
 
 
 def main() -> None:

@@ -60,12 +60,14 @@ class DatasetParams:
 
         _choice(f"{key}.name", self.name, tuple(DATASETS.names()))
         _positive(f"{key}.max_image_pixels", self.max_image_pixels)
-        if self.name == "wsol":
-            for name in ("metadata", "root"):
-                if not getattr(self.wsol, name):
-                    raise ParamsError(f"{key}.wsol.{name}", getattr(self.wsol, name),
-                                      "a folder path (dataset.name is wsol; README 'Datasets in the "
-                                      "reference layout' says what it holds)")
+        for required in DATASETS.get(self.name).requires:  # e.g. wsol: wsol.metadata, wsol.root
+            value = self
+            for part in required.split("."):
+                value = getattr(value, part)
+            if not value:
+                raise ParamsError(f"{key}.{required}", value,
+                                  f"a folder path (dataset.name is {self.name}; README 'Datasets in the "
+                                  "reference layout' says what it holds)")
 
 
 @dataclass(frozen=True)

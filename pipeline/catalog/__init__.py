@@ -6,4 +6,10 @@ report need to know of a name; its implementation is imported only when used (`R
     from pipeline.catalog.methods import METHODS
     from pipeline.catalog.wsol import WSOL_METHODS
     from pipeline.catalog.datasets import DATASETS
+    from pipeline.catalog.metrics import METRICS
+
+Installed plugins (entry points in the group `camloc.plugins`, pipeline/catalog/plugins.py) register
+into the same registries before any of them is first read.
 """
+
+from pipeline.catalog import plugins  # noqa: F401 (arms plugin discovery before the first registry read)

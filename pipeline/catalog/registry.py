@@ -33,6 +33,12 @@ def _caller_module(depth: int) -> str:
     return str(sys._getframe(depth + 1).f_globals.get("__name__", "?"))
 
 
+def _failed_plugins_note() -> str:
+    """"(plugins that failed to load: ...)" when some did: the unknown name may be one of theirs."""
+    failed = [r.distribution for r in getattr(sys.modules.get("pipeline.catalog.plugins"), "RECORDS", []) if r.error]
+    return f" (plugins that failed to load: {', '.join(failed)}; `camloc plugins` says why)" if failed else ""
+
+
 def load_object(impl: str) -> Any:
     """Import `"package.module:attribute"` (the attribute may be dotted)."""
     module, _, attr = impl.partition(":")
@@ -40,6 +46,27 @@ def load_object(impl: str) -> Any:
     for part in attr.split(".") if attr else ():
         obj = getattr(obj, part)
     return obj
+
+
+# Set by pipeline.catalog.plugins while it imports one plugin: the origin its registrations get, and the
+# journal of what it added (removed again when the plugin fails, so a broken plugin leaves nothing behind).
+_plugin_origin: str | None = None
+_journal: list[tuple[Registry, str]] = []
+# Run once, before the first read of any registry (plugin discovery: pipeline.catalog.plugins).
+_first_read_hooks: list[Callable[[], None]] = []
+_hooks_ran = False
+
+
+def before_first_read(hook: Callable[[], None]) -> None:
+    _first_read_hooks.append(hook)
+
+
+def _run_first_read_hooks() -> None:
+    global _hooks_ran
+    if not _hooks_ran:
+        _hooks_ran = True  # first: a hook that reads a registry does not recurse
+        for hook in _first_read_hooks:
+            hook()
 
 
 class Registry(Generic[T]):
@@ -50,15 +77,24 @@ class Registry(Generic[T]):
         self._loaded: dict[str, Any] = {}
 
     def add(self, name: str, card: T, origin: str | None = None) -> T:
-        """Register `card` under `name`; `origin` (default: the calling module) is named if it clashes."""
-        origin = origin or _caller_module(2)
+        """Register `card` under `name`; `origin` (default: the calling module, or the plugin being
+        loaded) is named if it clashes."""
+        origin = origin or _plugin_origin or _caller_module(2)
         if name in self._entries:
             raise DuplicateNameError(
                 f"{self.kind} {name!r} is registered twice: by {self._origins[name]} and by {origin}; "
                 "rename one of them")
         self._entries[name] = card
         self._origins[name] = origin
+        if _plugin_origin is not None:
+            _journal.append((self, name))
         return card
+
+    def remove(self, name: str) -> None:
+        """Forget `name` (a plugin that failed half-way); built-ins are never removed."""
+        self._entries.pop(name, None)
+        self._origins.pop(name, None)
+        self._loaded.pop(name, None)
 
     def register(self, name: str | None = None, origin: str | None = None) -> Callable[[T], T]:
         """Decorator form: `@REGISTRY.register("name")` (default: the object's `__name__`)."""
@@ -70,11 +106,12 @@ class Registry(Generic[T]):
         return deco
 
     def get(self, name: str) -> T:
+        _run_first_read_hooks()
         try:
             return self._entries[name]
         except KeyError:
             raise UnknownNameError(
-                f"unknown {self.kind} {name!r}; valid choices: {', '.join(self.names())}"
+                f"unknown {self.kind} {name!r}; valid choices: {', '.join(self.names())}{_failed_plugins_note()}"
             ) from None
 
     def origin(self, name: str) -> str:
@@ -91,17 +128,21 @@ class Registry(Generic[T]):
         return self._loaded[name]
 
     def names(self) -> list[str]:
+        _run_first_read_hooks()
         return sorted(self._entries)
 
     def registered(self) -> list[str]:
         """The names in registration order (built-ins first, then plugins)."""
+        _run_first_read_hooks()
         return list(self._entries)
 
     def __contains__(self, name: object) -> bool:
+        _run_first_read_hooks()
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def __len__(self) -> int:
+        _run_first_read_hooks()
         return len(self._entries)

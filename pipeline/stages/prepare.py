@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.atomic import replace_dir, write_json, write_parquet
+from pipeline.catalog.datasets import DATASETS
 from pipeline.contracts import MASK_COLUMNS, PETS_LAYOUT, PREPARED_FILES, Paths
 from pipeline.datasets import cub, index, manifest, wsol, wsolprep
 from pipeline.datasets.images import Decoded, process
@@ -70,7 +71,7 @@ def decode_all(tasks: list[tuple], workers: int, cache_file: Path, size: int) ->
 
 def build(params: Params, raw: Path, tmp: Path) -> dict:
     """Write the prepared files into the (temporary) folder `tmp`; returns report.json's content."""
-    if params.dataset.name in ("cub", "wsol"):
+    if DATASETS.get(params.dataset.name).raw_layout != "pets_tree":
         return build_wsol(params, raw, tmp)
     trainval, test, notes = index.read_index(raw)
     classes = manifest.class_table(trainval + test, str(raw / "annotations"))
@@ -106,9 +107,13 @@ def build(params: Params, raw: Path, tmp: Path) -> dict:
 
 
 def build_wsol(params: Params, raw: Path, tmp: Path) -> dict:
-    """The reference layout (`cub`: the official tree, val carved from train; `wsol`: the metadata copy)."""
+    """A reference-layout dataset (`cub_tree`: the official CUB tree, val carved from train;
+    `reference_metadata`: the metadata copy written by the dataset's fetch)."""
     dp = params.dataset
-    idx = cub.read_cub(raw, dp.cub.val_per_class, dp.cub.seed) if dp.name == "cub" else wsol.read_raw_wsol(raw)
+    if DATASETS.get(dp.name).raw_layout == "cub_tree":
+        idx = cub.read_cub(raw, dp.cub.val_per_class, dp.cub.seed)
+    else:
+        idx = wsol.read_raw_wsol(raw)
     entries, tasks = wsolprep.decode_tasks(params, idx)
     decode_file = tmp / "decode-order.npy"
     decoded = decode_all(tasks, params.prepare.workers, decode_file, params.prepare.cache_size)
