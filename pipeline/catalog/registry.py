@@ -79,7 +79,7 @@ class Registry(Generic[T]):
     def add(self, name: str, card: T, origin: str | None = None) -> T:
         """Register `card` under `name`; `origin` (default: the calling module, or the plugin being
         loaded) is named if it clashes."""
-        origin = origin or _plugin_origin or _caller_module(2)
+        origin = origin or _plugin_origin or _caller_module(1)
         if name in self._entries:
             raise DuplicateNameError(
                 f"{self.kind} {name!r} is registered twice: by {self._origins[name]} and by {origin}; "
@@ -101,7 +101,7 @@ class Registry(Generic[T]):
 
         def deco(obj: T) -> T:
             key = name or obj.__name__  # type: ignore[attr-defined]
-            return self.add(key, obj, origin or _caller_module(2))
+            return self.add(key, obj, origin or _plugin_origin or _caller_module(1))
 
         return deco
 
