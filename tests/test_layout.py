@@ -147,11 +147,24 @@ def test_doc_tokenizer_reads_the_page_conventions():
 # (c) module size
 
 
-def test_every_pipeline_module_stays_under_the_line_limit():
-    sizes = {str(p.relative_to(ROOT)): len(p.read_text().splitlines()) for p in sorted((ROOT / "pipeline").rglob("*.py"))}
-    assert len(sizes) > 30
+SOURCE_SUFFIXES = (".py", ".js", ".css", ".html", ".sh")
+
+
+def tracked_sources() -> dict[str, int]:
+    """Lines of every source file git tracks (and untracked, not ignored: new files count before commit)."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.split()
+    return {f: len((ROOT / f).read_text().splitlines()) for f in files
+            if f.endswith(SOURCE_SUFFIXES) and (ROOT / f).is_file()}
+
+
+def test_every_tracked_source_file_stays_under_the_line_limit():
+    """pipeline/, tests/, benchmarks/, examples/ and the explorer's JS alike; a file over the limit is
+    split by meaning (never crammed: a cohesive piece may be argued longer, not squeezed)."""
+    sizes = tracked_sources()
+    assert len([f for f in sizes if f.startswith("pipeline/")]) > 30 and any(f.endswith(".js") for f in sizes)
     over = {p: n for p, n in sizes.items() if n > MAX_LINES}
-    assert not over, f"modules over {MAX_LINES} lines (split them by responsibility): {over}"
+    assert not over, f"source files over {MAX_LINES} lines (split them by responsibility): {over}"
 
 
 # --------------------------------------------------------------------------------------------------

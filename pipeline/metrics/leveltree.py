@@ -21,55 +21,12 @@ Why it is exact (tests/metrics/test_boxes_reference.py and test_leveltree.py che
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numba as nb
 import numpy as np
 
-_POP = np.array([bin(c).count("1") for c in range(16)], dtype=np.int64)  # cell code a + 2b + 4c + 8d
-_SCORE = np.where(_POP == 4, 2, np.where(_POP == 3, 1, 0)).astype(np.int64)  # 2 × area inside the border
-_EULER4 = np.where(_POP == 1, 1, np.where(_POP == 3, -1, 0)).astype(np.int64)  # 4 × Euler contribution
-_EULER4[[6, 9]] = -2  # diagonal pairs (8-connected foreground)
-_RING = ((-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1))  # N NE E SE S SW W NW
-
-
-def _ring_groups() -> tuple[np.ndarray, np.ndarray]:
-    """Per 8-bit mask of foreground neighbours: (256,) number of groups of mutually 8-connected ones
-    (they already share a component) and (256, 4) one ring position per group: one find per group."""
-    count, rep = np.zeros(256, np.int64), np.zeros((256, 4), np.int64)
-    for mask in range(256):
-        todo = [b for b in range(8) if mask >> b & 1]
-        while todo:
-            stack = [todo.pop(0)]
-            rep[mask, count[mask]] = stack[0]
-            count[mask] += 1
-            while stack:
-                a = stack.pop()
-                for b in list(todo):
-                    if max(abs(_RING[a][0] - _RING[b][0]), abs(_RING[a][1] - _RING[b][1])) == 1:
-                        todo.remove(b)
-                        stack.append(b)
-    return count, rep
-
-
-_GROUPS, _GROUP_REP = _ring_groups()
-
-
-def _cell_deltas() -> tuple[np.ndarray, np.ndarray]:
-    """Per 8-bit mask of foreground neighbours: (256,) change of the cell score and of 4·Euler over the
-    four 2×2 cells around a pixel when it arrives (the cells' codes are its neighbours plus itself)."""
-    score, euler = np.zeros(256, np.int64), np.zeros(256, np.int64)
-    n, ne, e, se, s, sw, w, nw = range(8)
-    # per cell: the ring positions at its bits 1, 2, 4, 8 (-1: the arriving pixel)
-    cells = ((nw, n, w, -1), (n, ne, -1, e), (w, -1, sw, s), (-1, e, s, se))
-    for mask in range(256):
-        for cell in cells:
-            before = sum(1 << k for k, b in enumerate(cell) if b >= 0 and mask >> b & 1)
-            after = before | sum(1 << k for k, b in enumerate(cell) if b < 0)
-            score[mask] += _SCORE[after] - _SCORE[before]
-            euler[mask] += _EULER4[after] - _EULER4[before]
-    return score, euler
-
-
-_DSCORE, _DEULER4 = _cell_deltas()
+from pipeline.metrics.levelcells import _DEULER4, _DSCORE, _GROUP_REP, _GROUPS, _SCORE
 
 
 @nb.njit(cache=True, nogil=True)
@@ -360,15 +317,34 @@ def _holes(u, order, start, thresholds, needed, last_needed, gt, best_hole, n_ho
 _SCRATCH: dict = {}  # the work arrays of the last frame size: fresh pages per map cost more than the sweeps
 
 
-def _scratch(h: int, w: int) -> tuple:
+class Scratch(NamedTuple):
+    """The work arrays of one frame size, named as ``_foreground`` / ``_holes`` take them (n: pixels of
+    the frame padded by two, m = h·w + 1: the pixels plus one)."""
+
+    parent: np.ndarray  # (n,) int32, the union-find forest
+    fg: np.ndarray  # (n,) uint8
+    st: np.ndarray  # (n, 10) int32
+    live: np.ndarray  # (m,) int32
+    lo: np.ndarray  # (m,) int64
+    hi: np.ndarray  # (m,) int64
+    exact: np.ndarray  # (m,) bool
+    iou: np.ndarray  # (m,) float64
+    member: np.ndarray  # (n,) int32
+    outside: np.ndarray  # (n,) int32
+    stack: np.ndarray  # (n,) int32
+    order: np.ndarray  # (m,) int64 pixel indices by value (``_by_value``)
+
+
+def _scratch(h: int, w: int) -> Scratch:
     """Work arrays for an h × w map (padded by two: n pixels), reused from call to call."""
     if (h, w) not in _SCRATCH:
         n, m = (h + 4) * (w + 4), h * w + 1
         _SCRATCH.clear()
-        _SCRATCH[h, w] = (np.empty(n, np.int32), np.empty(n, np.uint8), np.empty((n, 10), np.int32),
-                          np.empty(m, np.int32), np.empty(m, np.int64), np.empty(m, np.int64),
-                          np.empty(m, np.bool_), np.empty(m), np.empty(n, np.int32), np.empty(n, np.int32),
-                          np.empty(n, np.int32), np.empty(m, np.int64))
+        _SCRATCH[h, w] = Scratch(
+            parent=np.empty(n, np.int32), fg=np.empty(n, np.uint8), st=np.empty((n, 10), np.int32),
+            live=np.empty(m, np.int32), lo=np.empty(m, np.int64), hi=np.empty(m, np.int64),
+            exact=np.empty(m, np.bool_), iou=np.empty(m), member=np.empty(n, np.int32),
+            outside=np.empty(n, np.int32), stack=np.empty(n, np.int32), order=np.empty(m, np.int64))
     return _SCRATCH[h, w]
 
 
@@ -387,14 +363,15 @@ def level_ious(u: np.ndarray, thresholds: np.ndarray, gt: np.ndarray, budget: fl
     best, undecided = np.zeros((2, n_levels)), np.zeros(n_levels, np.bool_)
     n_outer, n_holes = np.zeros(n_levels, np.int64), np.zeros(n_levels, np.int64)
     hole_cover, best_hole = np.empty(n_levels), np.full(n_levels, -1.0)
-    scratch = _scratch(*u.shape)
-    order, start = _by_value(u.ravel(), scratch[-1])
+    w = _scratch(*u.shape)
+    order, start = _by_value(u.ravel(), w.order)
     _foreground(u, order, start, thresholds, gt, _SCORE, _DSCORE, _DEULER4, _GROUPS, _GROUP_REP,
-                int(budget * u.size), best, undecided, n_outer, hole_cover, *scratch[:-1])
+                int(budget * u.size), best, undecided, n_outer, hole_cover,
+                w.parent, w.fg, w.st, w.live, w.lo, w.hi, w.exact, w.iou, w.member, w.outside, w.stack)
     proper = bool(((gt[:, 2] >= gt[:, 0]) & (gt[:, 3] >= gt[:, 1])).all())  # the cover bound needs |g| > 0
     needed = hole_cover > best[1] if proper else hole_cover != -1.0  # a hole border could beat the outer ones
     if needed.any():
         _holes(u, order, start, thresholds, needed, int(np.flatnonzero(needed)[-1]), gt, best_hole, n_holes,
-               scratch[0], scratch[2], scratch[3])
+               w.parent, w.st, w.live)
     np.maximum(best[1], best_hole, out=best[1])
     return best, undecided, n_outer + n_holes

@@ -33,6 +33,9 @@ from pipeline.metrics import rescale_boxes
 log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).with_name("explorer_assets")
+# The page script, by part (one shared scope): data and URL state, the leaderboard view, the comparison
+# data and view, the wiring of events; inlined in this order inside one strict-mode function.
+SCRIPT_PARTS = ("state.js", "leaderboard.js", "compare.js", "wiring.js")
 JPEG_QUALITY = 85
 CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
        "connect-src 'none'; form-action 'none'")
@@ -199,7 +202,7 @@ def _json_script(data: dict) -> str:
 def page_html(data: dict) -> str:
     """The whole page: style, data and script inline; no reference to any other file or host."""
     css = (ASSETS / "explorer.css").read_text()
-    js = (ASSETS / "explorer.js").read_text()
+    js = '"use strict";\n(function () {\n' + "".join((ASSETS / p).read_text() for p in SCRIPT_PARTS) + "})();\n"
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             f"<meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">\n"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"

@@ -197,12 +197,18 @@ def _pool(workers: int):
 # Per-image IoUs
 
 
-def _ious_one(args) -> tuple[np.ndarray, float, M.PixelAccumulator | None, np.ndarray, tuple | None]:
-    """One image, its map normalised once: (K, 2, T) best IoU per τ for each GT kind (NaN where a kind
-    has no box), the largest-contour IoU with the head boxes at the fixed τ (NaN without head boxes),
-    its pixel counts against the trimap (None without one), (K, 2) [pointing hit, energy share]
-    per GT kind (NaN without a box), and with head boxes the explorer's largest-contour boxes and IoUs
-    at the slider's τs (`metrics.tauboxes`)."""
+@dataclass(frozen=True)
+class ImageScores:
+    """One image's scores (`_ious_one`), for `_method_scores`."""
+
+    ious: np.ndarray  # (K, 2, T) best IoU per τ for each GT kind (NaN where a kind has no box)
+    fixed: float  # largest-contour IoU with the loc boxes at the fixed τ (NaN without them)
+    pixels: M.PixelAccumulator | None  # its pixel counts against the trimap / masks (None without)
+    pointing: np.ndarray  # (K, 2) [pointing hit, energy share] per GT kind (NaN without a box)
+    slider: tuple | None  # with loc boxes: the explorer's largest-contour boxes and IoUs at the slider's τs
+
+def _ious_one(args) -> ImageScores:
+    """One image's ImageScores, its map normalised once (the slider boxes: `metrics.tauboxes`)."""
     raw, size, gts, head, trimap, tau_grid, fixed_tau, tolerance = args
     smap = M.normalize_map(raw, (size, size))
     out = np.full((len(gts), 2, len(tau_grid)), np.nan)
@@ -219,7 +225,7 @@ def _ious_one(args) -> tuple[np.ndarray, float, M.PixelAccumulator | None, np.nd
     if trimap is not None:
         pixels = M.PixelAccumulator(tau_grid)
         pixels.add(smap, _trimap_mask(trimap, size) if isinstance(trimap, str) else instance_mask(*trimap, size))
-    return out, fixed, pixels, points, slider
+    return ImageScores(out, fixed, pixels, points, slider)
 
 
 def _method_scores(pool, splits: dict[str, SplitMaps], method: str, size: int, tau_grid, fixed_tau,
@@ -252,8 +258,8 @@ def _method_scores(pool, splits: dict[str, SplitMaps], method: str, size: int, t
         if shards is None:
             continue
         done = [r for part in shards for r in part]  # rank order = image order
-        res = np.stack([r[0] for r in done])  # (N, K, 2, T)
-        points = np.stack([r[3] for r in done])  # (N, K, 2)
+        res = np.stack([r.ious for r in done])  # (N, K, 2, T)
+        points = np.stack([r.pointing for r in done])  # (N, K, 2)
         for j, kind in enumerate(kinds):
             have = ~np.isnan(res[:, j, 0, 0])
             if kind == loc and split == head_split and not have.all():
@@ -264,13 +270,13 @@ def _method_scores(pool, splits: dict[str, SplitMaps], method: str, size: int, t
                 if split == layout.scored_split[kind]:
                     scores.pointing[(split, kind)] = (points[have, j], np.flatnonzero(have))
         if split == head_split:
-            scores.fixed = np.array([r[1] for r in done])
-            scores.slider = (np.stack([r[4][0] for r in done]), np.stack([r[4][1] for r in done]))
+            scores.fixed = np.array([r.fixed for r in done])
+            scores.slider = (np.stack([r.slider[0] for r in done]), np.stack([r.slider[1] for r in done]))
         if split == layout.pixel_split:
             scores.pixels = M.PixelAccumulator(tau_grid)
             for r in done:
-                if r[2] is not None:
-                    scores.pixels.merge(r[2])
+                if r.pixels is not None:
+                    scores.pixels.merge(r.pixels)
     return scores if world.is_root else None
 
 

@@ -28,7 +28,7 @@ REDUCED = {
     "cams": {"methods": ["cam", "contrastive_cam"], "batch_size": 16},
     "evaluate": {"interval": 0.05},
     "faithfulness": {"max_images": 3, "steps": 8},
-    "report": {"bootstrap": 50, "gallery_samples": 2, "gallery_extremes": 1},
+    "report": {"bootstrap": 100, "gallery_samples": 2, "gallery_extremes": 1},
 }
 
 
@@ -46,6 +46,7 @@ def _csv_folder(folder: Path) -> None:
                     w.writerow([i, label, split, *box])
 
 
+@pytest.mark.timeout(3000)
 def test_the_example_plugins_four_entries_run_through_dvc_repro(tmp_path):
     site = install_example(tmp_path / "site")
     fake_distribution(site, "camloc-broken-plugin", "broken_plugin", BROKEN)

@@ -11,8 +11,8 @@ import torchvision
 
 from pipeline.errors import CamlocError
 from pipeline.models import BACKBONES, build_backbone
-from pipeline.models.weights import weights_cache_path
 from pipeline.models.checkpoint import load_state, save_model
+from pipeline.models.weights import weights_cache_path
 from pipeline.wsol.rebuild import load_model
 
 REQUIRED = ["resnet18", "resnet50", "vgg16_gap", "mobilenet_v3_large", "efficientnet_b0", "densenet121",

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from pipeline.contracts import Paths
-from pipeline.wsol.rebuild import load_model
 from pipeline.params import BackboneParams, CamsParams
 from pipeline.stages import cams as cams_stage
 from pipeline.stages import train as train_stage
+from pipeline.wsol.rebuild import load_model
 
 
 @pytest.mark.slow  # VGG16 on CPU: ~20 s of CPU time

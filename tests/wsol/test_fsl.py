@@ -15,9 +15,9 @@ from pipeline import metrics as M
 from pipeline.cams import compute_maps
 from pipeline.contracts import HOLDOUT, Paths, open_maps, read_boxes, read_samples
 from pipeline.datasets import loader
-from pipeline.wsol.rebuild import load_fold_models, load_model
 from pipeline.params import AugmentParams, BackboneParams, CamsParams, WsolParams
 from pipeline.stages import cams, train
+from pipeline.wsol.rebuild import load_fold_models, load_model
 
 KEY, SIZE = "tiny_fsl", 64
 

@@ -11,12 +11,12 @@ import torch
 
 from pipeline.cams import compute_maps
 from pipeline.catalog.methods import METHODS
+from pipeline.catalog.wsol import WSOL_METHODS
 from pipeline.datasets import loader as imagecache
-from pipeline.wsol.rebuild import load_model
 from pipeline.params import Params, WsolParams
 from pipeline.wsol.acol import AcolNet
 from pipeline.wsol.adl import ADL
-from pipeline.catalog.wsol import WSOL_METHODS
+from pipeline.wsol.rebuild import load_model
 from tests.stages.test_train_stage import SIZE, run_train, train_params, write_prepared
 
 LABEL_METHODS = [m for m in WSOL_METHODS.names() if WSOL_METHODS.get(m).supervision == "labels"]
