@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.catalog.wsol import DEFAULT_METHOD
 from pipeline.contracts import SPLITS
 from pipeline.errors import CamlocError, ParamsError
 from pipeline.paramtypes import _choice, _positive, parse, to_dict  # noqa: F401 (parse, to_dict: public API)
@@ -130,7 +131,7 @@ class WsolParams:
     set, the reference's defaults filled in. Written as one flat mapping in params.yaml:
     `wsol: {method: has, has_grid_size: 4}`."""
 
-    method: str = "cam"
+    method: str = DEFAULT_METHOD
     hyperparameters: dict[str, int | float] = field(default_factory=dict)
 
     @classmethod

@@ -50,7 +50,8 @@ class MetricCard:
 METRICS: Registry[MetricCard] = Registry("metric")
 
 _BOXACC, _PIXELS, _POINTING = "pipeline.metrics.boxacc", "pipeline.metrics.pixels", "pipeline.metrics.pointing"
-_FAITH = "pipeline.metrics.faithfulness"
+_FAITH = "pipeline.faithfulness.scores"  # names them (pipeline.metrics.faithfulness: the formulas)
+_SUMMARY = "pipeline.metrics.summary"
 _PER_KIND_LEGEND = {
     "maxboxacc": "- MaxBoxAcc: IoU ≥ 0.5 at the best τ for the split (largest contour; Choe et al. 2020 v1).",
     "maxboxacc_v2": ("- V2 {loc}: MaxBoxAccV2 on {loc} boxes, mean over δ ∈ {{30, 50, 70}}% of the best-τ BoxAcc "
@@ -94,11 +95,11 @@ def _pointing(kind: str, loc: bool) -> None:
 # In leaderboard.csv's column order.
 _add(MetricCard("top1_acc", "cls top-1", "classification", "pipeline.stages.cams", stage="train",
                 legend="- cls top-1: classification accuracy of the backbone (same for all its methods)."))
-_add(MetricCard("top1_loc", "top-1 loc", "localization", _BOXACC, loc_boxes=True,
+_add(MetricCard("top1_loc", "top-1 loc", "localization", _SUMMARY, loc_boxes=True,
                 legend="- top-1 loc: right top-1 class and IoU ≥ 0.5 with the {loc} box (predicted-class map, "
                        "fixed τ)."))
-_add(MetricCard("top5_loc", "top-5 loc", "localization", _BOXACC, loc_boxes=True, shown=False))
-_add(MetricCard("gt_known_loc", "GT-known", "localization", _BOXACC, loc_boxes=True,
+_add(MetricCard("top5_loc", "top-5 loc", "localization", _SUMMARY, loc_boxes=True, shown=False))
+_add(MetricCard("gt_known_loc", "GT-known", "localization", _SUMMARY, loc_boxes=True,
                 legend="- GT-known: GT-known Loc, IoU ≥ 0.5 at the fixed τ of the CAM paper (largest contour, "
                        "GT-class map)."))
 _box_metrics("head", loc=True)
@@ -106,7 +107,7 @@ _box_metrics("body", loc=False)
 _add(MetricCard("pxap", "PxAP", "pixel", _PIXELS, pixels=True,
                 legend="- PxAP / PxIoU: pixel average precision / best pooled pixel IoU (ours) against {pixel_gt}."))
 _add(MetricCard("pxiou", "PxIoU", "pixel", _PIXELS, pixels=True))
-_add(MetricCard("box_ap", "box AP", "localization", "pipeline.metrics.coco", loc_boxes=True,
+_add(MetricCard("box_ap", "box AP", "localization", "pipeline.stages.evaluate", loc_boxes=True,
                 legend="- box AP: COCO-style box AP."))
 _box_metrics("object", loc=True)
 for _kind, _loc in (("head", True), ("body", False), ("object", True)):
@@ -130,7 +131,7 @@ _add(MetricCard("insertion_auc", "insertion", "faithfulness", _FAITH, stage="fai
 for _kind in ("head", "object"):
     _add(MetricCard(f"maxboxacc_{_kind}_val_tau", "", "localization", _BOXACC, box_kind=_kind,
                     named_column=False, shown=False))
-_add(MetricCard("box_ap50", "", "localization", "pipeline.metrics.coco", loc_boxes=True, named_column=False,
+_add(MetricCard("box_ap50", "", "localization", "pipeline.stages.evaluate", loc_boxes=True, named_column=False,
                 shown=False))
 
 # The rendered leaderboard's order (md/tex/html columns, then their legend lines): the loc kinds' box

@@ -20,6 +20,7 @@ from torch import nn
 
 from pipeline.atomic import atomic_path, write_json
 from pipeline.contracts import HISTORY_COLUMNS
+from pipeline.catalog.wsol import DEFAULT_METHOD
 from pipeline.errors import CamlocError
 from pipeline.models.weights import read_weights
 
@@ -116,7 +117,7 @@ def fold_states(state: dict[str, torch.Tensor], folds: int) -> list[dict[str, to
 
 def load_into(model: nn.Module, state: dict, folder: Path, meta: dict) -> None:
     """`model.load_state_dict(state, strict=True)`, a mismatch named as the folder's two files disagreeing."""
-    wsol = meta.get("wsol") or {"method": "cam"}
+    wsol = meta.get("wsol") or {"method": DEFAULT_METHOD}
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from pipeline.catalog.wsol import DEFAULT_METHOD
 from pipeline.models.checkpoint import (
     MODEL_FILE,
     fold_count,
@@ -25,7 +26,7 @@ from pipeline.wsol.build import build_model
 
 
 def _fresh(meta: dict) -> GapNet:
-    wsol = meta.get("wsol") or {"method": "cam"}  # the training method's heads; absent (older models): cam
+    wsol = meta.get("wsol") or {"method": DEFAULT_METHOD}  # the training method's heads; absent (older models): cam
     return build_model(meta["arch"], int(meta["num_classes"]), wsol, pretrained=False, **meta.get("options", {}))
 
 
