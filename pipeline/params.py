@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.atomic import bad_name
 from pipeline.contracts import SPLITS
 from pipeline.errors import CamlocError, ParamsError
 from pipeline.paramtypes import _choice, _positive, parse, to_dict  # noqa: F401 (parse, to_dict: public API)
@@ -221,6 +222,9 @@ class CamsParams:
     def validate(self, key: str) -> None:
         if not self.methods:
             raise ParamsError(f"{key}.methods", list(self.methods), "a non-empty list of map methods")
+        for m in self.methods:  # a method name becomes a file name (<method>_<kind>.npy)
+            if (why := bad_name(m)) is not None:
+                raise ParamsError(f"{key}.methods", m, why)
         _choice(f"{key}.dtype", self.dtype, ("float16", "float32"))
         _positive(f"{key}.batch_size", self.batch_size)
         _positive(f"{key}.scorecam_chunk", self.scorecam_chunk)
@@ -306,6 +310,9 @@ class Params:
     def validate(self, key: str) -> None:
         if not self.backbones:
             raise ParamsError("backbones", {}, "at least one backbone entry")
+        for name in self.backbones:  # a key becomes folder and file names under data/ and reports/
+            if (why := bad_name(name)) is not None:
+                raise ParamsError(f"backbones.{name}", name, f"a key of {why}")
 
     def backbone(self, name: str) -> BackboneParams:
         if name not in self.backbones:

@@ -243,7 +243,7 @@ def _write_outputs(out_dir: Path, model, meta: dict, history: list[dict]) -> Non
     final = history[-1]
     metrics = {k: round(float(final[k]), 4) for k in ("val_acc", "val_loss", "train_acc", "train_loss")}
     metrics["epochs"] = int(final["epoch"])
-    with atomic_path(out_dir) as tmp:
+    with atomic_path(out_dir, kind="dir") as tmp:
         save_model(tmp, model, meta)
         write_json(tmp / "metrics.json", metrics)
         buf = io.StringIO()

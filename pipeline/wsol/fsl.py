@@ -317,7 +317,7 @@ def write_outputs(out_dir: Path, checkpoint: nn.Module, meta: dict, history: lis
     lines = [",".join(HISTORY_COLUMNS)]
     for row in history:
         lines.append(",".join(f"{row[k]:.6g}" if isinstance(row[k], float) else str(row[k]) for k in HISTORY_COLUMNS))
-    with atomic_path(out_dir) as tmp:
+    with atomic_path(out_dir, kind="dir") as tmp:
         save_model(tmp, checkpoint, meta)
         write_json(tmp / "metrics.json", metrics)
         (tmp / "history.csv").write_text("\n".join(lines) + "\n")
