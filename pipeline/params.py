@@ -247,8 +247,9 @@ class EvaluateParams:
     pointing_tolerance: float = 15.0  # pointing game: a hit within this many pixels of the S×S frame
 
     def validate(self, key: str) -> None:
-        if not 0 < self.interval < 1:
-            raise ParamsError(f"{key}.interval", self.interval, "a number in (0, 1), e.g. 0.01 or 0.001")
+        if not 1e-4 <= self.interval < 1:  # metrics.boxes.MIN_INTERVAL: finer grids grow memory without bound
+            raise ParamsError(f"{key}.interval", self.interval, "a number in [0.0001, 1), e.g. 0.01 or 0.001 "
+                              "(each image keeps 1/interval IoUs: 1e-9 would need 7.45 GiB)")
         if not 0 <= self.fixed_tau < 1:
             raise ParamsError(f"{key}.fixed_tau", self.fixed_tau, "a number in [0, 1)")
         for d in self.iou_thresholds:

@@ -29,6 +29,7 @@ per-image CSV: ``image_id, iou_v1, iou_d30, iou_d50, iou_d70`` (IoU at the split
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import logging
 import math
@@ -38,7 +39,7 @@ from pathlib import Path, PureWindowsPath
 import cv2
 import numpy as np
 
-from pipeline.atomic import write_json, write_text
+from pipeline.atomic import check_replaceable, write_json, write_text
 from pipeline.errors import CamlocError
 from pipeline.metrics.boxes import best_ious, normalize_map, taus
 from pipeline.metrics.iou import rescale_boxes
@@ -161,17 +162,18 @@ def check_boxes(rows: list[list]) -> tuple[np.ndarray, tuple[int, int]]:
     return boxes, (w, h)
 
 
-def _read_npy(path: Path) -> np.ndarray:
+def _read_npy(path: Path, digests: dict | None = None) -> np.ndarray:
     """The array in a .npy file, its header checked before any data is read: it must be 2-D, non-empty
     and numeric, and the file must hold all the bytes it claims (so a corrupt header claiming a huge
-    shape is reported instead of making np.load allocate it)."""
+    shape is reported instead of making np.load allocate it). With ``digests``, the file is read once as
+    bytes and ``digests[path.name]`` gets their SHA-256 (what a shard proves it scored)."""
     fmt = np.lib.format
     try:
         with open(path, "rb") as f:
             version = fmt.read_magic(f)
             # 3.0 differs from 2.0 only in a UTF-8 header (non-ASCII field names, refused below anyway)
             read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
-            shape, _, dtype = read_header(f)
+            shape, fortran, dtype = read_header(f)
             if len(shape) != 2 or min(shape) < 1 or not (np.issubdtype(dtype, np.floating)
                                                          or np.issubdtype(dtype, np.integer)):
                 raise BadInput(f"map {path} must be a non-empty 2-D numeric array, got {dtype} {shape}")
@@ -179,13 +181,21 @@ def _read_npy(path: Path) -> np.ndarray:
             if have < need:
                 raise BadInput(f"map {path} is truncated or corrupt: its header says {dtype} {shape} "
                                f"({need} bytes of data) but the file holds {have}")
+            if digests is None:
+                f.seek(0)
+                return np.load(f, allow_pickle=False)
+            offset = f.tell()
             f.seek(0)
-            return np.load(f, allow_pickle=False)
+            data = f.read()
+        digests[path.name] = hashlib.sha256(data).hexdigest()
+        flat = np.frombuffer(data, dtype=dtype, count=math.prod(shape), offset=offset)
+        return flat.reshape(shape, order="F" if fortran else "C")
     except (ValueError, OSError, EOFError, SyntaxError) as e:
         raise BadInput(f"map {path} is not a readable .npy ({e})") from e
 
 
-def load_map(path: Path, raw: bool, wh: tuple[int, int], size: int | None = None) -> np.ndarray:
+def load_map(path: Path, raw: bool, wh: tuple[int, int], size: int | None = None,
+             digests: dict | None = None) -> np.ndarray:
     """One evaluation-frame map (H, W) float64 in [0, 1], validated.
 
     ``raw``: post-processed to ``size × size``, else to the image's ``wh``. Not raw with ``size``: the map
@@ -193,7 +203,7 @@ def load_map(path: Path, raw: bool, wh: tuple[int, int], size: int | None = None
     """
     if not path.is_file():
         raise BadInput(f"map {path} is missing")
-    m = _read_npy(path)
+    m = _read_npy(path, digests)
     if m.ndim != 2 or min(m.shape) < 1 or not (np.issubdtype(m.dtype, np.floating)
                                                  or np.issubdtype(m.dtype, np.integer)):
         raise BadInput(f"map {path} must be a non-empty 2-D numeric array, got {m.dtype} {m.shape}")
@@ -211,11 +221,14 @@ def load_map(path: Path, raw: bool, wh: tuple[int, int], size: int | None = None
     return m
 
 
-def load_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
+def load_mask(path: Path, shape: tuple[int, int], digests: dict | None = None) -> np.ndarray:
     """(H, W) uint8 mask in {0, 1, 255}, nearest-neighbour resized to ``shape`` when needed."""
     if not path.is_file():
         raise BadInput(f"mask {path} is missing")
-    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    data = np.fromfile(path, np.uint8)
+    if digests is not None:
+        digests[path.name] = hashlib.sha256(data).hexdigest()
+    mask = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if mask is None or mask.ndim != 2 or mask.dtype != np.uint8:
         raise BadInput(f"mask {path} must be a single-channel 8-bit PNG")
     bad = np.setdiff1d(np.unique(mask), [0, 1, IGNORE])
@@ -226,12 +239,13 @@ def load_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
     return mask
 
 
-def _score_one(image_id, rows, maps_dir, masks_dir, raw, size, grid, tolerance=DEFAULT_TOLERANCE):
-    """(ious (2, T), [pointing hit, energy share] (2,), map, mask or None) for one image; raises BadInput."""
+def _score_one(image_id, rows, maps_dir, masks_dir, raw, size, grid, tolerance=DEFAULT_TOLERANCE, digests=None):
+    """(ious (2, T), [pointing hit, energy share] (2,), map, mask or None) for one image; raises BadInput.
+    ``digests``: a dict that gets the SHA-256 of the map and mask files read (by file name)."""
     boxes, wh = check_boxes(rows)
-    smap = load_map(maps_dir / f"{image_id}.npy", raw, wh, size)
+    smap = load_map(maps_dir / f"{image_id}.npy", raw, wh, size, digests)
     gt = rescale_boxes(boxes, wh, (smap.shape[1], smap.shape[0]))
-    mask = load_mask(masks_dir / f"{image_id}.png", smap.shape) if masks_dir is not None else None
+    mask = load_mask(masks_dir / f"{image_id}.png", smap.shape, digests) if masks_dir is not None else None
     return best_ious(smap, gt, grid), pointing_scores(smap, gt, tolerance), smap, mask
 
 
@@ -277,29 +291,31 @@ def count_unscored(maps_dir: Path, table: dict) -> int:
     return len(unscored)
 
 
-def _score_chunk(job) -> tuple[list, np.ndarray | None]:
+def _score_chunk(job) -> tuple[list, np.ndarray | None, dict | None]:
     """Score a contiguous chunk of images: ([(image_id, ious (2, T) | None, pointing (2,) | None,
-    bad reason | None)], hist)."""
-    items, maps_dir, masks_dir, raw, size, grid, tolerance = job
+    bad reason | None)], hist, digests of the files read or None)."""
+    items, maps_dir, masks_dir, raw, size, grid, tolerance, digest = job
     pixels = PixelAccumulator(grid) if masks_dir is not None else None
-    results = []
+    results, digests = [], ({} if digest else None)
     for image_id, rows in items:
         try:
-            ious, points, smap, mask = _score_one(image_id, rows, maps_dir, masks_dir, raw, size, grid, tolerance)
+            ious, points, smap, mask = _score_one(image_id, rows, maps_dir, masks_dir, raw, size, grid, tolerance,
+                                                  digests)
         except BadInput as e:
             results.append((image_id, None, None, str(e)))
             continue
         results.append((image_id, ious, points, None))
         if pixels is not None:
             pixels.add(smap, mask)
-    return results, (pixels.hist if pixels is not None else None)
+    return results, (pixels.hist if pixels is not None else None), digests
 
 
-def _score_all(table: dict, maps_dir, masks_dir, raw, size, grid, workers: int, bar: Bar, tolerance: float):
+def _score_all(table: dict, maps_dir, masks_dir, raw, size, grid, workers: int, bar: Bar, tolerance: float,
+               digest: bool = False):
     """Yield chunk results in image_id order; with workers > 1 a fork pool scores chunks in parallel."""
     items = list(table.items())
     chunk = 32
-    jobs = [(items[i:i + chunk], maps_dir, masks_dir, raw, size, grid, tolerance)
+    jobs = [(items[i:i + chunk], maps_dir, masks_dir, raw, size, grid, tolerance, digest)
             for i in range(0, len(items), chunk)]
     pool = fork_pool(workers) if workers > 1 and len(jobs) >= 2 else None
     # ordered: the first bad image is the first reported
@@ -320,8 +336,11 @@ def check_size(size) -> None:
 
 
 def score(maps_dir, table: dict, masks_dir, grid: np.ndarray, raw: bool, skip_bad: bool, size: int | None,
-          workers: int | None, bar: Bar = no_bar, pointing_tolerance: float = DEFAULT_TOLERANCE) -> EvalState:
+          workers: int | None, bar: Bar = no_bar, pointing_tolerance: float = DEFAULT_TOLERANCE,
+          digests: dict | None = None) -> EvalState:
     """Score the images of ``table`` (image_id → CSV rows, any subset) into an ``EvalState``.
+
+    ``digests``: a dict that gets the SHA-256 of every map and mask file read, by file name (sharded runs).
 
     ``workers``: processes for the per-image loop (default: 2 when there are ≥ 64 images and 2 CPUs,
     else 1). Results do not depend on it: images are merged in image_id order, histograms are integers.
@@ -329,8 +348,10 @@ def score(maps_dir, table: dict, masks_dir, grid: np.ndarray, raw: bool, skip_ba
     if workers is None:
         workers = min(2, os.cpu_count() or 1) if len(table) >= 64 else 1
     state = EvalState.empty(grid, masks_dir is not None, pointing_tolerance)
-    for results, hist in _score_all(table, Path(maps_dir), masks_dir, raw, size, grid, workers, bar,
-                                    pointing_tolerance):
+    for results, hist, read in _score_all(table, Path(maps_dir), masks_dir, raw, size, grid, workers, bar,
+                                          pointing_tolerance, digests is not None):
+        if read is not None:
+            digests.update(read)
         for image_id, ious, points, reason in results:
             if reason is None:
                 state.add_image(image_id, ious, points)
@@ -371,6 +392,9 @@ def run(maps_dir, boxes_csv, masks=None, interval: float = 0.01, raw: bool = Fal
     ``workers``: see ``score``. Sharded runs: ``metrics.partial``.
     """
     maps_dir, masks_dir = Path(maps_dir), (Path(masks) if masks is not None else None)
+    for target in (out, per_image):  # refused before the scoring, not after it
+        if target is not None:
+            check_replaceable(target, "file")
     check_size(size)
     grid = taus(interval)
     if not (isinstance(pointing_tolerance, int | float) and np.isfinite(pointing_tolerance) and pointing_tolerance >= 0):
