@@ -165,6 +165,9 @@ class BackboneParams:
     image_size: int = 128
     pretrained: bool = False
     weights: str | None = None  # torchvision weights name (e.g. IMAGENET1K_V1) or a local file path
+    # a local `weights` file must fit the trunk exactly (only the head may differ); false: load what fits,
+    # and a WARNING counts the trunk tensors dropped (trained from scratch)
+    weights_strict: bool = field(default=True, metadata={"omit_default": True})
     output_stride: int | None = None  # 8/16/32: ResNet "large feature map" variants
     large_feature_map: bool | None = None  # the reference's *_wsol models: 28x28 instead of 14x14 maps at 224
     # random_resized_crop: a crop of random area/aspect resized to image_size (camloc's default);

@@ -26,6 +26,7 @@ from torch import nn
 from pipeline.errors import CamlocError
 from pipeline.catalog.backbones import BACKBONES
 from pipeline.models.reference import REFERENCE_TRUNKS
+from pipeline.models.weights_fit import fit_state, head_of, torch_error_line
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,7 @@ def build_backbone(
     ignored. Unknown names and options raise CamlocError listing the valid ones.
     """
     spec = BACKBONES.get(name)
+    strict = options.pop("weights_strict", True)  # a local weights file must fit (models.weights_fit)
     options = {k: v for k, v in options.items() if v is not None}
     bad = sorted(set(options) - set(spec.options))
     if bad:
@@ -156,14 +158,14 @@ def build_backbone(
     elif spec.scratch_base is not None and not (pretrained or weights):
         base = SCRATCH_BASES[spec.scratch_base]()
     else:
-        base = _torchvision_model(spec.arch, pretrained, weights)
+        base = _torchvision_model(spec.arch, pretrained, weights, strict)
     return GapNet(TRUNKS[spec.trunk](base, **options), spec.channels, num_classes)
 
 
-def _torchvision_model(arch: str, pretrained: bool, weights: str | None) -> nn.Module:
+def _torchvision_model(arch: str, pretrained: bool, weights: str | None, strict: bool = True) -> nn.Module:
     if weights and _looks_like_path(weights):
         model = torchvision.models.get_model(arch, weights=None)
-        _load_local(model, Path(weights))
+        _load_local(model, Path(weights), strict)
         return model
     if not (pretrained or weights):
         return torchvision.models.get_model(arch, weights=None)
@@ -212,26 +214,20 @@ def ensure_cached(url: str) -> Path:
     return path
 
 
-def _load_local(model: nn.Module, path: Path) -> None:
-    """Load a local torchvision-architecture state dict; the 1000-class head may mismatch (it is dropped)."""
+def _load_local(model: nn.Module, path: Path, strict: bool = True) -> None:
+    """Load a local torchvision-architecture state dict strictly (models.weights_fit): only the 1000-class
+    head may differ in shape (it is dropped); ``strict=False`` (``weights_strict: false``) drops what does
+    not fit with a WARNING instead of refusing."""
     if not path.is_file():
         raise CamlocError(f"weights file {path} does not exist; fix backbones.<name>.weights in params.yaml")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a corrupt or unsafe file
-        raise CamlocError(f"weights file {path} is not a loadable plain state dict ({e})") from None
+        raise CamlocError(f"weights file {path} is not a loadable plain state dict of tensors "
+                          f"({torch_error_line(e)}); pickled code is never run: fix backbones.<name>.weights") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise CamlocError(f"weights file {path} holds a {type(state).__name__}, not a state dict")
-    own = model.state_dict()
-    head = {k for k, v in state.items() if k in own and hasattr(v, "shape") and v.shape != own[k].shape}
-    result = model.load_state_dict({k: v for k, v in state.items() if k not in head}, strict=False)
-    missing = [k for k in result.missing_keys if k not in head]
-    if missing or result.unexpected_keys:
-        raise CamlocError(
-            f"weights file {path} does not fit {type(model).__name__}: missing {missing[:3]}, "
-            f"unexpected {list(result.unexpected_keys)[:3]}"
-        )
-    if head:
-        log.info("%s: skipped %d head tensors of another shape (%s)", path, len(head), sorted(head)[:2])
+    fitting = fit_state(model.state_dict(), state, head_of(model), f"weights file {path}", strict)
+    model.load_state_dict(fitting, strict=False)

@@ -199,7 +199,8 @@ def train_fsl(params: Params, paths: Paths, backbone_key: str, resume_from: str 
 
     def fresh() -> nn.Module:
         torch.manual_seed(params.seed)  # every run starts from the same weights
-        return build_backbone(arch, 1, pretrained=bp.pretrained, weights=bp.weights, **options).to(device)
+        return build_backbone(arch, 1, pretrained=bp.pretrained, weights=bp.weights,
+                              weights_strict=bp.weights_strict, **options).to(device)
 
     oof, oof_maps, snapshots = cross_validate(fresh, images, train_targets, eval_targets, fold_of, candidates,
                                               bp, params.seed, device, backbone_key)
