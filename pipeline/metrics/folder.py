@@ -208,8 +208,9 @@ def load_map(path: Path, raw: bool, wh: tuple[int, int], size: int | None = None
                                                  or np.issubdtype(m.dtype, np.integer)):
         raise BadInput(f"map {path} must be a non-empty 2-D numeric array, got {m.dtype} {m.shape}")
     m = m.astype(np.float64)
-    if not np.isfinite(m).all():
-        raise BadInput(f"map {path} has NaN or inf values")
+    if not np.isfinite(m).all():  # this path's rule: refused, with the count (docs/contracts.md)
+        bad = int((~np.isfinite(m)).sum())
+        raise BadInput(f"map {path} has NaN or inf values ({bad} of {m.size} pixels)")
     if raw:
         return normalize_map(m, (size, size) if size is not None else (wh[1], wh[0]))
     if size is not None and m.shape != (size, size):
