@@ -85,6 +85,8 @@ def _int(text: str, where: str, name: str, low: int = 0) -> int:
         raise CamlocError(f"{where}: {name} {text.strip()[:40]!r} is not an integer; fix that row") from None
     if value < low:
         raise CamlocError(f"{where}: {name} {value} is below {low}; fix that row")
+    if value > 10 ** 9:  # no image is a billion pixels wide (and int64 tables would overflow)
+        raise CamlocError(f"{where}: {name} {str(value)[:30]} is beyond any image (at most 1e9); fix that row")
     return value
 
 
