@@ -13,11 +13,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
-
-import sys
 
 import cv2
 import numpy as np

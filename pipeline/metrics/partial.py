@@ -18,9 +18,9 @@ import os
 import re
 from pathlib import Path
 
+from pipeline.atomic import check_replaceable
 from pipeline.distributed import World, shard
 from pipeline.errors import CamlocError
-from pipeline.atomic import check_replaceable
 from pipeline.metrics import partialfile as F
 from pipeline.metrics import state as S
 from pipeline.metrics.boxes import taus

@@ -120,7 +120,7 @@ def _run(params, paths: C.Paths, backbone: str, world: distributed.World) -> str
             tau_boxes.append(_tau_boxes(method, scores, splits.get(layout.scored_split.get(layout.loc_kind, "")),
                                          tau_grid))
             log.info("evaluate %s: %s scored", backbone, method)
-            flat.update(nonfinite_counts(meta, method, backbone))
+            flat.update(summary.nonfinite_counts(meta, method, backbone))
     if not world.is_root:
         return f"evaluate {backbone}: rank {world.rank}/{world.size} scored its shards"
 
@@ -302,19 +302,6 @@ def _box_ap(sm: SplitMaps, method: str, size: int, tau: float, kind: str = "head
     probs = [float(p[0]) for p in sm.index["top5_prob"]]
     ap = coco_box_ap(smaps, sm.boxes[kind], probs, tau)
     return {"box_ap": ap["ap"], "box_ap50": ap["ap50"]}
-
-
-def nonfinite_counts(meta: dict, method: str, backbone: str) -> dict[str, int]:
-    """The NaN/inf rule of this stage (docs/contracts.md): such a map is scored as all zeros (no box), the
-    reference's own rule; how many there were (cams@B counted them per file) goes to the metrics JSON as
-    ``<method>.nonfinite_maps`` and a WARNING. Absent when there are none, as in every clean run."""
-    n = sum(int(v) for k, v in (meta.get("nonfinite_maps") or {}).items() if k.split("/", 1)[-1].rsplit("_", 1)[0]
-            == method)
-    if not n:
-        return {}
-    log.warning("evaluate %s: %d %s maps hold NaN/inf values; scored as all-zero maps (no box), as the reference "
-                "does", backbone, n, method)
-    return {f"{method}.nonfinite_maps": n}
 
 
 def _classification(sm: SplitMaps | None) -> dict[str, float]:

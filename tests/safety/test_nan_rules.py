@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from pipeline import cli as camloc_cli
 from pipeline import contracts as C
-from pipeline.metrics import iou_matrix, taus
+from pipeline.metrics import taus
 from pipeline.metrics.pixels import PixelAccumulator
 from pipeline.stages import evaluate
 
@@ -37,11 +37,6 @@ def test_pixel_accumulator_refuses_nan_pixels_instead_of_leaving_them_out():
     acc = PixelAccumulator(taus(0.01))
     with pytest.raises(ValueError, match="25 NaN or infinite pixels"):
         acc.add(m, (m > 0.5).astype(np.uint8))
-
-
-def test_iou_matrix_with_x1_below_x0_raises_as_the_reference():
-    with pytest.raises(ValueError, match="x1 < x0"):
-        iou_matrix(np.array([[5, 0, 2, 4]]), np.array([[0, 0, 3, 3]]))
 
 
 def test_evaluate_stage_scores_nan_maps_as_zeros_and_counts_them_in_the_metrics_json(tmp_path, prepared_dir,
