@@ -224,21 +224,31 @@ NAMES = ["userdir", "userfile.json", "link.json", ".", "..", "userdir/..", "user
          "part.npz", "../outside.json"]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(cmd=st.sampled_from(["eval-out", "eval-per-image", "shard", "merge-out", "merge-per-image"]),
+TINY = {"backbones": {"b": {"arch": "tiny_gap_cnn", "image_size": 32}}, "prepare": {"cache_size": 32, "workers": 1},
+        "synthpets": {"num_classes": 2, "trainval_per_class": 6, "test_per_class": 2, "min_size": 40,
+                      "max_size": 48, "workers": 1}, "split": {"val_per_class": 1, "test_per_class": 2}}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cmd=st.sampled_from(["eval-out", "eval-per-image", "shard", "merge-out", "merge-per-image", "download",
+                            "prepare"]),
        target=st.sampled_from(NAMES))
-def test_random_output_paths_refuse_or_write_only_their_own_output(tmp_path_factory, cmd, target):
+def test_random_output_paths_refuse_or_write_only_their_own_output(tmp_path_factory, synthpets_raw, cmd, target):
     top = tmp_path_factory.mktemp("prop")
     root = top / "work"
     maps_tree(root)
     assert invoke(["evaluate-maps", *common(root), "--shard", "0/1", "--out", "part.npz"], root).exit_code == 0
     user_stuff(root)
+    (top / "params.yaml").write_text(yaml.safe_dump(TINY))
     before = listing(top)
+    params = ["--params", top / "params.yaml"]
     args = {"eval-out": ["evaluate-maps", *common(root), "--out", target],
             "eval-per-image": ["evaluate-maps", *common(root), "--per-image", target],
             "shard": ["evaluate-maps", *common(root), "--shard", "0/1", "--out", target],
             "merge-out": ["merge-eval", "part.npz", "--out", target],
-            "merge-per-image": ["merge-eval", "part.npz", "--per-image", target]}[cmd]
+            "merge-per-image": ["merge-eval", "part.npz", "--per-image", target],
+            "download": ["download", *params, "--out", target],
+            "prepare": ["prepare", *params, "--raw", synthpets_raw, "--out", target]}[cmd]
     r = invoke(args, root)
     after = listing(top)
     if r.exit_code == 2:
@@ -248,5 +258,7 @@ def test_random_output_paths_refuse_or_write_only_their_own_output(tmp_path_fact
     own = os.path.normpath(os.path.join("work", target))
     marker = os.path.join(os.path.dirname(own), ".camloc-own." + os.path.basename(own))
     changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
-    assert changed <= {own, marker} | {str(p) for p in Path(own).parents}, changed  # and new parent folders
+    parents = {str(p) for p in Path(own).parents}  # new parent folders
+    outside = {k for k in changed - {own, marker} - parents if not k.startswith(own + os.sep)}
+    assert not outside, outside  # a folder output changes only what lies inside it
     assert before.get(own) is None or (top / os.path.dirname(own) / Path(marker).name).exists()
