@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipeline.atomic import bad_name, child
 from pipeline.catalog.metrics import json_names
 from pipeline.errors import CamlocError
 
@@ -138,26 +139,33 @@ class Paths:
     faithfulness: Path = Path("reports/faithfulness")  # <B>.json, the DVC metrics of faithfulness@B
     faithfulness_data: Path = Path("data/faithfulness")  # <B>/ per-image scores and mean curves
 
+    # Every path below is checked to stay inside its folder (atomic.child): a backbone key is one name.
     def model_dir(self, backbone: str) -> Path:
-        return self.models / backbone
+        return child(self.models, backbone, "backbone key")
 
     def cams_dir(self, backbone: str) -> Path:
-        return self.cams / backbone
+        return child(self.cams, backbone, "backbone key")
 
     def eval_dir(self, backbone: str) -> Path:
-        return self.eval / backbone
+        return child(self.eval, backbone, "backbone key")
 
     def metrics_file(self, backbone: str) -> Path:
-        return self.metrics / f"{backbone}.json"
+        return child(self.metrics, f"{_key(backbone)}.json", "backbone key")
 
     def curves_file(self, backbone: str) -> Path:
-        return self.curves / f"{backbone}.csv"
+        return child(self.curves, f"{_key(backbone)}.csv", "backbone key")
 
     def faithfulness_file(self, backbone: str) -> Path:
-        return self.faithfulness / f"{backbone}.json"
+        return child(self.faithfulness, f"{_key(backbone)}.json", "backbone key")
 
     def faithfulness_dir(self, backbone: str) -> Path:
-        return self.faithfulness_data / backbone
+        return child(self.faithfulness_data, backbone, "backbone key")
+
+
+def _key(backbone: str) -> str:
+    if (why := bad_name(backbone)) is not None:
+        raise CamlocError(f"backbone key {backbone!r} cannot name a file: use {why}")
+    return backbone
 
 
 def downloads_dir(raw: str | Path) -> Path:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.atomic import bad_name
 from pipeline.catalog.wsol import DEFAULT_METHOD
 from pipeline.contracts import SPLITS
 from pipeline.errors import CamlocError, ParamsError
@@ -167,6 +168,9 @@ class BackboneParams:
     image_size: int = 128
     pretrained: bool = False
     weights: str | None = None  # torchvision weights name (e.g. IMAGENET1K_V1) or a local file path
+    # a local `weights` file must fit the trunk exactly (only the head may differ); false: load what fits,
+    # and a WARNING counts the trunk tensors dropped (trained from scratch)
+    weights_strict: bool = field(default=True, metadata={"omit_default": True})
     output_stride: int | None = None  # 8/16/32: ResNet "large feature map" variants
     large_feature_map: bool | None = None  # the reference's *_wsol models: 28x28 instead of 14x14 maps at 224
     # random_resized_crop: a crop of random area/aspect resized to image_size (camloc's default);
@@ -224,6 +228,9 @@ class CamsParams:
     def validate(self, key: str) -> None:
         if not self.methods:
             raise ParamsError(f"{key}.methods", list(self.methods), "a non-empty list of map methods")
+        for m in self.methods:  # a method name becomes a file name (<method>_<kind>.npy)
+            if (why := bad_name(m)) is not None:
+                raise ParamsError(f"{key}.methods", m, why)
         _choice(f"{key}.dtype", self.dtype, ("float16", "float32"))
         _positive(f"{key}.batch_size", self.batch_size)
         _positive(f"{key}.scorecam_chunk", self.scorecam_chunk)
@@ -246,8 +253,9 @@ class EvaluateParams:
     pointing_tolerance: float = 15.0  # pointing game: a hit within this many pixels of the S×S frame
 
     def validate(self, key: str) -> None:
-        if not 0 < self.interval < 1:
-            raise ParamsError(f"{key}.interval", self.interval, "a number in (0, 1), e.g. 0.01 or 0.001")
+        if not 1e-4 <= self.interval < 1:  # metrics.boxes.MIN_INTERVAL: finer grids grow memory without bound
+            raise ParamsError(f"{key}.interval", self.interval, "a number in [0.0001, 1), e.g. 0.01 or 0.001 "
+                              "(each image keeps 1/interval IoUs: 1e-9 would need 7.45 GiB)")
         if not 0 <= self.fixed_tau < 1:
             raise ParamsError(f"{key}.fixed_tau", self.fixed_tau, "a number in [0, 1)")
         for d in self.iou_thresholds:
@@ -309,6 +317,9 @@ class Params:
     def validate(self, key: str) -> None:
         if not self.backbones:
             raise ParamsError("backbones", {}, "at least one backbone entry")
+        for name in self.backbones:  # a key becomes folder and file names under data/ and reports/
+            if (why := bad_name(name)) is not None:
+                raise ParamsError(f"backbones.{name}", name, f"a key of {why}")
 
     def backbone(self, name: str) -> BackboneParams:
         if name not in self.backbones:

@@ -83,7 +83,10 @@ def to_dict(obj) -> dict:
     if hasattr(obj, "as_flat"):
         return obj.as_flat()
     if dataclasses.is_dataclass(obj):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        # a field marked omit_default (added after outputs were published) is saved only when set, so
+        # the meta.json of a run that does not use it keeps its bytes
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if not (f.metadata.get("omit_default") and getattr(obj, f.name) == f.default)}
     if isinstance(obj, dict):
         return {k: to_dict(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):

@@ -57,8 +57,8 @@ def _number(text: str, where: str) -> float:
         value = float(text)
     except ValueError:
         raise CamlocError(f"{where}: {text!r} is not a number; the CUB files are damaged") from None
-    if not np.isfinite(value) or value < 0:
-        raise CamlocError(f"{where}: {text!r} is out of range; the CUB files are damaged")
+    if not np.isfinite(value) or value < 0 or value > 1e9:  # no image is a billion pixels wide
+        raise CamlocError(f"{where}: {text!r} is out of range (0 to 1e9); the CUB files are damaged")
     return value
 
 

@@ -44,6 +44,13 @@ def checked_members(archive: Path) -> list[tarfile.TarInfo]:
         if why:
             raise CamlocError(f"{archive}: member {m.name!r} {why}; nothing was extracted. This is not "
                               "the official archive: delete it and download it again")
+    files = {str(PurePosixPath(m.name.replace("\\", "/"))): m.name for m in members if m.isfile()}
+    folders = {str(p) for m in members for p in PurePosixPath(m.name.replace("\\", "/")).parents} | {
+        str(PurePosixPath(m.name.replace("\\", "/"))) for m in members if m.isdir()}
+    both = sorted(set(files) & folders)
+    if both:
+        raise CamlocError(f"{archive}: {files[both[0]]!r} is both a file and a folder in the archive; nothing "
+                          "was extracted. This is not the official archive: delete it and download it again")
     return members
 
 
@@ -53,8 +60,12 @@ def safe_extract(archive: Path, dest: Path) -> int:
     need = sum(m.size for m in members)
     dest.mkdir(parents=True, exist_ok=True)
     require_free(dest, need, f"to extract {archive.name}")
-    with tarfile.open(archive, "r:*") as tf:
-        tf.extractall(dest, members=members, filter="data")
+    try:
+        with tarfile.open(archive, "r:*") as tf:
+            tf.extractall(dest, members=members, filter="data")
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise CamlocError(f"{archive}: extraction failed ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+                          "delete it and download it again") from None
     return sum(m.isfile() for m in members)
 
 

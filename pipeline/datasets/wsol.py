@@ -66,7 +66,7 @@ class WsolIndex:
 def _rows(path: Path, n_fields: tuple[int, ...], what: str):
     """(file:line, fields) of each non-blank line, split on commas; a wrong field count is an error."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # a UTF-8 BOM is not part of the first id
     except UnicodeDecodeError:
         raise CamlocError(f"{path} is not UTF-8 text; it is not a metadata file of the reference layout") from None
     for i, line in enumerate(lines):
@@ -85,17 +85,31 @@ def _int(text: str, where: str, name: str, low: int = 0) -> int:
         raise CamlocError(f"{where}: {name} {text.strip()[:40]!r} is not an integer; fix that row") from None
     if value < low:
         raise CamlocError(f"{where}: {name} {value} is below {low}; fix that row")
+    if value > 10 ** 9:  # no image is a billion pixels wide (and int64 tables would overflow)
+        raise CamlocError(f"{where}: {name} {str(value)[:30]} is beyond any image (at most 1e9); fix that row")
     return value
 
 
 def check_relative(rel: str, where: str) -> str:
-    """An id or mask path must stay inside its root: relative, without `..`."""
+    """An id or mask path must stay inside its root: relative, without `..`. Returned normalised (no
+    `./`, no `//`), so that two spellings of one file are one id."""
     rel = rel.strip()
     parts = PurePosixPath(rel.replace("\\", "/")).parts
     if not rel or rel.startswith(("/", "\\")) or (len(rel) > 1 and rel[1] == ":") or ".." in parts:
         raise CamlocError(f"{where}: {rel!r} is not a path relative to the images root (no leading '/', "
                           "no '..'); fix that row")
-    return rel
+    return str(PurePosixPath(rel)) if "\\" not in rel else rel
+
+
+def inside(root: Path, rel: str, where: str) -> Path:
+    """``root / rel``, refused when it resolves outside ``root`` (a symlink inside the root pointing
+    elsewhere on the machine)."""
+    path = Path(root) / rel
+    real, top = path.resolve(), Path(root).resolve()
+    if real != top and top not in real.parents:
+        raise CamlocError(f"{where}: {path} is a link to {real}, outside {top}; the reference layout reads "
+                          "only files inside its root: replace the link by the file")
+    return path
 
 
 def read_split(folder: Path, name: str) -> WsolSplit:
@@ -114,25 +128,39 @@ def read_split(folder: Path, name: str) -> WsolSplit:
         split.where[rel] = where
     if not split.ids:
         raise CamlocError(f"{ids_file} lists no image")
+    seen: dict[str, str] = {}
     for where, (rel, label) in _rows(folder / "class_labels.txt", (2,), "'<image id>,<integer label>'"):
-        _known(split, rel, where, ids_file)
+        rel = _known(split, rel, where, ids_file)
+        _once(seen, rel, where, "a label")
         split.labels[rel] = _int(label, where, "label")
     unlabelled = [i for i in split.ids if i not in split.labels]
     if unlabelled:
         raise CamlocError(f"{folder / 'class_labels.txt'} has no label for {len(unlabelled)} images of "
                           f"{ids_file} (first: {unlabelled[0]} at {split.where[unlabelled[0]]})")
     if (folder / "image_sizes.txt").is_file():
+        seen = {}
         for where, (rel, w, h) in _rows(folder / "image_sizes.txt", (3,), "'<image id>,<width>,<height>'"):
-            _known(split, rel, where, ids_file)
+            rel = _known(split, rel, where, ids_file)
+            _once(seen, rel, where, "a size")
             split.sizes[rel] = (_int(w, where, "width", 1), _int(h, where, "height", 1), where)
     if name != "train" and (folder / "localization.txt").is_file():
         _read_localization(folder / "localization.txt", split, ids_file)
     return split
 
 
-def _known(split: WsolSplit, rel: str, where: str, ids_file: Path) -> None:
+def _known(split: WsolSplit, rel: str, where: str, ids_file: Path) -> str:
+    """The normalised id of a row, refused when image_ids.txt does not list it."""
+    rel = check_relative(rel, where)
     if rel not in split.where:
         raise CamlocError(f"{where}: {rel} is not listed in {ids_file}; add it there or remove this row")
+    return rel
+
+
+def _once(seen: dict[str, str], rel: str, where: str, what: str) -> None:
+    """A duplicate row (an id given ``what`` twice, equal or not) is refused naming both lines."""
+    if rel in seen:
+        raise CamlocError(f"{where}: {rel} is given {what} twice (first at {seen[rel]}); keep one row")
+    seen[rel] = where
 
 
 def _read_localization(path: Path, split: WsolSplit, ids_file: Path) -> None:
@@ -144,8 +172,7 @@ def _read_localization(path: Path, split: WsolSplit, ids_file: Path) -> None:
             raise CamlocError(f"{where}: a {this} row in a file of {kind} rows; one localization.txt holds "
                               "either boxes or masks")
         kind = this
-        rel = fields[0]
-        _known(split, rel, where, ids_file)
+        rel = _known(split, fields[0], where, ids_file)
         if this == "boxes":
             x0, y0, x1, y1 = (_int(v, where, n) for v, n in zip(fields[1:], ("x0", "y0", "x1", "y1"), strict=True))
             if x1 < x0 or y1 < y0:

@@ -41,10 +41,16 @@ MODES = ("largest", "all")
 __all__ = ["MODES", "best_iou_per_tau", "best_ious", "boxes_at_taus", "normalize_map", "taus", "to_uint8"]
 
 
+MIN_INTERVAL = 1e-4  # the finest τ step: 10,000 thresholds
+
+
 def taus(interval: float) -> np.ndarray:
     """The τ grid of PROTOCOL §3: ``np.arange(0, 1, interval)`` (1.0 is never a threshold)."""
     if not (0.0 < float(interval) < 1.0) or not np.isfinite(interval):
         raise CamlocError(f"interval = {interval!r} is invalid: use a step in (0, 1), e.g. 0.01 or 0.001")
+    if float(interval) < MIN_INTERVAL:  # every image keeps (2, 1/interval) IoUs and every map 1/interval boxes
+        raise CamlocError(f"interval = {interval!r} is below the limit {MIN_INTERVAL:g}: a finer τ grid makes "
+                          f"{1 / float(interval):.3g} thresholds per image (memory grows with it); use 0.001 or more")
     return np.arange(0, 1, interval)
 
 

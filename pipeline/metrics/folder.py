@@ -35,14 +35,14 @@ import math
 import os
 from pathlib import Path, PureWindowsPath
 
-import cv2
 import numpy as np
 
-from pipeline.atomic import write_json, write_text
+from pipeline.atomic import check_replaceable, write_json, write_text
 from pipeline.errors import CamlocError
-from pipeline.metrics.boxes import best_ious, normalize_map, taus
+from pipeline.metrics.boxes import best_ious, taus
 from pipeline.metrics.iou import rescale_boxes
-from pipeline.metrics.pixels import IGNORE, PixelAccumulator
+from pipeline.metrics.mapfiles import BadInput, load_map, load_mask
+from pipeline.metrics.pixels import PixelAccumulator
 from pipeline.metrics.pointing import DEFAULT_TOLERANCE, pointing_scores
 from pipeline.metrics.state import EvalState
 from pipeline.parallel import fork_pool
@@ -53,10 +53,6 @@ COLUMNS = ["image_id", "x0", "y0", "x1", "y1", "width", "height"]
 # Cells read as missing (NaN), as pandas' read_csv did before this module dropped pandas.
 _NA_CELLS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
                        "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
-
-
-class BadInput(Exception):
-    """One image's input is unusable; the message says why (the caller names the image)."""
 
 
 def _cell(text: str):
@@ -161,77 +157,13 @@ def check_boxes(rows: list[list]) -> tuple[np.ndarray, tuple[int, int]]:
     return boxes, (w, h)
 
 
-def _read_npy(path: Path) -> np.ndarray:
-    """The array in a .npy file, its header checked before any data is read: it must be 2-D, non-empty
-    and numeric, and the file must hold all the bytes it claims (so a corrupt header claiming a huge
-    shape is reported instead of making np.load allocate it)."""
-    fmt = np.lib.format
-    try:
-        with open(path, "rb") as f:
-            version = fmt.read_magic(f)
-            # 3.0 differs from 2.0 only in a UTF-8 header (non-ASCII field names, refused below anyway)
-            read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
-            shape, _, dtype = read_header(f)
-            if len(shape) != 2 or min(shape) < 1 or not (np.issubdtype(dtype, np.floating)
-                                                         or np.issubdtype(dtype, np.integer)):
-                raise BadInput(f"map {path} must be a non-empty 2-D numeric array, got {dtype} {shape}")
-            need, have = math.prod(shape) * dtype.itemsize, os.fstat(f.fileno()).st_size - f.tell()
-            if have < need:
-                raise BadInput(f"map {path} is truncated or corrupt: its header says {dtype} {shape} "
-                               f"({need} bytes of data) but the file holds {have}")
-            f.seek(0)
-            return np.load(f, allow_pickle=False)
-    except (ValueError, OSError, EOFError, SyntaxError) as e:
-        raise BadInput(f"map {path} is not a readable .npy ({e})") from e
-
-
-def load_map(path: Path, raw: bool, wh: tuple[int, int], size: int | None = None) -> np.ndarray:
-    """One evaluation-frame map (H, W) float64 in [0, 1], validated.
-
-    ``raw``: post-processed to ``size × size``, else to the image's ``wh``. Not raw with ``size``: the map
-    must already be ``size × size``.
-    """
-    if not path.is_file():
-        raise BadInput(f"map {path} is missing")
-    m = _read_npy(path)
-    if m.ndim != 2 or min(m.shape) < 1 or not (np.issubdtype(m.dtype, np.floating)
-                                                 or np.issubdtype(m.dtype, np.integer)):
-        raise BadInput(f"map {path} must be a non-empty 2-D numeric array, got {m.dtype} {m.shape}")
-    m = m.astype(np.float64)
-    if not np.isfinite(m).all():
-        raise BadInput(f"map {path} has NaN or inf values")
-    if raw:
-        return normalize_map(m, (size, size) if size is not None else (wh[1], wh[0]))
-    if size is not None and m.shape != (size, size):
-        raise BadInput(f"map {path} is {m.shape[0]}x{m.shape[1]} (height x width), not the --size "
-                       f"{size}x{size} frame; pass --raw to upsample raw maps to it, or drop --size")
-    if m.min() < 0 or m.max() > 1:
-        raise BadInput(f"map {path} has values in [{m.min():.4g}, {m.max():.4g}], outside [0, 1]; "
-                       "normalise it or pass --raw")
-    return m
-
-
-def load_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
-    """(H, W) uint8 mask in {0, 1, 255}, nearest-neighbour resized to ``shape`` when needed."""
-    if not path.is_file():
-        raise BadInput(f"mask {path} is missing")
-    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if mask is None or mask.ndim != 2 or mask.dtype != np.uint8:
-        raise BadInput(f"mask {path} must be a single-channel 8-bit PNG")
-    bad = np.setdiff1d(np.unique(mask), [0, 1, IGNORE])
-    if bad.size:
-        raise BadInput(f"mask {path} has values {bad.tolist()[:5]}; use 0 background, 1 foreground, 255 ignore")
-    if mask.shape != shape:
-        mask = cv2.resize(mask, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
-    return mask
-
-
-def _score_one(image_id, rows, maps_dir, masks_dir, raw, size, grid, tolerance=DEFAULT_TOLERANCE):
-    """(ious (2, T), [pointing hit, energy share] (2,), map, mask or None) for one image; raises BadInput."""
+def _score_one(image_id, rows, maps_dir, masks_dir, raw, size, grid, tolerance=DEFAULT_TOLERANCE, digests=None):
+    """(ious (2, T), [pointing hit, energy share] (2,), map, mask or None) for one image; raises BadInput.
+    ``digests``: a dict that gets the SHA-256 of the map and mask files read (by file name)."""
     boxes, wh = check_boxes(rows)
-    smap = load_map(maps_dir / f"{image_id}.npy", raw, wh, size)
+    smap = load_map(maps_dir / f"{image_id}.npy", raw, wh, size, digests)
     gt = rescale_boxes(boxes, wh, (smap.shape[1], smap.shape[0]))
-    mask = load_mask(masks_dir / f"{image_id}.png", smap.shape) if masks_dir is not None else None
+    mask = load_mask(masks_dir / f"{image_id}.png", smap.shape, digests) if masks_dir is not None else None
     return best_ious(smap, gt, grid), pointing_scores(smap, gt, tolerance), smap, mask
 
 
@@ -277,29 +209,31 @@ def count_unscored(maps_dir: Path, table: dict) -> int:
     return len(unscored)
 
 
-def _score_chunk(job) -> tuple[list, np.ndarray | None]:
+def _score_chunk(job) -> tuple[list, np.ndarray | None, dict | None]:
     """Score a contiguous chunk of images: ([(image_id, ious (2, T) | None, pointing (2,) | None,
-    bad reason | None)], hist)."""
-    items, maps_dir, masks_dir, raw, size, grid, tolerance = job
+    bad reason | None)], hist, digests of the files read or None)."""
+    items, maps_dir, masks_dir, raw, size, grid, tolerance, digest = job
     pixels = PixelAccumulator(grid) if masks_dir is not None else None
-    results = []
+    results, digests = [], ({} if digest else None)
     for image_id, rows in items:
         try:
-            ious, points, smap, mask = _score_one(image_id, rows, maps_dir, masks_dir, raw, size, grid, tolerance)
+            ious, points, smap, mask = _score_one(image_id, rows, maps_dir, masks_dir, raw, size, grid, tolerance,
+                                                  digests)
         except BadInput as e:
             results.append((image_id, None, None, str(e)))
             continue
         results.append((image_id, ious, points, None))
         if pixels is not None:
             pixels.add(smap, mask)
-    return results, (pixels.hist if pixels is not None else None)
+    return results, (pixels.hist if pixels is not None else None), digests
 
 
-def _score_all(table: dict, maps_dir, masks_dir, raw, size, grid, workers: int, bar: Bar, tolerance: float):
+def _score_all(table: dict, maps_dir, masks_dir, raw, size, grid, workers: int, bar: Bar, tolerance: float,
+               digest: bool = False):
     """Yield chunk results in image_id order; with workers > 1 a fork pool scores chunks in parallel."""
     items = list(table.items())
     chunk = 32
-    jobs = [(items[i:i + chunk], maps_dir, masks_dir, raw, size, grid, tolerance)
+    jobs = [(items[i:i + chunk], maps_dir, masks_dir, raw, size, grid, tolerance, digest)
             for i in range(0, len(items), chunk)]
     pool = fork_pool(workers) if workers > 1 and len(jobs) >= 2 else None
     # ordered: the first bad image is the first reported
@@ -320,8 +254,11 @@ def check_size(size) -> None:
 
 
 def score(maps_dir, table: dict, masks_dir, grid: np.ndarray, raw: bool, skip_bad: bool, size: int | None,
-          workers: int | None, bar: Bar = no_bar, pointing_tolerance: float = DEFAULT_TOLERANCE) -> EvalState:
+          workers: int | None, bar: Bar = no_bar, pointing_tolerance: float = DEFAULT_TOLERANCE,
+          digests: dict | None = None) -> EvalState:
     """Score the images of ``table`` (image_id → CSV rows, any subset) into an ``EvalState``.
+
+    ``digests``: a dict that gets the SHA-256 of every map and mask file read, by file name (sharded runs).
 
     ``workers``: processes for the per-image loop (default: 2 when there are ≥ 64 images and 2 CPUs,
     else 1). Results do not depend on it: images are merged in image_id order, histograms are integers.
@@ -329,8 +266,10 @@ def score(maps_dir, table: dict, masks_dir, grid: np.ndarray, raw: bool, skip_ba
     if workers is None:
         workers = min(2, os.cpu_count() or 1) if len(table) >= 64 else 1
     state = EvalState.empty(grid, masks_dir is not None, pointing_tolerance)
-    for results, hist in _score_all(table, Path(maps_dir), masks_dir, raw, size, grid, workers, bar,
-                                    pointing_tolerance):
+    for results, hist, read in _score_all(table, Path(maps_dir), masks_dir, raw, size, grid, workers, bar,
+                                          pointing_tolerance, digests is not None):
+        if read is not None:
+            digests.update(read)
         for image_id, ious, points, reason in results:
             if reason is None:
                 state.add_image(image_id, ious, points)
@@ -371,6 +310,9 @@ def run(maps_dir, boxes_csv, masks=None, interval: float = 0.01, raw: bool = Fal
     ``workers``: see ``score``. Sharded runs: ``metrics.partial``.
     """
     maps_dir, masks_dir = Path(maps_dir), (Path(masks) if masks is not None else None)
+    for target in (out, per_image):  # refused before the scoring, not after it
+        if target is not None:
+            check_replaceable(target, "file")
     check_size(size)
     grid = taus(interval)
     if not (isinstance(pointing_tolerance, int | float) and np.isfinite(pointing_tolerance) and pointing_tolerance >= 0):

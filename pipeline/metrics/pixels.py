@@ -42,6 +42,9 @@ class PixelAccumulator:
         m = np.asarray(mask).ravel()
         if s.shape != m.shape:
             raise ValueError(f"map {np.shape(smap)} and mask {np.shape(mask)} differ in shape")
+        if not np.isfinite(s).all():  # never left out silently: normalise the map first (normalize_map)
+            raise ValueError(f"map {np.shape(smap)} holds {int((~np.isfinite(s)).sum())} NaN or infinite pixels; "
+                             "PxAP counts every pixel: normalise the map (metrics.normalize_map) first")
         keep = m != IGNORE
         k = self._bins(s[keep])
         label = m[keep].astype(np.int64)

@@ -4,24 +4,20 @@ workers, ranks and separate jobs (``camloc evaluate-maps --shard K/N`` + ``camlo
 Every metric of the evaluate-maps JSON is computed from a merged ``EvalState`` only, so the JSON is
 byte-identical however the images were split: counts are integers (sums do not depend on order),
 per-image rows and skipped images are kept sorted by image_id, and ``merge`` is associative and
-commutative. The partial-state file format (``save`` / ``load``) is documented in docs/contracts.md.
+commutative. Its partial-state file (``metrics.partial``) is documented in docs/contracts.md.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from pipeline.atomic import atomic_path
 from pipeline.errors import CamlocError
 from pipeline.metrics.boxacc import DELTAS
 from pipeline.metrics.pixels import PixelAccumulator
 from pipeline.metrics.pointing import DEFAULT_TOLERANCE, mean_percent
 
-FORMAT, VERSION = "camloc-eval-partial", 2  # v2: per-image pointing rows
 MODES = ("largest", "all")  # row 0 / row 1 of every (2, ...) array, as in metrics.best_ious
 
 
@@ -103,83 +99,3 @@ class EvalState:
         acc = PixelAccumulator(self.tau_grid)
         acc.hist = self.pixel_hist.copy()
         return acc
-
-
-# --------------------------------------------------------------------------------------------------
-# Partial-state files (docs/contracts.md, "evaluate-maps partial state")
-
-
-def save(path: Path, state: EvalState, header: dict) -> None:
-    """Write ``state`` and its ``header`` (shard, world, fingerprint) as one .npz, atomically."""
-    t = len(state.tau_grid)
-    arrays = {
-        "header": np.array(json.dumps({"format": FORMAT, "version": VERSION, **header}, sort_keys=True)),
-        "tau_grid": state.tau_grid,
-        "hits": state.hits,
-        "ids": np.array(state.ids, dtype=str),
-        "ious": np.stack(state.ious) if state.ious else np.zeros((0, 2, t)),
-        "points": np.stack(state.points) if state.points else np.zeros((0, 2)),
-        "pointing_tolerance": np.array(state.pointing_tolerance, np.float64),
-        "skipped_ids": np.array([s["image_id"] for s in state.skipped], dtype=str),
-        "skipped_reasons": np.array([s["reason"] for s in state.skipped], dtype=str),
-        "n_unscored": np.array(state.n_unscored, np.int64),
-    }
-    if state.pixel_hist is not None:
-        arrays["pixel_hist"] = state.pixel_hist
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-
-
-def load(path: Path) -> tuple[EvalState, dict]:
-    """(state, header) of a partial-state file; a clear CamlocError when it is not one."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            header = json.loads(str(z["header"][()]))
-            if header.get("format") != FORMAT or header.get("version") != VERSION:
-                raise CamlocError(f"{path}: not a {FORMAT} v{VERSION} file (got {header.get('format')!r} "
-                                  f"v{header.get('version')!r}); write it with `camloc evaluate-maps --shard K/N`")
-            ious = z["ious"]
-            state = EvalState(z["tau_grid"], z["hits"], z["ids"].tolist(), list(ious), list(z["points"]),
-                              float(z["pointing_tolerance"]), z["pixel_hist"] if "pixel_hist" in z.files else None,
-                              [{"image_id": i, "reason": r} for i, r in
-                               zip(z["skipped_ids"].tolist(), z["skipped_reasons"].tolist(), strict=True)],
-                              int(z["n_unscored"]))
-    except CamlocError:
-        raise
-    except Exception as e:  # OSError, a corrupt zip (BadZipFile), a missing array, a bad JSON header
-        raise CamlocError(f"{path}: cannot read the partial state ({type(e).__name__}: {e}); re-run its "
-                          "`camloc evaluate-maps --shard K/N`") from e
-    return state, header
-
-
-def merge_partials(paths: list[Path]) -> tuple[EvalState, dict]:
-    """(merged state, shard 0's header) of one sharded run; refuses mixed runs, missing and duplicate shards."""
-    if not paths:
-        raise CamlocError("no partial-state file given; pass every PARTIAL written by `evaluate-maps --shard K/N`")
-    loaded = [(Path(p), *load(Path(p))) for p in paths]
-    first_path, _, first = loaded[0]
-    for p, _, h in loaded[1:]:
-        if h["world"] != first["world"]:
-            raise CamlocError(f"{p} is shard {h['shard']}/{h['world']} but {first_path} is shard "
-                              f"{first['shard']}/{first['world']}: partials of different world sizes cannot be "
-                              "merged; re-run every shard with the same N")
-        if h["fingerprint"] != first["fingerprint"]:
-            diff = sorted(k for k in set(h["fingerprint"]) | set(first["fingerprint"])
-                          if h["fingerprint"].get(k) != first["fingerprint"].get(k))
-            raise CamlocError(f"{p} and {first_path} come from different inputs or params (they differ in "
-                              f"{', '.join(diff)}); merge only the shards of one run")
-    by_shard: dict[int, Path] = {}
-    for p, _, h in loaded:
-        if h["shard"] in by_shard:
-            raise CamlocError(f"shard {h['shard']}/{h['world']} is given twice ({by_shard[h['shard']]} and {p}); "
-                              "pass each shard once")
-        by_shard[h["shard"]] = p
-    missing = sorted(set(range(first["world"])) - set(by_shard))
-    if missing:
-        raise CamlocError(f"shard(s) {missing} of {first['world']} are missing (have {sorted(by_shard)}); run "
-                          f"`camloc evaluate-maps --shard K/{first['world']}` for them and pass every partial")
-    merged = loaded[0][1]
-    for _, state, _ in loaded[1:]:
-        merged = merged.merge(state)
-    return merged, next(h for _, _, h in loaded if h["shard"] == 0)

@@ -8,11 +8,14 @@ holdout split, applied unchanged).
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from pipeline.contracts import HOLDOUT, SCORED_SPLIT
 from pipeline.metrics.boxacc import box_acc_curve, loc_accuracy, max_box_acc, max_box_acc_v2
 
+log = logging.getLogger(__name__)
 V1_KINDS = ("head", "object")  # the kinds that also get MaxBoxAcc v1 (largest contour, δ = 0.5)
 
 
@@ -72,3 +75,16 @@ def chosen_taus(scores: dict, deltas: tuple[float, ...], tau_grid: np.ndarray) -
             taus["v1"] = float(tau_grid[max_box_acc(ious[:, 0], 0.5)[1]])
         out[flavour][kind] = taus
     return out
+
+
+def nonfinite_counts(meta: dict, method: str, backbone: str) -> dict[str, int]:
+    """The NaN/inf rule of this stage (docs/contracts.md): such a map is scored as all zeros (no box), the
+    reference's own rule; how many there were (cams@B counted them per file) goes to the metrics JSON as
+    ``<method>.nonfinite_maps`` and a WARNING. Absent when there are none, as in every clean run."""
+    n = sum(int(v) for k, v in (meta.get("nonfinite_maps") or {}).items() if k.split("/", 1)[-1].rsplit("_", 1)[0]
+            == method)
+    if not n:
+        return {}
+    log.warning("evaluate %s: %d %s maps hold NaN/inf values; scored as all-zero maps (no box), as the reference "
+                "does", backbone, n, method)
+    return {f"{method}.nonfinite_maps": n}

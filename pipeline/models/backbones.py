@@ -23,6 +23,7 @@ from pipeline.errors import CamlocError
 from pipeline.models.gap import GapNet, named_sequential
 from pipeline.models.reference import REFERENCE_TRUNKS
 from pipeline.models.weights import ensure_cached, looks_like_path, read_weights
+from pipeline.models.weights_fit import fit_state, head_of
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,7 @@ def build_backbone(
     models; None values are ignored. Unknown names and options raise CamlocError listing the valid ones.
     """
     spec = BACKBONES.get(name)
+    strict = options.pop("weights_strict", True)  # a local weights file must fit (models.weights_fit)
     options = {k: v for k, v in options.items() if v is not None}
     bad = sorted(set(options) - set(spec.options))
     if bad:
@@ -135,6 +137,8 @@ def build_backbone(
         )
     if num_classes < 1:
         raise CamlocError(f"num_classes must be >= 1, got {num_classes}")
+    if not strict:  # only builders that read local files know the flag; the default passes nothing
+        options["weights_strict"] = False
     model = BACKBONES.load(name)(spec, num_classes, pretrained=pretrained, weights=weights, **options)
     if not isinstance(model, GapNet):
         raise CamlocError(f"the builder {spec.impl} of backbone {name} returned a {type(model).__name__}, not a "
@@ -143,7 +147,7 @@ def build_backbone(
 
 
 def build_torchvision(spec: BackboneInfo, num_classes: int, pretrained: bool = False, weights: str | None = None,
-                      **options) -> GapNet:
+                      weights_strict: bool = True, **options) -> GapNet:
     """A torchvision trunk (or the tiny CNN) of `spec` → GapNet; the builder of most built-in cards."""
     if spec.arch is None:
         if pretrained or weights:
@@ -152,14 +156,14 @@ def build_torchvision(spec: BackboneInfo, num_classes: int, pretrained: bool = F
     elif spec.scratch_base is not None and not (pretrained or weights):
         base = SCRATCH_BASES[spec.scratch_base]()
     else:
-        base = _torchvision_model(spec.arch, pretrained, weights)
+        base = _torchvision_model(spec.arch, pretrained, weights, weights_strict)
     return GapNet(TRUNKS[spec.trunk](base, **options), spec.channels, num_classes)
 
 
-def _torchvision_model(arch: str, pretrained: bool, weights: str | None) -> nn.Module:
+def _torchvision_model(arch: str, pretrained: bool, weights: str | None, strict: bool = True) -> nn.Module:
     if weights and looks_like_path(weights):
         model = torchvision.models.get_model(arch, weights=None)
-        _load_local(model, Path(weights))
+        _load_local(model, Path(weights), strict)
         return model
     if not (pretrained or weights):
         return torchvision.models.get_model(arch, weights=None)
@@ -174,21 +178,14 @@ def _torchvision_model(arch: str, pretrained: bool, weights: str | None) -> nn.M
     return torchvision.models.get_model(arch, weights=w)
 
 
-def _load_local(model: nn.Module, path: Path) -> None:
-    """Load a local torchvision-architecture state dict; the 1000-class head may mismatch (it is dropped)."""
+def _load_local(model: nn.Module, path: Path, strict: bool = True) -> None:
+    """Load a local torchvision-architecture state dict strictly (models.weights_fit): only the 1000-class
+    head may differ in shape (it is dropped); ``strict=False`` (``weights_strict: false``) drops what does
+    not fit with a WARNING instead of refusing."""
     state = read_weights(path, "fix backbones.<name>.weights in params.yaml", "fix backbones.<name>.weights")
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise CamlocError(f"weights file {path} holds a {type(state).__name__}, not a state dict")
-    own = model.state_dict()
-    head = {k for k, v in state.items() if k in own and hasattr(v, "shape") and v.shape != own[k].shape}
-    result = model.load_state_dict({k: v for k, v in state.items() if k not in head}, strict=False)
-    missing = [k for k in result.missing_keys if k not in head]
-    if missing or result.unexpected_keys:
-        raise CamlocError(
-            f"weights file {path} does not fit {type(model).__name__}: missing {missing[:3]}, "
-            f"unexpected {list(result.unexpected_keys)[:3]}"
-        )
-    if head:
-        log.info("%s: skipped %d head tensors of another shape (%s)", path, len(head), sorted(head)[:2])
+    fitting = fit_state(model.state_dict(), state, head_of(model), f"weights file {path}", strict)
+    model.load_state_dict(fitting, strict=False)

@@ -75,7 +75,7 @@ def write_model_folder(out_dir: str | Path, model: nn.Module, meta: dict, histor
     metrics = {k: round(float(final[k]), 4) for k in ("val_acc", "val_loss", "train_acc", "train_loss")}
     metrics["epochs"] = int(final["epoch"])
     metrics |= extra_metrics or {}
-    with atomic_path(Path(out_dir)) as tmp:
+    with atomic_path(Path(out_dir), kind="dir") as tmp:
         save_model(tmp, model, meta)
         write_json(tmp / "metrics.json", metrics)
         buf = io.StringIO()

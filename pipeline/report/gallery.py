@@ -10,6 +10,7 @@ OpenCV (no metadata); the pages have no scripts and load nothing from the networ
 
 from __future__ import annotations
 
+import hashlib
 import html
 import logging
 import re
@@ -55,11 +56,19 @@ class Thumb:
 
     @property
     def relpath(self) -> str:
-        return f"{_safe(self.backbone)}/{_safe(self.method)}/{_safe(self.image_id)}.png"
+        return f"{_safe(self.backbone)}/{_safe(self.method)}/{unique_stem(self.image_id)}.png"
 
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def unique_stem(image_id: str) -> str:
+    """A file name stem for one image: readable (its flattened last part) plus a short hash of the full id,
+    so `test/a/b.jpg` and `test/a_b.jpg`, or `猫.jpg` and `犬.jpg`, never share a file."""
+    digest = hashlib.sha256(image_id.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    readable = _safe(image_id.rsplit("/", 1)[-1].rsplit(".", 1)[0])[:60].strip("._-") or "image"
+    return f"{readable}-{digest}"
 
 
 def render(image: np.ndarray, smap: np.ndarray, heads: np.ndarray, bodies: np.ndarray,

@@ -116,7 +116,7 @@ def _run(params, paths: Paths, backbone_key: str, world: distributed.World) -> s
                                     f"cams {backbone_key} {HOLDOUT} (out of fold)", bar, device)
 
     file_dtypes, nonfinite, rates, frames = {}, {}, [], []
-    with atomic_path(out_dir) as tmp:
+    with atomic_path(out_dir, kind="dir", owned=CAMS_OWNED) as tmp:
         for split, maps, preds, rate in _in_split_order(parts, splits, out_of_fold, out_of_fold_maps):
             rows = splits[split][0]
             rates.append(rate)
@@ -148,6 +148,8 @@ def _run(params, paths: Paths, backbone_key: str, world: distributed.World) -> s
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 FOLDER_KIND = "camloc-cams-folder"  # meta.json marker: an --out folder we may replace
+# what an earlier run of the same folder may hold that this one does not (other methods or splits)
+CAMS_OWNED = ("*.npy", "*index.parquet", "predictions.parquet", "meta.json")
 
 
 def list_images(images_dir: str | Path) -> tuple[list[Path], list[Path]]:
@@ -234,7 +236,7 @@ def run_folder(checkpoint_dir, images_dir, methods, out_dir, batch_size: int = 3
     device = next(model.parameters()).device
     names = meta.get("class_names") or [str(i) for i in range(int(meta["num_classes"]))]
     rows = []
-    with atomic_path(out_dir) as tmp, eval_mode(model), bar(total=len(paths), unit="img") as progress:
+    with atomic_path(out_dir, kind="dir", owned=CAMS_OWNED) as tmp, eval_mode(model), bar(total=len(paths), unit="img") as progress:
         for m in methods if len(methods) > 1 else []:
             (tmp / m).mkdir(parents=True)
         tmp.mkdir(exist_ok=True)

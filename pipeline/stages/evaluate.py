@@ -120,6 +120,7 @@ def _run(params, paths: C.Paths, backbone: str, world: distributed.World) -> str
             tau_boxes.append(_tau_boxes(method, scores, splits.get(layout.scored_split.get(layout.loc_kind, "")),
                                          tau_grid))
             log.info("evaluate %s: %s scored", backbone, method)
+            flat.update(summary.nonfinite_counts(meta, method, backbone))
     if not world.is_root:
         return f"evaluate {backbone}: rank {world.rank}/{world.size} scored its shards"
 
@@ -127,7 +128,7 @@ def _run(params, paths: C.Paths, backbone: str, world: distributed.World) -> str
                                            paths.metrics_file(backbone))
     for out in (eval_dir, curves_path, metrics_path):
         clean_own_tmp(out)
-    with atomic_path(eval_dir) as tmp:
+    with atomic_path(eval_dir, kind="dir", owned=("*.parquet", "chosen.json")) as tmp:  # pixels: optional
         tmp.mkdir(parents=True)
         write_parquet(tmp / "per_image.parquet", pd.concat(per_image, ignore_index=True))
         if pixels:

@@ -93,7 +93,7 @@ def run(params, paths: C.Paths, backbone: str) -> str:
     out_dir, metrics_path = paths.faithfulness_dir(backbone), paths.faithfulness_file(backbone)
     for out in (out_dir, metrics_path):
         clean_own_tmp(out)
-    with atomic_path(out_dir) as tmp:
+    with atomic_path(out_dir, kind="dir") as tmp:
         tmp.mkdir(parents=True)
         write_parquet(tmp / "per_image.parquet", table)
         write_parquet(tmp / "curves.parquet", _curves(curves, fp.steps))

@@ -9,6 +9,7 @@ reading a Pets tree is `datasets.index`, a reference-layout one (`cub`, `wsol`) 
 from __future__ import annotations
 
 import logging
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -43,8 +44,20 @@ def _decode_into(job: tuple[str, int, tuple]) -> Decoded:
     return d
 
 
+def check_cache_disk(n: int, size: int, folder: Path) -> None:
+    """Refuse, before the cache file exists, an image cache the disk cannot hold: the decode-order file and
+    the manifest-order images.npy (N × S × S × 3 bytes each) sit side by side until the first is dropped."""
+    need = 2 * n * size * size * 3
+    free = shutil.disk_usage(folder).free
+    if need > free:
+        raise CamlocError(f"prepare.cache_size = {size}: the image cache of {n} images needs {need / 1e9:.3g} GB "
+                          f"(twice {n} x {size} x {size} x 3 bytes while it is reordered) but {folder} has "
+                          f"{free / 1e9:.3g} GB free; lower prepare.cache_size (128 is the default) or free disk")
+
+
 def decode_all(tasks: list[tuple], workers: int, cache_file: Path, size: int) -> list[Decoded]:
     """Decode every task, writing cache rows in task order into a (N, S, S, 3) memmap at cache_file."""
+    check_cache_disk(len(tasks), size, cache_file.parent)
     cache = np.lib.format.open_memmap(cache_file, mode="w+", dtype=np.uint8, shape=(len(tasks), size, size, 3))
     results: list[Decoded] = []
     if workers <= 1 or len(tasks) < 64:

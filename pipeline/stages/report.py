@@ -124,7 +124,7 @@ def run(params, paths: C.Paths) -> str:
     samples = C.read_samples(paths.prepared, ("image_id", "class_name", "species"))
     scores = _breakdown_scores(evals, deltas)
     best = board.iloc[0]
-    with atomic_path(out_dir / "breakdowns") as tmp:
+    with atomic_path(out_dir / "breakdowns", kind="dir", owned=("*.csv", "*.md")) as tmp:
         tmp.mkdir()
         if kinds:
             _write_breakdowns(tmp, scores, samples, board, str(best["backbone"]), str(best["method"]),
@@ -137,19 +137,19 @@ def run(params, paths: C.Paths) -> str:
     histories = {b: h for b in backbones if (h := _history(paths, b)) is not None}
     methods = {b: board.loc[board["backbone"] == b, "method"].pipe(_in_order, params.cams.methods)
                for b in backbones}
-    with atomic_path(out_dir / "plots") as tmp:
+    with atomic_path(out_dir / "plots", kind="dir", owned=("*.png",)) as tmp:
         tmp.mkdir()
         faith_curves = {b: C.read_faithfulness_curves(paths.faithfulness_dir(b)) for b in backbones}
         plot_names = plots.write_plots(tmp, curves, board, histories, methods, rank_by, faith_curves)
 
     shared = _shared_gallery(paths, samples)
     ginputs = [g for ev in evals if (g := _gallery_input(paths, ev, loc)) is not None]
-    with atomic_path(out_dir / "gallery") as tmp:
+    with atomic_path(out_dir / "gallery", kind="dir", owned=("*.html", "*.png")) as tmp:
         tmp.mkdir()
         n_thumbs, mismatched = gallery.write_gallery(tmp, ginputs, shared, rp.gallery_samples,
                                                      rp.gallery_extremes, rp.seed, bar, train_method)
     views = [v for ev in evals if (v := explorer.load_view(paths, ev.backbone, ev.chosen, layout)) is not None]
-    with atomic_path(out_dir / "explorer") as tmp:
+    with atomic_path(out_dir / "explorer", kind="dir", owned=("index.html",)) as tmp:
         tmp.mkdir()
         page_bytes = explorer.write_explorer(tmp, board, views, shared, params.evaluate.fixed_tau)
     return (f"report: {len(board)} leaderboard rows ({len(backbones)} backbones) → {out_dir}/leaderboard.*; "

@@ -101,7 +101,8 @@ def _train(params, paths, backbone_key, world, device, resume_from, on_epoch_end
     torch.manual_seed(params.seed)
     options = {"output_stride": bp.output_stride, "large_feature_map": bp.large_feature_map}
     wsol = bp.wsol.as_flat()
-    model = build_model(arch, len(class_names), wsol, pretrained=bp.pretrained, weights=bp.weights, **options)
+    model = build_model(arch, len(class_names), wsol, pretrained=bp.pretrained, weights=bp.weights,
+                        weights_strict=bp.weights_strict, **options)
     model = model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.preserve_format)
     dataset = loader.TrainDataset(train_images, train_rows["label"].to_numpy(), bp.image_size, bp.augment,
                                   params.seed, transform=bp.train_transform, resize=bp.train_resize)

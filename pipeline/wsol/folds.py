@@ -11,19 +11,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.contracts import box_kinds_of
-from pipeline.errors import ParamsError
+from pipeline.contracts import PETS_LAYOUT, Layout, box_kinds_of
+from pipeline.errors import CamlocError, ParamsError
 from pipeline.metrics.iou import rescale_boxes
 
 CV_POINTS = 4  # training lengths compared by cross-validation: E/4, E/2, 3E/4, E epochs
 
 
-def target_kind() -> str:
-    """The box kind `fsl` learns: the one the `test` split scores (the headline MaxBoxAccV2 box).
+def target_kind(layout: Layout = PETS_LAYOUT, where: str = "layout.json") -> str:
+    """The box kind `fsl` learns: the one the dataset's `test` split scores (the headline MaxBoxAccV2
+    box), read from its layout (prepared/layout.json): `head` on Pets, `object` on cub and wsol datasets.
 
-    On Pets it is the head box. The trimaps outline the whole pet, another object than the head, so
-    they are not a finer target for it and are not read."""
-    return box_kinds_of("test")[0]
+    On Pets the trimaps outline the whole pet, another object than the head, so they are not a finer
+    target for it and are not read. A dataset without boxes (masks only) cannot train fsl."""
+    kinds = box_kinds_of("test", layout.scored_split)
+    if not kinds:
+        raise CamlocError(f"{where}: the {layout.dataset} dataset scores no box kind on test (masks only), but "
+                          "fsl learns from the val boxes; choose another wsol.method for it")
+    return kinds[0]
 
 
 def box_target(boxes: np.ndarray, src_wh: tuple[int, int], size: int) -> np.ndarray:

@@ -3,7 +3,7 @@ Localization Methods Right" (CVPR 2020): instead of only choosing τ on the few 
 from them. The same backbone (trunk + the 1×1 linear layer of a GapNet with one output) is trained as a
 foreground-map predictor: its logit map `s(x, y) = w·f(x, y) + b`, upsampled bilinearly to the input
 size, is fitted pixel by pixel (binary cross-entropy) to the val images' boxes of the scored kind
-(`folds.target_kind`: Pets' head box). No image label, no train image and no test image or box is used.
+(`folds.target_kind`: the box kind the dataset's test split scores, from layout.json; Pets' head box). No image label, no train image and no test image or box is used.
 
 Honest selection (the paper's protocol forbids choosing anything on the images a model learnt from):
 - the val images are dealt into `fsl_folds` folds (stratified by class); fold model f is trained on
@@ -40,7 +40,7 @@ from torch import nn
 
 from pipeline import metrics as M
 from pipeline.atomic import clean_own_tmp
-from pipeline.contracts import HOLDOUT, Paths, read_boxes, read_classes, read_samples
+from pipeline.contracts import HOLDOUT, Paths, read_boxes, read_classes, read_layout, read_samples
 from pipeline.datasets import loader
 from pipeline.errors import CamlocError
 from pipeline.models.backbones import build_backbone
@@ -188,7 +188,7 @@ def train_fsl(params: Params, paths: Paths, backbone_key: str, resume_from: str 
 
     rows, images = loader.load_split(prepared_dir, HOLDOUT)
     class_names = read_classes(prepared_dir)
-    kind = target_kind()
+    kind = target_kind(read_layout(prepared_dir), str(Path(prepared_dir) / "layout.json"))
     boxes, wh = val_boxes(prepared_dir, rows["image_id"].astype(str).tolist(), kind)
     cache = images.shape[1]
     train_targets = np.stack([box_target(b, w_h, cache) for b, w_h in zip(boxes, wh, strict=True)])
@@ -200,7 +200,8 @@ def train_fsl(params: Params, paths: Paths, backbone_key: str, resume_from: str 
 
     def fresh() -> nn.Module:
         torch.manual_seed(params.seed)  # every run starts from the same weights
-        return build_backbone(arch, 1, pretrained=bp.pretrained, weights=bp.weights, **options).to(device)
+        return build_backbone(arch, 1, pretrained=bp.pretrained, weights=bp.weights,
+                              weights_strict=bp.weights_strict, **options).to(device)
 
     oof, oof_maps, snapshots = cross_validate(fresh, images, train_targets, eval_targets, fold_of, candidates,
                                               bp, params.seed, device, backbone_key)

@@ -156,6 +156,7 @@ def test_corrupt_truncated_and_mismatched_checkpoints(tmp_path):
     (tmp_path / "model.pt").write_bytes(b"not a checkpoint" * 10)
     with pytest.raises(CamlocError, match=r"model\.pt is corrupt"):
         load_state(tmp_path / "model.pt")
+    (tmp_path / "model.pt").unlink()  # camloc never overwrites a file it did not write (atomic.py)
     save_model(tmp_path, build_backbone("tiny_gap_cnn", 2), _meta(num_classes=3))  # head of 2, meta says 3
     with pytest.raises(CamlocError, match=r"model\.pt does not match backbone tiny_gap_cnn with 3 classes"):
         load_model(tmp_path)

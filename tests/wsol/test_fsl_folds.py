@@ -54,4 +54,4 @@ def test_folds_are_stratified_balanced_seeded_and_refuse_too_many():
 def test_cv_epochs_end_at_the_budget_and_target_kind_is_the_test_split_kind():
     assert cv_epochs(20) == [5, 10, 15, 20]
     assert cv_epochs(2) == [1, 2] and cv_epochs(1) == [1]
-    assert target_kind() == "head"
+    assert target_kind() == "head"  # the Pets layout (prepared folders from before layout.json)
