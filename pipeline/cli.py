@@ -345,7 +345,7 @@ def methods() -> None:
     from pipeline.cams import METHODS
 
     for name in METHODS.names():
-        click.echo(f"{name:12s} {METHODS.get(name).summary}")
+        click.echo(f"{name:22s} {METHODS.get(name).summary}")
 
 
 def main() -> None:

@@ -32,6 +32,7 @@ class Batch:
     images: Tensor  # (N, 3, H, W), on the model's device
     features: Tensor  # (N, C, h, w), detached
     logits: Tensor  # (N, K), detached
+    layer: str = ""  # trunk path the features come from ("" = the trunk's output, `model.features`)
 
 
 def forward_batch(model: nn.Module, images: Tensor) -> Batch:
