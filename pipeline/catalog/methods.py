@@ -39,7 +39,7 @@ for _info in (
                needs_images=True, layered=True),
     MethodInfo("eigencam", "Eigen-CAM: projection of the centred features on their first principal component (class-free).", layered=True),
     MethodInfo("layercam_fused", "LayerCAM fused over cams.layers: tanh(2·M/max M) per layer, upsampled, element-wise max.",
-               fuses_layers=True),
+               fuses_layers=True, impl="pipeline.cams.layers:layercam_fused"),
     MethodInfo("center", "Center baseline: a centred isotropic Gaussian prior, the same for every image (no model)."),
     MethodInfo("full", "Full-image baseline: ones with a single zero in the top-left cell, so the box is the whole image."),
     *_pgc.cards(MethodInfo),  # pytorch-grad-cam's methods, when grad-cam is installed
