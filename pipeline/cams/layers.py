@@ -71,7 +71,9 @@ def rest_of_trunk(batch: Batch, feats: Tensor) -> Tensor:
 
 
 def layercam_fused(batch: Batch, classes: Tensor, layers=(LAST_LAYER,), gamma: float = 2.0) -> Tensor:
-    """LayerCAM fused over several layers (its paper's rule), at the largest of their resolutions.
+    """LayerCAM fused over cams.layers: tanh(2·M/max M) per layer, upsampled, element-wise max.
+
+    The paper's rule, at the largest of the layers' resolutions.
 
     Per layer l: M_l = ReLU(LayerCAM_l) (the paper's map keeps its ReLU); M̂_l = tanh(γ · M_l / max M_l)
     (Eq. 9, γ = 2: shallow layers' small values raised to the deep layers' range; 0 where max M_l = 0);

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from pipeline.catalog.pgc import PgcMethod, spec
+from pipeline.catalog.pgc import PREFIX, PgcMethod, spec
 from pipeline.cams.methods import Batch
 
 
@@ -123,6 +123,10 @@ def __getattr__(name: str):
         spec(name)
     except KeyError:
         raise AttributeError(f"module 'pipeline.cams.pgc' has no attribute {name!r}") from None
+    from pipeline.catalog.methods import METHODS
+
     fn = functools.partial(pgc_maps, method=name)
-    fn.__doc__ = f"pytorch-grad-cam's {spec(name).cls} as pgc.{name}; see the module docstring."
+    fn.__doc__ = (f"{METHODS.get(PREFIX + name).summary}\n\n"
+                  f"pytorch_grad_cam.{spec(name).cls} through the library's own API (its paper is cited in the\n"
+                  f"library's README); camloc's differences of post-processing: this module's docstring.")
     return fn

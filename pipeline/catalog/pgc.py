@@ -33,18 +33,18 @@ PGC_METHODS: tuple[PgcMethod, ...] = (
     PgcMethod("xgradcam", "XGradCAM", "XGrad-CAM"),
     PgcMethod("layercam", "LayerCAM", "LayerCAM"),
     PgcMethod("hirescam", "HiResCAM", "HiResCAM"),
-    PgcMethod("gradcamelementwise", "GradCAMElementWise", "Grad-CAM element-wise (ReLU of gradients × activations)"),
-    PgcMethod("scorecam", "ScoreCAM", "Score-CAM (one masked forward pass per channel)"),
-    PgcMethod("ablationcam", "AblationCAM", "Ablation-CAM (score drop when each channel is zeroed)"),
+    PgcMethod("gradcamelementwise", "GradCAMElementWise", "Grad-CAM element-wise: ReLU(grads × acts)"),
+    PgcMethod("scorecam", "ScoreCAM", "Score-CAM: one masked forward pass per channel"),
+    PgcMethod("ablationcam", "AblationCAM", "Ablation-CAM: score drop when each channel is zeroed"),
     PgcMethod("eigencam", "EigenCAM", "Eigen-CAM, class-free", class_free=True),
-    PgcMethod("eigengradcam", "EigenGradCAM", "Eigen-Grad-CAM (first principal component of gradients × activations)"),
-    PgcMethod("kpcacam", "KPCA_CAM", "KPCA-CAM (kernel PCA of the activations), class-free", class_free=True),
-    PgcMethod("fem", "FEM", "FEM, feature explanation method (channels above k σ), class-free", class_free=True),
-    PgcMethod("randomcam", "RandomCAM", "Random-CAM baseline (uniform random channel weights, seeded)"),
-    PgcMethod("fullgrad", "FullGrad", "FullGrad (input and bias gradients of every conv/BN layer), at input size",
+    PgcMethod("eigengradcam", "EigenGradCAM", "Eigen-Grad-CAM: 1st principal axis of grads × acts"),
+    PgcMethod("kpcacam", "KPCA_CAM", "KPCA-CAM: kernel PCA of the activations, class-free", class_free=True),
+    PgcMethod("fem", "FEM", "FEM: channels above k σ, class-free", class_free=True),
+    PgcMethod("randomcam", "RandomCAM", "Random-CAM baseline: random channel weights, seeded"),
+    PgcMethod("fullgrad", "FullGrad", "FullGrad: input and conv/BN bias gradients, input size",
               input_resolution=True),
-    PgcMethod("finercam", "FinerCAM", "Finer-CAM (target logit minus its most similar classes', base Grad-CAM)"),
-    PgcMethod("shapleycam", "ShapleyCAM", "ShapleyCAM (gradient minus half the Hessian-vector product)"),
+    PgcMethod("finercam", "FinerCAM", "Finer-CAM: target logit minus its nearest classes'"),
+    PgcMethod("shapleycam", "ShapleyCAM", "ShapleyCAM: gradient minus ½ Hessian-vector product"),
 )
 
 # Public names of pytorch_grad_cam that are not a class map of a classifier, and why.
@@ -77,7 +77,7 @@ def cards(info_cls) -> list:
         return []
     out = []
     for m in PGC_METHODS:
-        what = f"{m.summary}, from pytorch-grad-cam {v} ({m.cls}); library post-processing: ReLU, min-max"
+        what = f"{m.summary} (pytorch-grad-cam {v} {m.cls}; its ReLU, min-max)"
         out.append(info_cls(PREFIX + m.name, what, needs_images=True, impl=f"pipeline.cams.pgc:{m.name}",
                             layered=not m.input_resolution, library=f"{DISTRIBUTION} {v}"))
     return out

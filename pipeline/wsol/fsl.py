@@ -310,6 +310,7 @@ def write_outputs(out_dir: Path, checkpoint: nn.Module, meta: dict, history: lis
 
     history's val columns are out of fold: pooled over the fold models' held-out images at that epoch."""
     from pipeline.contracts import HISTORY_COLUMNS
+    from pipeline.training import live
 
     last = history[-1]
     metrics = {k: round(float(last[k]), 4) for k in ("val_acc", "val_loss", "train_acc", "train_loss")}
@@ -321,3 +322,5 @@ def write_outputs(out_dir: Path, checkpoint: nn.Module, meta: dict, history: lis
         save_model(tmp, checkpoint, meta)
         write_json(tmp / "metrics.json", metrics)
         (tmp / "history.csv").write_text("\n".join(lines) + "\n")
+        logger = live.start(tmp, True, history)  # the same curves as dvclive files (no images/s: fsl times folds)
+        live.finish(logger)
