@@ -12,10 +12,10 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.camsparams import LAST_LAYER, CamsParams, MapJob  # noqa: F401 (public API)
 from pipeline.contracts import SPLITS
 from pipeline.errors import CamlocError, ParamsError
 from pipeline.paramtypes import _choice, _positive, parse, to_dict  # noqa: F401 (parse, to_dict: public API)
-from pipeline.camsparams import LAST_LAYER, CamsParams, MapJob  # noqa: F401 (public API)
 
 # step: x0.1 after every step_epochs epochs; reference_step: x0.1 from epoch step_epochs, 2*step_epochs, ...
 # (1-based), as the reference's adjust_learning_rate, i.e. one epoch earlier than step.
@@ -313,8 +313,8 @@ def load_params(path: str | Path = "params.yaml", check_registries: bool = True)
 
 def check_names(params: Params) -> None:
     """Registry names (backbones, methods) and what each backbone needs of its image size."""
-    from pipeline.catalog.methods import METHODS
     from pipeline.catalog.backbones import BACKBONES
+    from pipeline.catalog.methods import METHODS
 
     for key, bp in params.backbones.items():
         arch = arch_of(key, bp)

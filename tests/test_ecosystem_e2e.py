@@ -9,7 +9,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
 from test_pipeline_e2e import REDUCED, _run, copy_project
 
 pytest.importorskip("pytorch_grad_cam")

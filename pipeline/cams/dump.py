@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.camsparams import LAST_LAYER, MapJob
-from pipeline.catalog.methods import METHODS
 from pipeline.cams.compute import maps_for_batch
 from pipeline.cams.hooks import eval_mode
 from pipeline.cams.layers import at_layer
 from pipeline.cams.methods import Batch, forward_batch
+from pipeline.camsparams import LAST_LAYER, MapJob
+from pipeline.catalog.methods import METHODS
 from pipeline.datasets import loader
 from pipeline.errors import CamlocError
 from pipeline.progress import Bar, no_bar

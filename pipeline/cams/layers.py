@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pipeline.camsparams import LAST_LAYER
 from pipeline.cams.methods import Batch, layercam
+from pipeline.camsparams import LAST_LAYER
 from pipeline.errors import CamlocError
 
 

@@ -35,9 +35,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from pipeline.catalog.pgc import PREFIX, PgcMethod, spec
 from pipeline.cams.methods import Batch
-
+from pipeline.catalog.pgc import PREFIX, PgcMethod, spec
 
 PROGRESS_BARS = ("ScoreCAM", "AblationCAM")  # print a tqdm bar per image to stderr: silenced (only the CLI prints)
 

@@ -22,8 +22,6 @@ import torch
 
 from pipeline import distributed
 from pipeline.atomic import atomic_path, clean_own_tmp, write_json, write_parquet
-from pipeline.camsparams import LAST_LAYER
-from pipeline.catalog.methods import METHODS
 from pipeline.cams.compute import maps_for_batch
 from pipeline.cams.dump import (
     default_device,
@@ -37,6 +35,8 @@ from pipeline.cams.layers import check_layers
 from pipeline.cams.methods import forward_batch
 from pipeline.cams.shards import dump_splits
 from pipeline.cams.store import check_disk, count_nonfinite, disk_bytes, human_bytes, save_maps
+from pipeline.camsparams import LAST_LAYER
+from pipeline.catalog.methods import METHODS
 from pipeline.contracts import HOLDOUT, MAP_KINDS, Paths, map_file, read_classes, read_layout
 from pipeline.datasets import loader
 from pipeline.errors import CamlocError

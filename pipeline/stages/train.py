@@ -30,6 +30,7 @@ import torchvision
 
 from pipeline import distributed
 from pipeline.atomic import atomic_path, clean_own_tmp, write_json
+from pipeline.catalog.wsol import WSOL_METHODS
 from pipeline.contracts import HISTORY_COLUMNS, HOLDOUT, Paths, read_classes, resume_dir
 from pipeline.datasets import loader
 from pipeline.errors import CamlocError
@@ -40,7 +41,6 @@ from pipeline.stages import bar
 from pipeline.training import ddp, live
 from pipeline.training.loop import evaluate, make_optimizer, make_scheduler, setup_determinism, train_epoch
 from pipeline.wsol.build import build_model, training_loss
-from pipeline.catalog.wsol import WSOL_METHODS
 
 log = logging.getLogger(__name__)
 
