@@ -5,18 +5,21 @@ leaderboard, and dvclive's training metrics in `dvc exp show --json` (a temporar
 from __future__ import annotations
 
 import json
+import subprocess
 
 import numpy as np
 import pandas as pd
 import pytest
-from test_pipeline_e2e import REDUCED, _run, copy_project
+from test_pipeline_e2e import REDUCED, _env, _run, copy_project
 
 pytest.importorskip("pytorch_grad_cam")
+pytestmark = pytest.mark.timeout(1800)  # the whole graph once, through `dvc exp run` (~4 min idle, 2 cores)
 
 B = "tiny_gap_cnn"
 ECO = {**REDUCED, "backbones": {B: REDUCED["backbones"][B]},
        "cams": {"methods": ["cam", "gradcam", "pgc.gradcam", "center"], "batch_size": 16,
-                "layers": {"gradcam": ["11", "last"]}}}  # "11": the 4th conv's ReLU, stride 4 (12×12 at 48 px)
+                "layers": {"gradcam": ["11", "last"]}},
+       "faithfulness": {**REDUCED["faithfulness"], "max_images": 2}}  # "11": the 4th conv's ReLU, stride 4 (12×12 at 48 px)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +29,8 @@ def project(tmp_path_factory):
         _run(["git", "config", key, value], root)
     _run(["git", "add", "-A"], root)
     _run(["git", "commit", "-qm", "tiny config"], root)
-    _run(["dvc", "exp", "run"], root)
+    proc = subprocess.run(["dvc", "exp", "run"], cwd=root, env=_env(), capture_output=True, text=True, timeout=1700)
+    assert proc.returncode == 0, f"dvc exp run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return root
 
 
