@@ -134,3 +134,11 @@ def test_bad_layers_params_name_the_key(layers, key):
         cp.validate("cams")
         check_names(replace(params, cams=cp))
     assert key in str(e.value)
+
+
+def test_pgc_at_an_inner_layer_hooks_that_module(tiny, x):
+    classes = [5, 0, 3]
+    ours = maps_for_batch(at_layer(forward_batch(tiny, x), "11"), classes, "pgc.gradcam").numpy()
+    assert ours.shape == (3, 16, 16)
+    native = _library(tiny, tiny.features[11], x, classes)  # the library's own call, upsampled to 64 px
+    np.testing.assert_allclose(scale_cam_image(scale_cam_image(ours, (SIZE, SIZE))), native, atol=1e-5)
