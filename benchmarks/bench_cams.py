@@ -7,7 +7,10 @@
    case: every row needs a second map).
 2. Gradient methods are batched: `compute_maps(..., "gradcam")` on a batch of 64 vs 64 calls on single
    images. Goal: >= 10x faster per image.
-3. Disk: 3,669 images (Oxford-IIIT Pet official test) × 8 methods × (gt + pred) at float16, per map size,
+3. pytorch-grad-cam's methods (`pgc.*`, issue 24): each one's images/s through the same dump loop, as a ratio
+   to plain inference, beside camloc's own method of the same name where there is one (`--pgc`, with
+   `--pgc-methods` to choose; scorecam and ablationcam run the model once per channel).
+4. Disk: 3,669 images (Oxford-IIIT Pet official test) × 8 methods × (gt + pred) at float16, per map size,
    and the map size each registered backbone gives at 224 px.
 
     python benchmarks/bench_cams.py [--backbones tiny_gap_cnn resnet18] [--size 128] [--device cpu]
@@ -81,6 +84,39 @@ def bench_batched_gradcam(model, size: int, n: int, repeats: int) -> tuple[float
     return batched, single, plain_s / plain_b
 
 
+PGC_DEFAULT = ("gradcam", "gradcampp", "xgradcam", "layercam", "hirescam", "eigencam", "gradcamelementwise",
+               "eigengradcam", "kpcacam", "fem", "randomcam", "finercam", "shapleycam", "fullgrad", "ablationcam")
+
+
+def bench_pgc(model, meta, images, labels, batch: int, repeats: int, names) -> None:
+    """images/s of each pgc.<name> and camloc's <name> (when registered) through `dump_split`, as ratios
+    to plain inference measured interleaved in the same process."""
+    from pipeline.catalog.methods import METHODS
+
+    device = next(model.parameters()).device
+
+    def plain():
+        with torch.no_grad():
+            for x in imagecache.iter_eval_batches(images, meta["image_size"], batch, device=device):
+                model(x).cpu()
+
+    def rate(method) -> float:
+        params = CamsParams(methods=(method,), batch_size=batch)
+        t = _best(lambda: dump_split(model, meta, images, labels, (method,), params, "bench"), repeats)
+        return len(images) / t
+
+    plain()
+    for name in names:
+        base = len(images) / _best(plain, repeats)
+        theirs = rate(f"pgc.{name}")
+        ours = rate(name) if name in METHODS else None
+        base = max(base, len(images) / _best(plain, 1))  # plain again, after: the best of both
+        line = f"  pgc.{name:20s} {theirs:8.1f} images/s, {theirs / base:.3f}x inference"
+        if ours is not None:
+            line += f"   camloc {name:10s} {ours:8.1f} images/s, {ours / base:.3f}x"
+        print(line + f"   (plain {base:.1f} images/s)")
+
+
 def _labels(model, images, size: int, accuracy: float, rng) -> np.ndarray:
     """Labels that the (random-init) model gets right for `accuracy` of the images, like a trained one:
     the cams stage computes predicted-class maps only for the misclassified rows."""
@@ -115,6 +151,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--pgc", action="store_true", help="time pytorch-grad-cam's methods (pgc.*) too")
+    ap.add_argument("--pgc-methods", nargs="+", default=list(PGC_DEFAULT))
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -135,6 +173,10 @@ def main() -> None:
         print(f"{name}: gradcam batch of {args.batch}: {1e3 * batched:.2f} ms/image, single calls "
               f"{1e3 * single:.2f} ms/image, speed-up {single / batched:.1f}x (goal >= 10x; plain model(x) "
               f"batched vs single on this device: {ceiling:.1f}x, the ceiling)")
+        if args.pgc:
+            print(f"{name}: pytorch-grad-cam methods vs camloc's (GT + predicted class, 90% top-1 accuracy):")
+            bench_pgc(model, meta, images, _labels(model, images, args.size, 0.9, rng), args.batch,
+                      args.repeats, args.pgc_methods)
     disk_table()
 
 

@@ -94,6 +94,7 @@ SAMPLE_COLUMNS = ("image_id", "path", "label", "class_name", "species", "split",
 BOX_COLUMNS = ("image_id", "kind", "x0", "y0", "x1", "y1")
 MODEL_FILES = ("model.pt", "meta.json", "history.csv", "metrics.json")
 HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc")
+LIVE_PLOTS = "dvclive/plots/metrics"  # train@B's dvclive step files, one <metric>.tsv each (training/live.py)
 INDEX_COLUMNS = ("image_id", "label", "pred", "top5", "top5_prob")  # cams/<split>/index.parquet
 PER_IMAGE_COLUMNS = ("image_id", "split", "method", "kind", "mode", "tau_index", "tau", "iou", "correct")
 PIXEL_COLUMNS = ("method", "threshold", "precision", "recall")  # eval/<B>/pixels.parquet
@@ -297,9 +298,14 @@ def read_image_cache(prepared: str | Path) -> np.ndarray:
 
 
 def read_history(model_dir: str | Path) -> pd.DataFrame | None:
-    """history.csv of a trained backbone, or None when the backbone was never trained (no file)."""
+    """The per-epoch training curves: dvclive's files (`dvclive/plots/metrics/<name>.tsv`, step = epoch)
+    where train@B logged them, else history.csv (fsl, older folders); None when never trained."""
     import pandas as pd
 
+    live = Path(model_dir) / LIVE_PLOTS
+    if all((live / f"{c}.tsv").is_file() for c in HISTORY_COLUMNS[1:]):
+        cols = [pd.read_csv(live / f"{c}.tsv", sep="\t").set_index("step")[c] for c in HISTORY_COLUMNS[1:]]
+        return pd.concat(cols, axis=1).rename_axis("epoch").reset_index()
     path = Path(model_dir) / "history.csv"
     if not path.is_file():
         return None

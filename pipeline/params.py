@@ -14,6 +14,7 @@ import yaml
 
 from pipeline.atomic import bad_name
 from pipeline.catalog.wsol import DEFAULT_METHOD
+from pipeline.camsparams import LAST_LAYER, CamsParams, MapJob  # noqa: F401 (public API)
 from pipeline.contracts import SPLITS
 from pipeline.errors import CamlocError, ParamsError
 from pipeline.paramtypes import _choice, _positive, parse, to_dict  # noqa: F401 (parse, to_dict: public API)
@@ -217,35 +218,6 @@ class BackboneParams:
 
 
 @dataclass(frozen=True)
-class CamsParams:
-    methods: tuple[str, ...] = ("cam", "gradcam", "center", "full")
-    dtype: str = "float16"
-    batch_size: int = 64
-    scorecam_chunk: int = 32  # channels scored per forward pass in scorecam
-    splits: tuple[str, ...] = ("val", "test", "test_official")
-    max_disk_gb: float = 50.0  # refuse to start when the maps would need more
-
-    def validate(self, key: str) -> None:
-        if not self.methods:
-            raise ParamsError(f"{key}.methods", list(self.methods), "a non-empty list of map methods")
-        for m in self.methods:  # a method name becomes a file name (<method>_<kind>.npy)
-            if (why := bad_name(m)) is not None:
-                raise ParamsError(f"{key}.methods", m, why)
-        _choice(f"{key}.dtype", self.dtype, ("float16", "float32"))
-        _positive(f"{key}.batch_size", self.batch_size)
-        _positive(f"{key}.scorecam_chunk", self.scorecam_chunk)
-        for s in self.splits:
-            _choice(f"{key}.splits", s, SPLITS)
-        if not self.splits:
-            raise ParamsError(f"{key}.splits", [], f"a non-empty list of {', '.join(SPLITS)}")
-        for name in ("methods", "splits"):
-            values = getattr(self, name)
-            if len(set(values)) != len(values):
-                raise ParamsError(f"{key}.{name}", list(values), "a list without repeated entries")
-        _positive(f"{key}.max_disk_gb", self.max_disk_gb)
-
-
-@dataclass(frozen=True)
 class EvaluateParams:
     interval: float = 0.01  # tau grid: np.arange(0, 1, interval)
     fixed_tau: float = 0.2  # GT-known / Top-1 Loc threshold (the CAM paper's rule)
@@ -391,3 +363,10 @@ def check_names(params: Params) -> None:
     for m in params.cams.methods:
         if m not in METHODS:
             raise ParamsError("cams.methods", m, f"registered map methods: {', '.join(METHODS.names())}")
+    takers = [m for m in params.cams.methods if METHODS.get(m).layered or METHODS.get(m).fuses_layers]
+    for k in params.cams.layers:
+        if k in params.backbones and k in METHODS:
+            raise ParamsError(f"cams.layers.{k}", k, "a key that is not both a backbone key and a map method")
+        if k not in params.backbones and k not in takers:
+            raise ParamsError(f"cams.layers.{k}", k, f"a backbone key ({', '.join(params.backbones)}) or a method "
+                              f"of cams.methods that takes layers ({', '.join(takers) or 'none listed'})")

@@ -13,7 +13,9 @@ import torch
 
 from pipeline.cams.compute import maps_for_batch
 from pipeline.cams.hooks import eval_mode
+from pipeline.cams.layers import at_layer
 from pipeline.cams.methods import Batch, forward_batch
+from pipeline.camsparams import LAST_LAYER, MapJob
 from pipeline.catalog.methods import METHODS
 from pipeline.datasets import loader
 from pipeline.errors import CamlocError
@@ -27,6 +29,11 @@ def default_device() -> torch.device:
 def method_opts(method: str, scorecam_chunk: int) -> dict:
     """Per-method keyword options taken from params."""
     return {"chunk": scorecam_chunk} if method == "scorecam" else {}
+
+
+def as_jobs(methods) -> list[MapJob]:
+    """Method names (each at the last layer) or MapJobs (`CamsParams.jobs`), as MapJobs."""
+    return [m if isinstance(m, MapJob) else MapJob(m, m) for m in methods]
 
 
 def load_checkpoint(model_dir: str | Path, device: torch.device, backbone: str | None = None):
@@ -58,20 +65,31 @@ def predictions(logits: torch.Tensor, k: int = 5) -> dict[str, np.ndarray]:
 
 def _subset(batch: Batch, rows: torch.Tensor, with_images: bool) -> Batch:
     images = batch.images[rows] if with_images else batch.images[:0]  # (n, 3, H, W) only when used
-    return Batch(batch.model, images, batch.features[rows], batch.logits[rows])
+    return Batch(batch.model, images, batch.features[rows], batch.logits[rows], batch.layer)
+
+
+def _job_maps(batch: Batch, classes: torch.Tensor, job: MapJob, chunk: int, layered: dict) -> torch.Tensor:
+    """Raw maps of one job: at its layer (features computed once per layer and batch, in `layered`)."""
+    opts = method_opts(job.method, chunk) | ({"layers": job.layers} if job.layers else {})
+    if job.layer not in layered:
+        layered[job.layer] = at_layer(batch, job.layer)
+    return maps_for_batch(layered[job.layer], classes, job.method, **opts)
 
 
 def batch_maps(batch: Batch, labels: torch.Tensor, pred: torch.Tensor, methods, chunk: int) -> dict:
-    """{(method, kind): (N, h, w) float32 numpy} for the GT and the predicted class of one batch."""
+    """{(name, kind): (N, h, w) float32 numpy} for the GT and the predicted class of one batch;
+    `methods`: names or MapJobs (a method at an inner layer: stored as `<method>@<layer>`)."""
+    jobs = as_jobs(methods)
     wrong = (pred != labels).nonzero().view(-1)
-    sub = _subset(batch, wrong, any(METHODS.get(m).needs_images for m in methods)) if len(wrong) else None
-    out = {}
-    for m in methods:
-        gt = maps_for_batch(batch, labels, m, **method_opts(m, chunk))
+    images = any(METHODS.get(j.method).needs_images or j.layer != LAST_LAYER or j.layers for j in jobs)
+    sub = _subset(batch, wrong, images) if len(wrong) else None
+    out, at_full, at_sub = {}, {}, {}
+    for j in jobs:
+        gt = _job_maps(batch, labels, j, chunk, at_full)
         pr = gt.clone()
         if sub is not None:
-            pr[wrong] = maps_for_batch(sub, pred[wrong], m, **method_opts(m, chunk))
-        out[(m, "gt")], out[(m, "pred")] = gt.cpu().numpy(), pr.cpu().numpy()
+            pr[wrong] = _job_maps(sub, pred[wrong], j, chunk, at_sub)
+        out[(j.name, "gt")], out[(j.name, "pred")] = gt.cpu().numpy(), pr.cpu().numpy()
     return out
 
 

@@ -32,6 +32,7 @@ class Batch:
     images: Tensor  # (N, 3, H, W), on the model's device
     features: Tensor  # (N, C, h, w), detached
     logits: Tensor  # (N, K), detached
+    layer: str = ""  # trunk path the features come from ("" = the trunk's output, `model.features`)
 
 
 def forward_batch(model: nn.Module, images: Tensor) -> Batch:
@@ -44,11 +45,22 @@ def forward_batch(model: nn.Module, images: Tensor) -> Batch:
     return Batch(model, images, feats.float(), logits.float())
 
 
+def logits_of(batch: Batch, feats: Tensor) -> Tensor:
+    """The logits (N, K) as a function of the features at `batch.layer`: the classifier on their mean at
+    the last layer; at an inner layer, the rest of the trunk first (`pipeline.cams.layers.rest_of_trunk`)."""
+    if not batch.layer:
+        return batch.model.classifier(feats.mean((2, 3)))
+    from pipeline.cams.layers import rest_of_trunk
+
+    return batch.model.classifier(rest_of_trunk(batch, feats).mean((2, 3)))
+
+
 def target_grads(batch: Batch, classes: Tensor) -> Tensor:
-    """g = ∂y_c/∂f for each image's class c, by autograd through the classifier only. (N, C, h, w)"""
+    """g = ∂y_c/∂f for each image's class c, by autograd through the model's head only (the classifier,
+    and at an inner `batch.layer` the rest of the trunk). (N, C, h, w)"""
     with torch.enable_grad():
         feats = batch.features.detach().clone().requires_grad_(True)
-        logits = batch.model.classifier(feats.mean((2, 3)))  # (N, K)
+        logits = logits_of(batch, feats)  # (N, K)
         target = logits.gather(1, classes.view(-1, 1)).sum()
         (grads,) = torch.autograd.grad(target, feats)
     return grads.detach()

@@ -42,13 +42,14 @@ def scratch_file(out_dir: Path, split: str, rank: int) -> Path:
 
 
 def dump_splits(model, meta, splits: dict, params_cams, desc: str, world: World, out_dir: Path,
-                bar: Bar = no_bar) -> Iterator[tuple[str, dict, dict, float]]:
+                bar: Bar = no_bar, methods=None) -> Iterator[tuple[str, dict, dict, float]]:
     """Yield (split, {(method, kind): (N, h, w) float32}, predictions, images/s) in split order: on every
     split for one process; under torchrun on rank 0 only, once all ranks have dumped their shares
-    (the other ranks yield nothing)."""
+    (the other ranks yield nothing). `methods`: names or MapJobs (default `params_cams.methods`)."""
+    methods = params_cams.methods if methods is None else methods
     if not world.distributed:
         for split, (rows, images) in splits.items():
-            yield (split, *dump_split(model, meta, images, rows["label"].to_numpy(copy=True), params_cams.methods,
+            yield (split, *dump_split(model, meta, images, rows["label"].to_numpy(copy=True), methods,
                                       params_cams, f"{desc} {split}", bar))
         return
     start = time.perf_counter()
@@ -58,7 +59,7 @@ def dump_splits(model, meta, splits: dict, params_cams, desc: str, world: World,
         if not len(r):
             continue
         labels = rows["label"].to_numpy(copy=True)[r.start : r.stop]
-        maps, preds, _ = dump_split(model, meta, images[r.start : r.stop], labels, params_cams.methods, params_cams,
+        maps, preds, _ = dump_split(model, meta, images[r.start : r.stop], labels, methods, params_cams,
                                     f"{desc} {split} (rank {world.rank})", bar if world.is_root else no_bar)
         arrays = {f"map:{m}:{kind}": a for (m, kind), a in maps.items()} | {f"pred:{k}": preds[k] for k in PRED_KEYS}
         with open(scratch_file(out_dir, split, world.rank), "wb") as f:

@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -67,10 +68,11 @@ def read_meta(folder: str | Path) -> dict:
 
 
 def write_model_folder(out_dir: str | Path, model: nn.Module, meta: dict, history: list[dict],
-                       extra_metrics: dict | None = None) -> None:
+                       extra_metrics: dict | None = None, fill: Callable[[Path], None] | None = None) -> None:
     """The whole model folder in a temporary sibling, renamed into place at once: model.pt, meta.json,
     metrics.json (the last history row's scores, `extra_metrics` after them) and history.csv (no timings:
-    it is a DVC plot and must be byte-identical across reruns)."""
+    it is a DVC plot and must be byte-identical across reruns). `fill(tmp)` adds the trainer's own files
+    (its dvclive logs) before the rename."""
     final = history[-1]
     metrics = {k: round(float(final[k]), 4) for k in ("val_acc", "val_loss", "train_acc", "train_loss")}
     metrics["epochs"] = int(final["epoch"])
@@ -84,6 +86,8 @@ def write_model_folder(out_dir: str | Path, model: nn.Module, meta: dict, histor
         for row in history:
             writer.writerow({k: (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k]) for k in HISTORY_COLUMNS})
         (tmp / "history.csv").write_text(buf.getvalue())
+        if fill is not None:
+            fill(tmp)
 
 
 def load_state(path: str | Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:

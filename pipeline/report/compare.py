@@ -72,8 +72,8 @@ def parse_rows(rows: list[dict], default_backbone: str) -> tuple[pd.DataFrame, d
             file, name = _split_key(key)
             if file is not None and not file.startswith(METRIC_DIRS):
                 continue  # training metrics (data/models/<B>/metrics.json) are not leaderboard numbers
-            method, _, metric = name.partition(".")
-            if metric and method != "classification":
+            method, _, metric = name.rpartition(".")  # method names may hold a dot (pgc.gradcam)
+            if method and metric and method != "classification":
                 backbone = Path(file).stem if file else default_backbone
                 found.append({"experiment": label, "backbone": backbone, "method": method, "metric": metric,
                               "value": float(value)})

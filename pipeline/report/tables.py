@@ -40,7 +40,7 @@ def metrics_frame(metrics: dict[str, dict[str, float]], method_order: tuple[str,
     for backbone, flat in metrics.items():
         per_method: dict[str, dict[str, float]] = {}
         for key, value in flat.items():
-            method, _, name = key.partition(".")
+            method, _, name = key.rpartition(".")  # metric names hold no dot; method names may (pgc.gradcam)
             if method != CLASSIFICATION:
                 per_method.setdefault(method, {})[name] = value
         order = [m for m in method_order if m in per_method] + sorted(set(per_method) - set(method_order))

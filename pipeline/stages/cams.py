@@ -22,7 +22,6 @@ import torch
 
 from pipeline import distributed
 from pipeline.atomic import atomic_path, clean_own_tmp, write_json, write_parquet
-from pipeline.catalog.methods import METHODS
 from pipeline.cams.compute import maps_for_batch
 from pipeline.cams.dump import (
     default_device,
@@ -32,9 +31,12 @@ from pipeline.cams.dump import (
     probe_map_size,
 )
 from pipeline.cams.hooks import eval_mode
+from pipeline.cams.layers import check_layers
 from pipeline.cams.methods import forward_batch
 from pipeline.cams.shards import dump_splits
 from pipeline.cams.store import check_disk, count_nonfinite, disk_bytes, human_bytes, save_maps
+from pipeline.camsparams import LAST_LAYER
+from pipeline.catalog.methods import METHODS
 from pipeline.contracts import HOLDOUT, MAP_KINDS, Paths, map_file, read_classes, read_layout
 from pipeline.datasets import loader
 from pipeline.errors import CamlocError
@@ -77,8 +79,11 @@ def _run(params, paths: Paths, backbone_key: str, world: distributed.World) -> s
     params.backbone(backbone_key)  # unknown key → ParamsError listing the keys
     for m in cp.methods:
         METHODS.get(m)
+    jobs = cp.jobs(backbone_key)
     device = default_device()
     model, meta = load_checkpoint(model_dir, device, backbone_key)
+    check_layers(model, sorted({la for j in jobs for la in (j.layer, *j.layers)}),
+                 f"params.yaml cams.layers for {backbone_key}")
     class_names = read_classes(prepared_dir)
     if len(class_names) != int(meta["num_classes"]):
         raise CamlocError(
@@ -96,32 +101,33 @@ def _run(params, paths: Paths, backbone_key: str, world: distributed.World) -> s
                           f"({', '.join(present)}); fix cams.splits in params.yaml")
     map_size = probe_map_size(model, meta)
     n_total = sum(len(rows) for rows, _ in splits.values())
-    need = disk_bytes(n_total, len(cp.methods), map_size, cp.dtype)
+    need = disk_bytes(n_total, len(jobs), map_size, cp.dtype)
     log.info("cams %s: %d images × %d methods × (gt + pred) × %d×%d × %s = %s", backbone_key, n_total,
-             len(cp.methods), *map_size, cp.dtype, human_bytes(need))
+             len(jobs), *map_size, cp.dtype, human_bytes(need))
     if world.is_root:
         check_disk(need, out_dir, cp.max_disk_gb)
         clean_own_tmp(out_dir)  # with the parts a killed earlier run left
     distributed.barrier(world)
     out_of_fold = HOLDOUT if oof.has_folds(meta) and HOLDOUT in splits else None  # fsl learnt from val
     parts = dump_splits(model, meta, {s: v for s, v in splits.items() if s != out_of_fold}, cp,
-                        f"cams {backbone_key}", world, out_dir, bar)
+                        f"cams {backbone_key}", world, out_dir, bar, methods=jobs)
     if not world.is_root:
         for _ in parts:  # runs this rank's share (rank 0 assembles and writes)
             pass
         return f"cams {backbone_key}: rank {world.rank} of {world.size} dumped its share"
 
     def out_of_fold_maps(rows, images):
-        return oof.dump_out_of_fold(model_dir, meta, rows, images, cp.methods, cp,
+        return oof.dump_out_of_fold(model_dir, meta, rows, images, jobs, cp,
                                     f"cams {backbone_key} {HOLDOUT} (out of fold)", bar, device)
 
-    file_dtypes, nonfinite, rates, frames = {}, {}, [], []
+    file_dtypes, nonfinite, rates, frames, sizes = {}, {}, [], [], {}
     with atomic_path(out_dir, kind="dir", owned=CAMS_OWNED) as tmp:
         for split, maps, preds, rate in _in_split_order(parts, splits, out_of_fold, out_of_fold_maps):
             rows = splits[split][0]
             rates.append(rate)
             (tmp / split).mkdir(parents=True)
             for (m, kind), arr in sorted(maps.items()):
+                sizes[m] = list(arr.shape[1:])
                 file_dtypes[f"{split}/{m}_{kind}"] = save_maps(map_file(tmp / split, m, kind), arr, cp.dtype)
                 if (bad := count_nonfinite(arr)) > 0:
                     nonfinite[f"{split}/{m}_{kind}"] = bad
@@ -132,15 +138,27 @@ def _run(params, paths: Paths, backbone_key: str, world: distributed.World) -> s
             frames.append(_index_frame(rows, preds, split))
         write_parquet(tmp / "predictions.parquet", pd.concat(frames, ignore_index=True))
         write_json(tmp / "meta.json", {
-            "backbone": backbone_key, "methods": list(cp.methods), "dtype": cp.dtype,
+            "backbone": backbone_key, "methods": [j.name for j in jobs], "dtype": cp.dtype,
             "file_dtypes": file_dtypes, "nonfinite_maps": nonfinite, "image_size": int(meta["image_size"]),
             "map_size": list(map_size), "splits": list(splits),
             "images": {s: len(r) for s, (r, _) in splits.items()},
             "kinds": list(MAP_KINDS), "scorecam_chunk": cp.scorecam_chunk, "bytes": need,
+            **_layer_meta(jobs, sizes, map_size),
         })
-    return (f"cams {backbone_key}: {n_total} images, {len(cp.methods)} methods, maps {map_size[0]}×{map_size[1]} "
+    return (f"cams {backbone_key}: {n_total} images, {len(jobs)} methods, maps {map_size[0]}×{map_size[1]} "
             f"{cp.dtype}, {human_bytes(need)} → {out_dir} ({min(rates):.1f}–{max(rates):.1f} images/s)"
             + (f"; {sum(nonfinite.values())} maps with NaN/inf" if nonfinite else ""))
+
+
+def _layer_meta(jobs, sizes: dict, map_size) -> dict:
+    """meta.json's additions, only where a row is not a last-layer map of the common size (so a default
+    run's meta.json is unchanged): `layers` (row → its layer, or the fused layers) and `map_sizes`."""
+    out = {}
+    if any(j.layer != LAST_LAYER or j.layers for j in jobs):
+        out["layers"] = {j.name: list(j.layers) if j.layers else j.layer for j in jobs}
+    if any(tuple(v) != tuple(map_size) for v in sizes.values()):
+        out["map_sizes"] = sizes
+    return out
 
 
 # --------------------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from pipeline.models.weights import read_weights
 from pipeline.params import BackboneParams, Params, arch_of, to_dict
 from pipeline.progress import no_bar
 from pipeline.stages import bar
-from pipeline.training import ddp
+from pipeline.training import ddp, live
 from pipeline.training.loop import evaluate, make_optimizer, make_scheduler, setup_determinism, train_epoch
 from pipeline.wsol.build import build_model, training_loss
 
@@ -115,6 +115,7 @@ def _train(params, paths, backbone_key, world, device, resume_from, on_epoch_end
     history, start = _maybe_resume(bp, resume_folder, fingerprint, model, optimizer, scheduler)
     net = ddp.wrap(model, world, device, bp.sync_bn)  # the module to train; `model` shares its parameters
     progress_bar = bar if world.is_root else no_bar
+    logger = live.start(out_dir, world.is_root, history)  # dvclive, rank 0 only (training/live.py)
     started = time.perf_counter()
     for epoch in range(start, bp.epochs):
         sampler.set_epoch(epoch)
@@ -128,6 +129,7 @@ def _train(params, paths, backbone_key, world, device, resume_from, on_epoch_end
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": loss, "train_acc": acc,
                "val_loss": val_loss, "val_acc": val_acc, "images_per_s": ips}
         history.append(row)
+        live.log_epoch(logger, row)
         log.info("%s epoch %d: loss %.4f acc %.2f%%, val loss %.4f acc %.2f%%, %.0f img/s",
                  backbone_key, epoch + 1, loss, acc, val_loss, val_acc, ips)
         if bp.resume and world.is_root:
@@ -138,8 +140,9 @@ def _train(params, paths, backbone_key, world, device, resume_from, on_epoch_end
 
     meta = _meta(backbone_key, arch, bp, params, class_names, options, len(train_rows), len(val_rows), threads, device)
     meta["processes"] = world.size
+    live.finish(logger)
     if world.is_root:
-        write_model_folder(out_dir, model, meta, history)
+        write_model_folder(out_dir, model, meta, history, fill=partial(live.move_into, out_dir))
         if bp.resume and resume_folder.exists():
             shutil.rmtree(resume_folder)
     final = history[-1]

@@ -46,6 +46,7 @@ from pipeline.errors import CamlocError
 from pipeline.models.backbones import build_backbone
 from pipeline.models.checkpoint import FOLDS_PREFIX, write_model_folder
 from pipeline.params import Params, arch_of, to_dict
+from pipeline.training import live
 from pipeline.training.loop import make_optimizer, make_scheduler, setup_determinism
 from pipeline.wsol.folds import assign_folds, box_target, cv_epochs, target_kind
 from pipeline.wsol.method import WsolMethod
@@ -236,7 +237,8 @@ def train_fsl(params: Params, paths: Paths, backbone_key: str, resume_from: str 
                    "cv": {str(e): round(v, 4) for e, v in cv.items()}}
     metrics = {f"cv_maxboxacc_v2_{kind}": round(cv[chosen], 4)}
     # history's val columns are out of fold: pooled over the fold models' held-out images at that epoch
-    write_model_folder(out_dir, FoldCheckpoint(tied(final, len(class_names)), fold_models), meta, history, metrics)
+    write_model_folder(out_dir, FoldCheckpoint(tied(final, len(class_names)), fold_models), meta, history, metrics,
+                       fill=lambda tmp: live.finish(live.start(tmp, True, history)))  # the same curves as dvclive files
     return (f"{backbone_key}: fsl on {len(rows)} val images ({folds_n} folds): {chosen} of {bp.epochs} epochs "
             f"chosen by out-of-fold MaxBoxAccV2 {kind} {cv[chosen]:.1f}% "
             f"({time.perf_counter() - started:.0f} s on {device.type}) → {out_dir}")

@@ -9,6 +9,8 @@ from torch import nn
 
 from pipeline.cams import METHODS, compute_maps
 from pipeline.cams.hooks import capture_output
+from pipeline.catalog.pgc import PREFIX
+from pipeline.catalog.pgc import spec as pgc_spec
 from pipeline.errors import CamlocError
 from pipeline.models import BACKBONES, build_backbone
 
@@ -81,7 +83,8 @@ def test_every_method_on_every_backbone_is_finite_and_feature_sized(backbone):
         h, w = model.features(x).shape[-2:]
     for method in METHODS.names():
         maps = compute_maps(model, x, [1, 3], method, **({"chunk": 256} if method == "scorecam" else {}))
-        assert maps.shape == (2, h, w) and maps.dtype == torch.float32, method
+        at_input = method.startswith(PREFIX) and pgc_spec(method).input_resolution  # pgc.fullgrad
+        assert maps.shape == ((2, size, size) if at_input else (2, h, w)) and maps.dtype == torch.float32, method
         assert torch.isfinite(maps).all(), method
         assert maps.abs().sum() > 0, method
 

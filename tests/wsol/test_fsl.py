@@ -60,7 +60,10 @@ def _maxboxacc_v2(maps, gt) -> float:
 def test_fsl_writes_a_plain_tied_gapnet_and_its_fold_models(trained):
     params, paths, summary = trained
     folder = paths.model_dir(KEY)
-    assert sorted(p.name for p in folder.iterdir()) == ["history.csv", "meta.json", "metrics.json", "model.pt"]
+    assert sorted(p.name for p in folder.iterdir()) == ["dvclive", "history.csv", "meta.json", "metrics.json",
+                                                        "model.pt"]
+    curves = pd.read_csv(folder / "dvclive" / "plots" / "metrics" / "val_loss.tsv", sep="\t")  # the same rows
+    np.testing.assert_allclose(curves["val_loss"], pd.read_csv(folder / "history.csv")["val_loss"], rtol=1e-5)
     assert "chosen by out-of-fold MaxBoxAccV2" in summary
     model, meta = load_model(folder)  # the ordinary loader: the fold weights are left aside
     fsl = meta["fsl"]
