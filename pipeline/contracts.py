@@ -102,10 +102,13 @@ TAU_BOXES_FILE = "tau_boxes.parquet"
 TAU_BOXES_COLUMNS = ("image_id", "method", "tau_index", "tau", "x0", "y0", "x1", "y1", "iou")
 EVAL_FILES = ("per_image.parquet", "pixels.parquet", "chosen.json", "pointing.parquet", TAU_BOXES_FILE)
 POINTING_COLUMNS = ("image_id", "split", "method", "kind", "hit", "energy")  # eval/<B>/pointing.parquet
-FAITHFULNESS_NAMES = ("avg_drop", "increase_in_confidence", "deletion_auc", "insertion_auc")
-FAITHFULNESS_FILES = ("per_image.parquet", "curves.parquet")  # data/faithfulness/<B>/
-FAITHFULNESS_COLUMNS = ("image_id", "split", "method", "label", "score", "masked_score", "deletion_auc",
-                        "insertion_auc")  # data/faithfulness/<B>/per_image.parquet
+ROAD_NAMES = ("road_morf", "road_lerf", "road_combined")  # faithfulness.road's per-image values
+FAITHFULNESS_NAMES = ("avg_drop", "increase_in_confidence", "avg_drop_pixel", "increase_in_confidence_pixel",
+                      "deletion_auc", "insertion_auc", *ROAD_NAMES)
+FAITHFULNESS_FILES = ("per_image.parquet", "curves.parquet", "road.parquet")  # data/faithfulness/<B>/
+FAITHFULNESS_COLUMNS = ("image_id", "split", "method", "label", "score", "masked_score", "masked_score_pixel",
+                        "deletion_auc", "insertion_auc")  # data/faithfulness/<B>/per_image.parquet
+ROAD_COLUMNS = ("image_id", "split", "method", *ROAD_NAMES)  # data/faithfulness/<B>/road.parquet (its subset)
 FAITHFULNESS_CURVE_COLUMNS = ("method", "curve", "fraction", "score")  # data/faithfulness/<B>/curves.parquet
 CLASSIFICATION = "classification"  # metrics JSON prefix of the per-backbone accuracies
 # Metric names after `<method>.` in reports/metrics/<B>.json (tau_v2_* are the chosen τ, not scores).
@@ -364,6 +367,12 @@ def read_faithfulness(faithfulness_dir: str | Path) -> pd.DataFrame:
     """faithfulness/<B>/per_image.parquet: per image and method, the scores behind AD, IC and the AUCs."""
     return _parquet(Path(faithfulness_dir) / "per_image.parquet", _backbone_stage("faithfulness", faithfulness_dir),
                     FAITHFULNESS_COLUMNS)
+
+
+def read_road(faithfulness_dir: str | Path) -> pd.DataFrame:
+    """faithfulness/<B>/road.parquet: per image (of the ROAD subset) and method, MoRF, LeRF and combined."""
+    return _parquet(Path(faithfulness_dir) / "road.parquet", _backbone_stage("faithfulness", faithfulness_dir),
+                    ROAD_COLUMNS)
 
 
 def read_faithfulness_curves(faithfulness_dir: str | Path) -> pd.DataFrame:

@@ -179,6 +179,21 @@ def method_faithfulness(scorer: Scorer, data: ImageSet, maps: np.ndarray, steps:
     return MethodFaithfulness(masked, masked_pixel, deletion, insertion, road)
 
 
+def method_road(scorer: Scorer, data: ImageSet, maps: np.ndarray) -> np.ndarray:
+    """(N, 2, L) ROAD scores alone (MoRF, LeRF at each percentile) of one method on `data` (built with
+    road=True), in chunks of batch_size // (2·L) images; maps (N, s, s) in [0, 1]."""
+    if data.gauss is None:
+        raise ValueError("ROAD needs an ImageSet prepared with road=True (its noise)")
+    n, s, lv = data.inputs.shape[0], data.inputs.shape[-1], len(R.ROAD_PERCENTILES)
+    chunk, out = max(1, scorer.batch_size // (2 * lv)), np.empty((n, 2, lv))
+    for lo in range(0, n, chunk):
+        hi = min(n, lo + chunk)
+        m = torch.as_tensor(np.asarray(maps[lo:hi], np.float32), device=scorer.device)
+        inputs = R.road_inputs(data.inputs[lo:hi], m, torch.as_tensor(data.gauss[lo:hi], device=scorer.device))
+        out[lo:hi] = _scores(scorer, inputs, data.labels[lo:hi].repeat_interleave(2 * lv)).reshape(hi - lo, 2, lv)
+    return out
+
+
 def per_image(data: ImageSet, result: MethodFaithfulness) -> dict[str, np.ndarray]:
     """(N,) per-image values of every metric (`metrics.faithfulness`), the stage's table columns."""
     out = {"deletion_auc": MF.trapezoid_auc(result.deletion), "insertion_auc": MF.trapezoid_auc(result.insertion)}

@@ -37,6 +37,8 @@ DISPLAY = [
     C("deletion_auc_ci", "deletion 95% CI", 3, ci=("deletion_auc_ci_low", "deletion_auc_ci_high")),
     C("insertion_auc", "insertion", 3, bold_best=True),
     C("insertion_auc_ci", "insertion 95% CI", 3, ci=("insertion_auc_ci_low", "insertion_auc_ci_high")),
+    C("road_combined", "ROAD", 3, bold_best=True),
+    C("road_combined_ci", "ROAD 95% CI", 3, ci=("road_combined_ci_low", "road_combined_ci_high")),
 ]
 PIXEL_METRICS = ("pxap", "pxiou")
 LOC_METRICS = ("top1_loc", "gt_known_loc", "box_ap")  # scored on the loc kind's boxes
@@ -66,12 +68,18 @@ LEGEND_LINES = (
     ("avg_drop", "Faithfulness, on a seeded subset of faithfulness.max_images images per split in "
                  "faithfulness.splits,\nthe model's softmax score of the GT class:\n"
                  "- AD ↓ (`avg_drop`): Average Drop, mean of max(0, Y − O)/Y, where Y is the score on the image "
-                 "and O on\n  the image multiplied by the normalised map (Chattopadhay et al. 2018). IC "
+                 "and O on\n  the normalised image multiplied by the map (Chattopadhay et al. 2018, as torchcam). IC "
                  "(`increase_in_confidence`):\n  Increase in Confidence, % of images with O > Y."),
     ("deletion_auc", "- deletion ↓ (`deletion_auc`) / insertion (`insertion_auc`): area under the score curve "
-                     "(0–1, not %) as\n  pixels are deleted (set to the dataset mean) / inserted into a blurred "
+                     "(0–1, not %) as\n  pixels are deleted (set to the dataset mean colour) / inserted into a blurred "
                      "copy in decreasing map order\n  (Petsiuk et al. 2018); 95% CIs beside them. "
                      "leaderboard.csv has every CI."),
+    ("road_combined", "- ROAD (`road_combined`, Rong et al. 2022, as pytorch-grad-cam): (LeRF − MoRF) / 2 of the "
+                      "score change when\n  10–90% of the pixels, least / most relevant first, are filled by "
+                      "noisy linear imputation,\n  on faithfulness.road_max_images of the images; its 95% CI "
+                      "beside it. leaderboard.csv also has\n  `road_morf` ↓, `road_lerf`, and `avg_drop_pixel` ↓ / "
+                      "`increase_in_confidence_pixel`: AD / IC with the map\n  multiplying the pixel values "
+                      "(a removed pixel is black, not the mean colour)."),
 )
 
 

@@ -16,9 +16,11 @@ METRICS = (
     "maxboxacc_object", "maxboxacc_v2_object", "maxboxacc_v2_object_val_tau",
     "pointing_game_head", "energy_pointing_game_head", "pointing_game_body", "energy_pointing_game_body",
     "pointing_game_object", "energy_pointing_game_object",
-    "avg_drop", "increase_in_confidence", "deletion_auc", "insertion_auc",
+    "avg_drop", "increase_in_confidence", "avg_drop_pixel", "increase_in_confidence_pixel", "deletion_auc",
+    "insertion_auc", "road_morf", "road_lerf", "road_combined",
 )
-LOWER_IS_BETTER = ("avg_drop", "deletion_auc")  # the faithfulness metrics where a smaller value is better
+# the faithfulness metrics where a smaller value is better
+LOWER_IS_BETTER = ("avg_drop", "avg_drop_pixel", "deletion_auc", "road_morf")
 RANK_BY = "maxboxacc_v2_head"
 CLASSIFICATION = "classification"
 # A re-computed point may differ from the JSON by float rounding only (both are percentages).
