@@ -22,7 +22,7 @@ PARAMS = click.option(
 )
 
 
-TORCH_STAGES = ("train", "cams", "evaluate", "faithfulness", "report")  # the commands that run torch work
+TORCH_STAGES = ("train", "cams", "faithfulness")  # the commands that run torch work (evaluate and report never import it)
 
 
 class _Group(click.Group):
