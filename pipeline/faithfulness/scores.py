@@ -184,7 +184,7 @@ def method_road(scorer: Scorer, data: ImageSet, maps: np.ndarray) -> np.ndarray:
     road=True), in chunks of batch_size // (2·L) images; maps (N, s, s) in [0, 1]."""
     if data.gauss is None:
         raise ValueError("ROAD needs an ImageSet prepared with road=True (its noise)")
-    n, s, lv = data.inputs.shape[0], data.inputs.shape[-1], len(R.ROAD_PERCENTILES)
+    n, lv = data.inputs.shape[0], len(R.ROAD_PERCENTILES)
     chunk, out = max(1, scorer.batch_size // (2 * lv)), np.empty((n, 2, lv))
     for lo in range(0, n, chunk):
         hi = min(n, lo + chunk)

@@ -80,7 +80,8 @@ def test_outputs_follow_the_contract_and_the_json_pools_the_per_image_rows(proje
     road = C.read_road(paths.faithfulness_dir(B))
     assert list(road.columns) == list(C.ROAD_COLUMNS)
     assert road.groupby("method").size().to_dict() == {m: 6 for m in METHODS}
-    assert set(zip(road["split"], road["image_id"])) <= set(zip(table["split"], table["image_id"]))
+    assert set(zip(road["split"], road["image_id"], strict=True)) <= set(
+        zip(table["split"], table["image_id"], strict=True))
     np.testing.assert_allclose(road["road_combined"], (road["road_lerf"] - road["road_morf"]) / 2, atol=1e-12)
     for m in METHODS:
         assert metrics[f"{m}.road_combined"] == pytest.approx(road.loc[road["method"] == m, "road_combined"].mean(),
