@@ -85,7 +85,7 @@ def queue(steps: int) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench_threads_"))
     try:
         (tmp / "job.py").write_text(JOB.format(root=str(ROOT), steps=steps).replace(
-            'print(f"threads', 'open("out.txt", "w").write(f"threads'))
+            'print(f"threads', 'open("out.txt", "w").write(f"threads').replace(", flush=True)", ")"))
         (tmp / "params.yaml").write_text("job: a\n")
         (tmp / "dvc.yaml").write_text("stages:\n  job:\n    cmd: python job.py\n    deps: [job.py]\n"
                                       "    params: [job]\n    outs: [out.txt]\n")
