@@ -1,18 +1,26 @@
-"""faithfulness@B cost: seconds per image per map method for each default backbone, against the floor of
-the same number of bare `model(x)` forward passes (2·steps + 1 inputs per image and method) in one run.
+"""faithfulness@B against torchcam, side by side in one process: the same model, images, maps, steps and
+baselines, scored by camloc (`pipeline.faithfulness`) and by torchcam 0.5's `ClassificationMetric` (AD/IC)
+plus `DeletionInsertionMetric` (deletion/insertion); prints images × methods per second of each, the
+ratio, and the largest difference of every metric (equal results: ≤ 1e-5).
 
-    python benchmarks/bench_faithfulness.py [--images 8] [--steps 32] [--threads 2]
+    python benchmarks/bench_faithfulness.py [--images 8] [--methods 3] [--steps 16] [--threads 1] [--road]
 
-Random weights (the cost does not depend on them), random images at each backbone's default input size.
-The ratio says how close the stage's batching comes to the forward passes it cannot avoid. On a busy
-machine, `--threads 1` and the CPU seconds give the idle single-core cost.
+Random weights (the cost does not depend on them; the classifier is scaled so the softmax is not flat),
+random images at each default backbone's input size, random smooth maps (one set per "method"). Both
+sides use torchcam's conventions where they differ from camloc's defaults (insertion from the deletion
+baseline, ties in raster order) and the same batch size. camloc shares the map-free passes (clean,
+baseline) of an image across methods, as the stage does; torchcam re-runs them for every metric.
+`--road` adds camloc's ROAD cost (18 imputations + passes per image × method), which torchcam lacks.
+On a busy machine the ratio is the figure to read; report `uptime` beside it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -21,50 +29,109 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.faithfulness import scores as F  # noqa: E402
-from pipeline.metrics.boxes import normalize_map  # noqa: E402
+from pipeline.faithfulness.scorer import Scorer, normalised  # noqa: E402
 from pipeline.models import build_backbone  # noqa: E402
 
 BACKBONES = (("tiny_gap_cnn", 128, {}), ("tiny_gap_cnn", 96, {}), ("resnet18", 96, {"output_stride": 16}))
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
-def bench(name: str, size: int, opts: dict, n: int, steps: int, batch_size: int, rng) -> None:
+class FixedMaps:
+    """torchcam's CAM-extractor protocol around maps given in advance."""
+
+    def __init__(self, model, maps):
+        self.model, self.maps = model, maps
+
+    def __call__(self, class_idx=None, scores=None, normalized=True, **_):
+        return [self.maps]
+
+    def fuse_cams(self, cams):
+        return cams[0]
+
+    def _hooks_off(self):
+        return contextlib.nullcontext()
+
+
+def smooth_maps(rng, n: int, size: int) -> np.ndarray:
+    low = torch.from_numpy(rng.random((n, 1, size // 8, size // 8)).astype(np.float32))
+    m = torch.nn.functional.interpolate(low, size=(size, size), mode="bilinear").numpy()[:, 0]
+    return ((m - m.min((1, 2), keepdims=True)) / np.ptp(m, axis=(1, 2), keepdims=True)).astype(np.float32)
+
+
+def bench(name, size, opts, n, methods, steps, batch_size, road, rng) -> None:
+    from torchcam.metrics import ClassificationMetric, DeletionInsertionMetric
+
     torch.manual_seed(0)
     model = build_backbone(name, 6, **opts).eval()
+    with torch.no_grad():
+        model.classifier.weight.mul_(20.0)
     images = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
     labels = rng.integers(0, 6, n)
-    maps = np.stack([normalize_map(rng.normal(size=(size // 8, size // 8)), (size, size)) for _ in range(n)])
-    scorer = F.Scorer(model, MEAN, STD, batch_size)
-    clean = F.clean_scores(scorer, images, labels)
-    F.method_faithfulness(scorer, images[:1], labels[:1], maps[:1], clean[:1],
-                          F.tie_orders(maps[:1], [0], 0), steps)  # warm-up
-    t0, c0 = time.perf_counter(), time.process_time()
-    orders = F.tie_orders(maps, range(n), 0)
-    F.method_faithfulness(scorer, images, labels, maps, clean, orders, steps)
-    ours, cpu = (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
-    per_image = 2 * steps + 1
-    x = torch.randn(min(batch_size, per_image * n), 3, size, size)
-    with torch.inference_mode():
-        model(x)
+    maps = [smooth_maps(rng, n, size) for _ in range(methods)]
+    x = normalised(images, MEAN, STD, torch.device("cpu"))
+    idx = [int(v) for v in labels]
+
+    def camloc():
+        scorer = Scorer(model, MEAN, STD, batch_size)
+        data = F.prepare_images(scorer, images, labels, range(n), 0, insertion_start="baseline", road=False)
+        out = [F.summary(data, F.method_faithfulness(scorer, data, m, steps, 0, ties="raster")) for m in maps]
+        if road:
+            rdata = F.prepare_images(scorer, images, labels, range(n), 0, road=True)
+            for m in maps:
+                F.method_road(scorer, rdata, m)
+        return out
+
+    def torchcam():
+        out = []
+        for m in maps:
+            ext = FixedMaps(model, torch.from_numpy(m))
+            cm = ClassificationMetric(ext, partial(torch.softmax, dim=-1))
+            di = DeletionInsertionMetric(ext, partial(torch.softmax, dim=-1), steps=steps, batch_size=batch_size)
+            cm.update(x, class_idx=idx)
+            di.update(x, class_idx=idx)
+            out.append(cm.summary() | di.summary())
+        return out
+
+    timings = {}
+    for label, fn in (("camloc", camloc), ("torchcam", torchcam), ("camloc", camloc), ("torchcam", torchcam)):
         t0 = time.perf_counter()
-        for _ in range(3):
-            model(x)
-        floor = (time.perf_counter() - t0) / 3 / len(x) * per_image
-    print(f"{name}@{size}: {ours:.3f} s per image per method, {cpu:.3f} CPU s (floor: {per_image} bare "
-          f"forward passes {floor:.3f} s) → {ours / floor:.2f}× the floor")
+        res = fn()
+        timings.setdefault(label, []).append(time.perf_counter() - t0)
+        if label == "camloc":
+            ours = res
+        else:
+            ref = res
+    best = {k: min(v) for k, v in timings.items()}  # the faster of two rounds each, interleaved
+    rate = {k: n * methods / v for k, v in best.items()}
+    diff = {
+        "avg_drop": max(abs(o["avg_drop"] / 100 - r["avg_drop"]) for o, r in zip(ours, ref, strict=True)),
+        "ic": max(abs(o["increase_in_confidence"] / 100 - r["conf_increase"]) for o, r in zip(ours, ref, strict=True)),
+        "deletion": max(abs(o["deletion_auc"] - r["deletion_auc"]) for o, r in zip(ours, ref, strict=True)),
+        "insertion": max(abs(o["insertion_auc"] - r["insertion_auc"]) for o, r in zip(ours, ref, strict=True)),
+    }
+    equal = all(v <= 1e-5 for v in diff.values())
+    print(f"{name}@{size}: camloc {rate['camloc']:.2f} img×method/s{' (with ROAD)' if road else ''}, torchcam "
+          f"{rate['torchcam']:.2f} → {rate['camloc'] / rate['torchcam']:.2f}× torchcam; camloc "
+          f"{best['camloc'] / (n * methods):.3f} s per image × method; max |Δ| "
+          + ", ".join(f"{k} {v:.1e}" for k, v in diff.items()) + f" → {'equal' if equal else 'NOT EQUAL'}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=8)
-    ap.add_argument("--steps", type=int, default=32)
-    ap.add_argument("--batch-size", type=int, default=260)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--methods", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=16)
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--road", action="store_true")
+    ap.add_argument("--backbones", default="all", help="comma-separated name@size of " +
+                    ", ".join(f"{b}@{s}" for b, s, _ in BACKBONES))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     for name, size, opts in BACKBONES:
-        bench(name, size, opts, args.images, args.steps, args.batch_size, rng)
+        if args.backbones == "all" or f"{name}@{size}" in args.backbones.split(","):
+            bench(name, size, opts, args.images, args.methods, args.steps, args.batch_size, args.road, rng)
 
 
 if __name__ == "__main__":

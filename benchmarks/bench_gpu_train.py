@@ -56,7 +56,7 @@ def main() -> None:
     world = distributed.init(device.type)
     if device.type == "cuda":
         device = torch.device("cuda", world.local_rank)
-    setup_determinism(0, device, distributed.local_processes())
+    setup_determinism(0, device)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (args.images, args.cache, args.cache, 3), dtype=np.uint8)
     labels = rng.integers(0, args.classes, args.images)

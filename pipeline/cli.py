@@ -22,6 +22,9 @@ PARAMS = click.option(
 )
 
 
+TORCH_STAGES = ("train", "cams", "faithfulness")  # the commands that run torch work (evaluate and report never import it)
+
+
 class _Group(click.Group):
     """Turns CamlocError into one line on stderr and exit code 2 (no traceback unless --debug)."""
 
@@ -50,6 +53,10 @@ def cli(ctx: click.Context, debug: bool, verbose: int) -> None:
     level = logging.DEBUG if verbose >= 2 else logging.INFO if verbose == 1 or debug else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("pipeline").setLevel(min(level, logging.INFO))
+    if ctx.invoked_subcommand in TORCH_STAGES:
+        from pipeline import threads
+
+        threads.apply()  # the one thread policy (pipeline/threads.py), before the stage starts any work
 
 
 def _params(path: Path):

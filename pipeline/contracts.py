@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline.atomic import bad_name, child
-from pipeline.catalog.metrics import json_names
+from pipeline.catalog.metrics import computed_by, json_names
 from pipeline.errors import CamlocError
 
 if TYPE_CHECKING:
@@ -105,10 +105,12 @@ TAU_BOXES_FILE = "tau_boxes.parquet"
 TAU_BOXES_COLUMNS = ("image_id", "method", "tau_index", "tau", "x0", "y0", "x1", "y1", "iou")
 EVAL_FILES = ("per_image.parquet", "pixels.parquet", "chosen.json", "pointing.parquet", TAU_BOXES_FILE)
 POINTING_COLUMNS = ("image_id", "split", "method", "kind", "hit", "energy")  # eval/<B>/pointing.parquet
+ROAD_NAMES = computed_by("pipeline.faithfulness.road")  # per-image values on ROAD's own subset
 FAITHFULNESS_NAMES = json_names("faithfulness", ())
-FAITHFULNESS_FILES = ("per_image.parquet", "curves.parquet")  # data/faithfulness/<B>/
-FAITHFULNESS_COLUMNS = ("image_id", "split", "method", "label", "score", "masked_score", "deletion_auc",
-                        "insertion_auc")  # data/faithfulness/<B>/per_image.parquet
+FAITHFULNESS_FILES = ("per_image.parquet", "curves.parquet", "road.parquet")  # data/faithfulness/<B>/
+FAITHFULNESS_COLUMNS = ("image_id", "split", "method", "label", "score", "masked_score", "masked_score_pixel",
+                        "deletion_auc", "insertion_auc")  # data/faithfulness/<B>/per_image.parquet
+ROAD_COLUMNS = ("image_id", "split", "method", *ROAD_NAMES)  # data/faithfulness/<B>/road.parquet (its subset)
 FAITHFULNESS_CURVE_COLUMNS = ("method", "curve", "fraction", "score")  # data/faithfulness/<B>/curves.parquet
 CLASSIFICATION = "classification"  # metrics JSON prefix of the per-backbone accuracies
 # Metric names after `<method>.` in reports/metrics/<B>.json (tau_v2_* are the chosen τ, not scores), from
@@ -371,6 +373,12 @@ def read_faithfulness(faithfulness_dir: str | Path) -> pd.DataFrame:
     """faithfulness/<B>/per_image.parquet: per image and method, the scores behind AD, IC and the AUCs."""
     return _parquet(Path(faithfulness_dir) / "per_image.parquet", _backbone_stage("faithfulness", faithfulness_dir),
                     FAITHFULNESS_COLUMNS)
+
+
+def read_road(faithfulness_dir: str | Path) -> pd.DataFrame:
+    """faithfulness/<B>/road.parquet: per image (of the ROAD subset) and method, MoRF, LeRF and combined."""
+    return _parquet(Path(faithfulness_dir) / "road.parquet", _backbone_stage("faithfulness", faithfulness_dir),
+                    ROAD_COLUMNS)
 
 
 def read_faithfulness_curves(faithfulness_dir: str | Path) -> pd.DataFrame:

@@ -140,12 +140,6 @@ def local_processes() -> int:
         return 1
 
 
-def cpu_threads() -> int:
-    """This process's share of the node's cores (torchrun itself would give each process one thread)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // local_processes())
-
-
 def all_reduce_sum(values: list[float], world: World) -> list[float]:
     """Element-wise sum of `values` over all ranks (float64; the values themselves for one process)."""
     if not world.distributed:
@@ -175,9 +169,14 @@ def relaunch(nproc: int, argv: list[str], what: str) -> None:
     """
     import subprocess
 
+    from pipeline import threads
+
     cmd = relaunch_command(nproc, argv)
     log.info("%s: relaunching as %d processes: %s", what, nproc, " ".join(cmd))
-    rc = subprocess.call(cmd)
+    # torchrun gives each child OMP_NUM_THREADS=1 unless it is set; the thread policy divides this
+    # process's allowed cores among the children instead (CAMLOC_THREADS is read before OMP_NUM_THREADS)
+    env = os.environ | {threads.ENV_THREADS: str(threads.allowed_cores())}
+    rc = subprocess.call(cmd, env=env)
     if rc != 0:
         raise DistributedError(
             f"{what}: torchrun ({nproc} processes) failed with exit code {rc}; its ChildFailedError report "

@@ -239,17 +239,20 @@ class EvaluateParams:
 
 @dataclass(frozen=True)
 class FaithfulnessParams:
-    max_images: int = 12  # images per split (a seeded subset): 2·steps + 1 forward passes each per method
-    steps: int = 32  # deletion / insertion curves: pixels removed or inserted in this many equal steps
+    max_images: int = 48  # images per split (a seeded subset): 2·steps forward passes each per method
+    steps: int = 16  # deletion / insertion curves: pixels removed or inserted in this many equal steps
     splits: tuple[str, ...] = ("test",)  # splits to run on; the stage refuses one cams.splits did not dump
-    batch_size: int = 260  # model inputs per forward pass (whole images: 2·steps + 1 inputs per image and method)
-    seed: int = 0  # the subset and the tie-breaking pixel order
+    batch_size: int = 256  # model inputs per forward pass (several images × steps)
+    seed: int = 0  # the subset, the tie-breaking pixel order and ROAD's noise
+    road_max_images: int = 8  # ROAD on a seeded subset of the subset (18 imputations + passes each); 0: off
 
     def validate(self, key: str) -> None:
         _positive(f"{key}.max_images", self.max_images)
         if self.steps < 2:
             raise ParamsError(f"{key}.steps", self.steps, "an integer >= 2 (32 is usual)")
         _positive(f"{key}.batch_size", self.batch_size)
+        if self.road_max_images < 0:
+            raise ParamsError(f"{key}.road_max_images", self.road_max_images, "an integer >= 0 (0: no ROAD)")
         if not self.splits:
             raise ParamsError(f"{key}.splits", [], f"a non-empty list of {', '.join(SPLITS)}")
         for s in self.splits:

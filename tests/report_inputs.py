@@ -29,6 +29,7 @@ DELTAS = (30, 50, 70)
 # Per method: peak IoU scale (how good), and the τ where its IoU peaks.
 QUALITY = {"cam": (0.85, 0.35), "gradcam": (0.7, 0.45), "center": (0.35, 0.5), "full": (0.25, 0.05)}
 FAITHFULNESS_IMAGES = 8  # the seeded faithfulness subset of the test split
+ROAD_IMAGES = 4  # ROAD's subset of it
 STEPS = 4  # points of the mean deletion / insertion curves: STEPS + 1
 
 
@@ -254,24 +255,34 @@ def _pointing(samples: pd.DataFrame, shift: float, rng) -> tuple[pd.DataFrame, d
     return pd.concat(parts, ignore_index=True), metrics
 
 
-def _faithfulness(samples: pd.DataFrame, shift: float, rng) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def _faithfulness(samples: pd.DataFrame, shift: float, rng) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     """faithfulness/<B>/ per-image rows and mean curves on a seeded test subset, and the metrics JSON
     computed here by the definitions (PROTOCOL §6), in plain Python."""
     test = samples[samples["split"] == "test"].sort_values("image_id")
     sub = test.iloc[np.sort(rng.choice(len(test), FAITHFULNESS_IMAGES, replace=False))]
     score = rng.uniform(0.4, 0.99, len(sub))  # Y, the same for every method of an image
-    rows, curves, metrics = [], [], {}
+    rows, road_rows, curves, metrics = [], [], [], {}
     for method in METHODS:
         q = min(0.98, QUALITY[method][0] + shift)
         masked = np.clip(score * rng.uniform(0.5 + 0.4 * q, 1.0 + 0.3 * q, len(sub)), 0.01, 0.999)
+        masked_pixel = np.clip(masked * rng.uniform(0.8, 1.0, len(sub)), 0.01, 0.999)
+        morf, lerf = rng.normal(-0.3 * q, 0.05, ROAD_IMAGES), rng.normal(-0.1 + 0.2 * q, 0.05, ROAD_IMAGES)
+        road_rows.append(pd.DataFrame({"image_id": sub["image_id"].to_numpy()[:ROAD_IMAGES], "split": "test",
+                                       "method": method, "road_morf": morf, "road_lerf": lerf,
+                                       "road_combined": (lerf - morf) / 2}))
         deletion = np.clip(rng.normal(0.6 - 0.45 * q, 0.08, len(sub)), 0, 1)
         insertion = np.clip(rng.normal(0.3 + 0.6 * q, 0.08, len(sub)), 0, 1)
         rows.append(pd.DataFrame({"image_id": sub["image_id"].to_numpy(), "split": "test", "method": method,
                                   "label": sub["label"].to_numpy(), "score": score, "masked_score": masked,
-                                  "deletion_auc": deletion, "insertion_auc": insertion}))
-        drops = [max(0.0, y - o) / y for y, o in zip(score, masked, strict=True)]
-        metrics[f"{method}.avg_drop"] = 100.0 * sum(drops) / len(drops)
-        metrics[f"{method}.increase_in_confidence"] = 100.0 * sum(o > y for y, o in zip(score, masked, strict=True)) / len(sub)
+                                  "masked_score_pixel": masked_pixel, "deletion_auc": deletion,
+                                  "insertion_auc": insertion}))
+        for suffix, o_ in (("", masked), ("_pixel", masked_pixel)):
+            drops = [max(0.0, y - o) / (y + 1e-7) for y, o in zip(score, o_, strict=True)]
+            metrics[f"{method}.avg_drop{suffix}"] = 100.0 * sum(drops) / len(drops)
+            metrics[f"{method}.increase_in_confidence{suffix}"] = 100.0 * sum(
+                o > y for y, o in zip(score, o_, strict=True)) / len(sub)
+        for name, v in (("road_morf", morf), ("road_lerf", lerf), ("road_combined", (lerf - morf) / 2)):
+            metrics[f"{method}.{name}"] = float(v.mean())
         metrics[f"{method}.deletion_auc"] = float(deletion.mean())
         metrics[f"{method}.insertion_auc"] = float(insertion.mean())
         fraction = np.arange(STEPS + 1) / STEPS
@@ -279,7 +290,8 @@ def _faithfulness(samples: pd.DataFrame, shift: float, rng) -> tuple[pd.DataFram
             start = score.mean() if name == "deletion" else 1 - q
             curves.append(pd.DataFrame({"method": method, "curve": name, "fraction": fraction,
                                         "score": start + (end - start) * fraction}))
-    return pd.concat(rows, ignore_index=True), pd.concat(curves, ignore_index=True), metrics
+    return (pd.concat(rows, ignore_index=True), pd.concat(road_rows, ignore_index=True),
+            pd.concat(curves, ignore_index=True), metrics)
 
 
 def make_report_inputs(root: Path, seed: int = 0) -> Path:
@@ -309,10 +321,11 @@ def make_report_inputs(root: Path, seed: int = 0) -> Path:
         pointing, pointing_metrics = _pointing(samples, shift, rng)
         pointing.to_parquet(ev / "pointing.parquet", index=False)
         metrics |= pointing_metrics
-        faith, faith_curves, faith_metrics = _faithfulness(samples, shift, rng)
+        faith, road, faith_curves, faith_metrics = _faithfulness(samples, shift, rng)
         (root / "data" / "faithfulness" / backbone).mkdir(parents=True)
         faith.to_parquet(root / "data" / "faithfulness" / backbone / "per_image.parquet", index=False)
         faith_curves.to_parquet(root / "data" / "faithfulness" / backbone / "curves.parquet", index=False)
+        road.to_parquet(root / "data" / "faithfulness" / backbone / "road.parquet", index=False)
         for sub in ("metrics", "curves", "faithfulness"):
             (root / "reports" / sub).mkdir(parents=True, exist_ok=True)
         (root / "reports" / "faithfulness" / f"{backbone}.json").write_text(json.dumps(faith_metrics))

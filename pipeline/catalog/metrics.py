@@ -115,18 +115,32 @@ for _kind, _loc in (("head", True), ("body", False), ("object", True)):
 _add(MetricCard("avg_drop", "AD ↓", "faithfulness", _FAITH, "↓", stage="faithfulness",
                 legend="Faithfulness, on a seeded subset of faithfulness.max_images images per split in "
                        "faithfulness.splits,\nthe model's softmax score of the GT class:\n"
-                       "- AD ↓ (`avg_drop`): Average Drop, mean of max(0, Y − O)/Y, where Y is the score on the "
-                       "image and O on\n  the image multiplied by the normalised map (Chattopadhay et al. 2018). "
-                       "IC (`increase_in_confidence`):\n  Increase in Confidence, % of images with O > Y."))
+                       "- AD ↓ (`avg_drop`): Average Drop, mean of max(0, Y − O)/Y, where Y is the score on the image "
+                       "and O on\n  the normalised image multiplied by the map (Chattopadhay et al. 2018, as torchcam). "
+                       "IC\n  (`increase_in_confidence`): Increase in Confidence, % of images with O > Y."))
 _add(MetricCard("increase_in_confidence", "IC", "faithfulness", _FAITH, stage="faithfulness"))
+# The pixel-space variant (the map multiplies the pixel values: a removed pixel is black), in the CSV only.
+_add(MetricCard("avg_drop_pixel", "", "faithfulness", _FAITH, "↓", stage="faithfulness", shown=False))
+_add(MetricCard("increase_in_confidence_pixel", "", "faithfulness", _FAITH, stage="faithfulness", shown=False))
 _add(MetricCard("deletion_auc", "deletion ↓", "faithfulness", _FAITH, "↓", stage="faithfulness", ci=True,
                 digits=3, percent=False,
                 legend="- deletion ↓ (`deletion_auc`) / insertion (`insertion_auc`): area under the score curve "
-                       "(0–1, not %) as\n  pixels are deleted (set to the dataset mean) / inserted into a blurred "
-                       "copy in decreasing map order\n  (Petsiuk et al. 2018); 95% CIs beside them. "
+                       "(0–1, not %) as\n  pixels are deleted (set to the dataset mean colour) / inserted into a "
+                       "blurred copy in decreasing map order\n  (Petsiuk et al. 2018); 95% CIs beside them. "
                        "leaderboard.csv has every CI."))
 _add(MetricCard("insertion_auc", "insertion", "faithfulness", _FAITH, stage="faithfulness", ci=True, digits=3,
                 percent=False))
+# ROAD (pipeline.faithfulness.road), on its own seeded subset of the faithfulness images.
+_ROAD = "pipeline.faithfulness.road"
+_add(MetricCard("road_morf", "", "faithfulness", _ROAD, "↓", stage="faithfulness", shown=False, digits=3, percent=False))
+_add(MetricCard("road_lerf", "", "faithfulness", _ROAD, stage="faithfulness", shown=False, digits=3, percent=False))
+_add(MetricCard("road_combined", "ROAD", "faithfulness", _ROAD, stage="faithfulness", ci=True, digits=3, percent=False,
+                legend="- ROAD (`road_combined`, Rong et al. 2022, as pytorch-grad-cam): (LeRF − MoRF) / 2 of the "
+                       "score change when\n  10–90% of the pixels, least / most relevant first, are filled by "
+                       "noisy linear imputation,\n  on faithfulness.road_max_images of the images; its 95% CI "
+                       "beside it. leaderboard.csv also has\n  `road_morf` ↓, `road_lerf`, and `avg_drop_pixel` ↓ / "
+                       "`increase_in_confidence_pixel`: AD / IC with the map\n  multiplying the pixel values "
+                       "(a removed pixel is black, not the mean colour)."))
 # In the metrics JSONs only (extra leaderboard.csv columns): the v1 val-τ score and AP at IoU 0.5.
 for _kind in ("head", "object"):
     _add(MetricCard(f"maxboxacc_{_kind}_val_tau", "", "localization", _BOXACC, box_kind=_kind,
@@ -140,7 +154,7 @@ RENDER_ORDER = (
     "top1_acc", "top1_loc", "gt_known_loc", "maxboxacc_head", "maxboxacc_v2_head", "maxboxacc_v2_head_val_tau",
     "maxboxacc_v2_body", "maxboxacc_object", "maxboxacc_v2_object", "maxboxacc_v2_object_val_tau", "pxap", "pxiou",
     "box_ap", "pointing_game_head", "energy_pointing_game_head", "pointing_game_object", "energy_pointing_game_object",
-    "pointing_game_body", "avg_drop", "increase_in_confidence", "deletion_auc", "insertion_auc",
+    "pointing_game_body", "avg_drop", "increase_in_confidence", "deletion_auc", "insertion_auc", "road_combined",
 )
 
 
@@ -165,6 +179,11 @@ def available(card: MetricCard, kinds: tuple[str, ...], loc: str, pixels: bool) 
 def json_names(stage: str, kinds: tuple[str, ...]) -> tuple[str, ...]:
     """The metric names stage `stage` writes per method for a dataset with box `kinds` (pixels included)."""
     return tuple(c.name for c in ordered() if c.stage == stage and (c.box_kind is None or c.box_kind in kinds))
+
+
+def computed_by(impl: str) -> tuple[str, ...]:
+    """The metric names module `impl` computes (e.g. ROAD's, which have their own image subset)."""
+    return tuple(c.name for c in ordered() if c.impl == impl)
 
 
 def per_kind(prefix: str, kind: str) -> str:

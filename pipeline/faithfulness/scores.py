@@ -1,22 +1,31 @@
 """Model-based faithfulness of maps (torch), the core of faithfulness@B (PROTOCOL §6): does the map explain
-the decision? Every number is the softmax score of the image's GT class under some edit of its pixels.
+the decision? Every number is the softmax score of the image's GT class (never a logit) under some edit of
+the image in the model's normalised space (x = (pixel/255 − mean)/std; its zero is the dataset-mean colour).
 
-- Average Drop / Increase in Confidence (Chattopadhay et al. 2018, Grad-CAM++): Y = score on the image,
-  O = score on the image multiplied pixel-wise by the normalised map, the product taken on pixel values
-  (0..255) BEFORE mean/std normalisation. AD = mean(max(0, Y − O) / Y) · 100; IC = % of images with O > Y
-  (`metrics.faithfulness`: a change of at most SCORE_NOISE counts as none, float32 batch noise).
+- Average Drop / Increase in Confidence (Chattopadhay et al. 2018, Grad-CAM++), as torchcam's
+  `ClassificationMetric` computes them: Y = score on the image, O = score on map × x (the map multiplies
+  the NORMALISED input, so a removed pixel goes to the mean colour). AD = mean(max(0, Y − O) / (Y + 1e-7))
+  · 100; IC = % of images with O > Y (`metrics.faithfulness`). An image with a tiny Y counts with its drop
+  scaled by Y / (Y + 1e-7): at Y = 1e-8 it adds at most 0.09, where the bare formula would add up to 1.
+- `*_pixel` (camloc's second, named variant): the same with the map multiplying the PIXEL values (0..255),
+  so a removed pixel goes to black: O_pixel = score on black + map × (x − black). Why both: the normalised
+  zero depends on each backbone's mean/std, so two backbones would see different masked images; black is
+  the same masked image for every backbone (camloc's definition before torchcam's was adopted as the main one).
 - Deletion / insertion (Petsiuk et al. 2018, RISE): pixels in decreasing map order are replaced, in
-  `steps` equal steps (step i has ⌊i·P/steps⌋ of the P pixels replaced), by the dataset mean (deletion,
-  starting from the image) or by the image's own pixels (insertion, starting from a Gaussian-blurred copy,
-  RISE's σ = 5 px / 11-px kernel at 224 px scaled to the input size). The metric is the trapezoidal area
-  under the score curve over the fraction of pixels in [0, 1]; it lies in [0, 1]. Deletion: lower is
-  better; insertion: higher.
+  `steps` equal steps (step i has ⌊i·P/steps⌋ of the P pixels replaced), by the normalised zero (deletion,
+  starting from the image) or by the image's own pixels (insertion, starting from `insertion_start`:
+  "blur", RISE's σ = 5 px / 11-px Gaussian at 224 px scaled to the input size, camloc's default; or
+  "baseline", the deletion baseline, as torchcam's `DeletionInsertionMetric` does). The metric is the
+  trapezoidal area under the score curve over the fraction of pixels in [0, 1]. Equal to torchcam's when
+  steps divides P, ties="raster" and insertion_start="baseline" (tests/faithfulness/test_golden.py).
+- ROAD: `faithfulness.road`.
 
-Ties in map order (a constant map, the flat top of a clipped map) are broken by a permutation seeded per
-image, shared by every method, so a constant map gets a fair random order rather than raster order.
-Maps come in normalised to [0, 1] at the input size (`metrics.normalize_map`, as the evaluator does).
-Every edited input of an image is built on the model's device with one `torch.where` and scored in
-batches of whole images.
+Ties in map order (a constant map, the flat top of a clipped map) are broken by default by a permutation
+seeded per image and shared by every method (ties="random"), so a constant map gets a fair random order;
+torchcam breaks them in raster order (ties="raster"), which deletes a constant map top row first.
+
+Every edited input is built on the model's device for several images at once (one `torch.where` over an
+(images, steps, pixels) mask) and the whole stream is scored in batches of `batch_size` inputs.
 """
 
 from __future__ import annotations
@@ -27,28 +36,40 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from pipeline.cams.hooks import model_device
-from pipeline.datasets.loader import normalize
-from pipeline.metrics.faithfulness import average_drop, increase_in_confidence, trapezoid_auc
+from pipeline.faithfulness import road as R
+from pipeline.faithfulness.scorer import Scorer, normalised
+from pipeline.metrics import faithfulness as MF
 
 RISE_SIGMA, RISE_KERNEL, RISE_SIZE = 5.0, 11, 224  # RISE's blur: σ = 5 px, 11×11 kernel, at 224 px
+TIES, INSERTION_STARTS = ("random", "raster"), ("blur", "baseline")
 
 
 @dataclass(frozen=True)
 class MethodFaithfulness:
     """One map method's per-image results on N images."""
 
-    masked_score: np.ndarray  # (N,) O: GT-class score on image × map
+    masked_score: np.ndarray  # (N,) O: GT-class score on map × normalised image
+    masked_score_pixel: np.ndarray  # (N,) O_pixel: the map multiplies the pixel values (zero = black)
     deletion: np.ndarray  # (N, steps + 1) score after 0, 1/steps, ..., all pixels deleted
     insertion: np.ndarray  # (N, steps + 1) score after 0, ..., all pixels inserted
+    road: np.ndarray | None  # (N, 2, L) score after MoRF / LeRF imputation at each ROAD percentile
 
 
-def pixel_order(smap: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(P,) flat pixel indices of an (s, s) map in decreasing value; ties in a seeded random order."""
-    perm = rng.permutation(smap.size)  # (P,)
-    return perm[np.argsort(-np.asarray(smap, np.float64).ravel()[perm], kind="stable")]
+@dataclass(frozen=True)
+class ImageSet:
+    """What every method of one split's subset shares: the inputs and the scores that need no map."""
+
+    inputs: Tensor  # (N, 3, s, s) normalised, on the model's device
+    labels: Tensor  # (N,) long
+    keys: np.ndarray  # (N,) ints seeding each image's tie order and ROAD noise
+    clean: np.ndarray  # (N,) Y
+    start: Tensor  # (N, 3, s, s) insertion's first input
+    start_score: np.ndarray  # (N,) its score (insertion step 0)
+    zero_score: np.ndarray  # (N,) score of the all-baseline input (deletion's last step)
+    black_score: np.ndarray  # (N,) score of an all-black input (O_pixel of an all-zero map)
+    gauss: np.ndarray | None  # (N, L, 3, s, s) float32 ROAD noise, None without ROAD
 
 
 def step_counts(n_pixels: int, steps: int) -> np.ndarray:
@@ -64,7 +85,7 @@ def blur_kernel(size: int) -> tuple[int, float]:
 
 
 def gaussian_blur(images: Tensor) -> Tensor:
-    """(N, 3, s, s) float → the same blurred, separable Gaussian with reflected borders (a constant image
+    """(N, C, s, s) float → the same blurred, separable Gaussian with reflected borders (a constant image
     stays constant up to float rounding)."""
     side, sigma = blur_kernel(images.shape[-1])
     side = min(side, 2 * images.shape[-1] - 1 if images.shape[-1] > 1 else 1)  # reflect padding < side
@@ -77,94 +98,115 @@ def gaussian_blur(images: Tensor) -> Tensor:
     return F.conv2d(out, k.view(1, 1, -1, 1).expand(c, 1, side, 1), groups=c)
 
 
-def curve_inputs(start: Tensor, target: Tensor, rank: Tensor, counts: Tensor) -> Tensor:
-    """(K, 3, s, s): `start` with its first counts[k] pixels in map order taken from `target`.
-
-    start, target (3, s, s); rank (s·s,) each pixel's position in map order; counts (K,).
-    """
-    s = start.shape[-1]
-    mask = rank.view(1, -1) < counts.view(-1, 1)  # (K, P)
-    return torch.where(mask.view(-1, 1, s, s), target.unsqueeze(0), start.unsqueeze(0))
-
-
-class Scorer:
-    """GT-class softmax scores of pixel-space inputs (N, 3, s, s) in 0..255, batched on the model's device."""
-
-    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float], batch_size: int):
-        self.model, self.mean, self.std, self.batch_size = model, mean, std, batch_size
-        self.device = model_device(model)
-
-    def __call__(self, pixels: Tensor, labels: Tensor) -> Tensor:
-        out = []
-        with torch.inference_mode():
-            for i in range(0, len(pixels), self.batch_size):
-                x = normalize(pixels[i:i + self.batch_size], self.mean, self.std,
-                              channels_last=self.device.type == "cuda")
-                probs = torch.softmax(self.model(x).float(), dim=1)  # (n, K)
-                out.append(probs.gather(1, labels[i:i + self.batch_size].view(-1, 1)).view(-1))
-        return torch.cat(out) if out else torch.zeros(0, device=self.device)
+def pixel_ranks(maps: np.ndarray, keys: Sequence[int], seed: int, ties: str = "random") -> np.ndarray:
+    """(N, P) each pixel's position in decreasing map order; ties by the permutation seeded by (seed, key)
+    (the same for every method of an image) or, ties="raster", in raster order (torchcam's)."""
+    if ties not in TIES:
+        raise ValueError(f"ties must be one of {', '.join(TIES)}, got {ties!r}")
+    flat = -np.asarray(maps, np.float64).reshape(len(maps), -1)  # (N, P)
+    if ties == "raster":
+        order = np.argsort(flat, axis=1, kind="stable")
+    else:
+        perm = np.stack([np.random.default_rng([seed, int(k)]).permutation(flat.shape[1]) for k in keys])
+        order = np.take_along_axis(perm, np.argsort(np.take_along_axis(flat, perm, 1), axis=1, kind="stable"), 1)
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(flat.shape[1])[None], axis=1)
+    return ranks
 
 
-def to_pixels(images: np.ndarray, device: torch.device) -> Tensor:
-    """uint8 (N, s, s, 3) → float32 (N, 3, s, s) pixel values 0..255 on `device`."""
-    return torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).float()
+def _scores(scorer: Scorer, inputs: Tensor, labels: Tensor) -> np.ndarray:
+    return scorer(inputs, labels).cpu().numpy().astype(np.float64)
 
 
-def clean_scores(scorer: Scorer, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """(N,) Y: the GT-class score of each unedited image."""
-    y = torch.tensor(np.asarray(labels), dtype=torch.long, device=scorer.device)  # a copy: labels may be read-only
-    return scorer(to_pixels(images, scorer.device), y).cpu().numpy().astype(np.float64)
+def prepare_images(scorer: Scorer, images: np.ndarray, labels: np.ndarray, keys: Sequence[int], seed: int,
+                   insertion_start: str = "blur", road: bool = True) -> ImageSet:
+    """images uint8 (N, s, s, 3), labels (N,): the map-free inputs and scores of every method."""
+    if insertion_start not in INSERTION_STARTS:
+        raise ValueError(f"insertion_start must be one of {', '.join(INSERTION_STARTS)}, got {insertion_start!r}")
+    dev = scorer.device
+    x = normalised(images, scorer.mean, scorer.std, dev)  # (N, 3, s, s)
+    y = torch.tensor(np.asarray(labels), dtype=torch.long, device=dev)  # a copy: labels may be read-only
+    zero, black = torch.zeros_like(x), scorer.black().expand_as(x)
+    start = gaussian_blur(x) if insertion_start == "blur" else zero
+    n = len(x)
+    both = _scores(scorer, torch.cat([x, start, zero, black]), y.repeat(4)).reshape(4, n)
+    keys = np.asarray(keys, np.int64)
+    gauss = (R.noise([[seed, int(k), 1] for k in keys], len(R.ROAD_PERCENTILES), tuple(x.shape[1:]))
+             if road else None)
+    return ImageSet(x, y, keys, both[0], start, both[1], both[2], both[3], gauss)
 
 
-def method_faithfulness(scorer: Scorer, images: np.ndarray, labels: np.ndarray, maps: np.ndarray,
-                        clean: np.ndarray, orders: Sequence[np.ndarray], steps: int) -> MethodFaithfulness:
-    """AD/IC and deletion/insertion inputs of one method, scored.
+def method_faithfulness(scorer: Scorer, data: ImageSet, maps: np.ndarray, steps: int, seed: int,
+                        ties: str = "random") -> MethodFaithfulness:
+    """AD/IC (both variants), deletion/insertion and ROAD inputs of one method, built and scored in chunks
+    of whole images (batch_size // inputs-per-image images at a time, at least one).
 
-    images uint8 (N, s, s, 3); labels (N,); maps (N, s, s) normalised to [0, 1]; clean (N,) the unedited
-    scores (they are step 0 of deletion and the last step of insertion, so those inputs are not re-run);
-    orders: per image the tie-breaking permutation (P,) drawn by the caller (`np.random.Generator`s
-    cannot be shared safely across methods, permutations can).
-    """
-    n, s = images.shape[0], images.shape[1]
+    maps (N, s, s) normalised to [0, 1] at the input size."""
+    n, s = data.inputs.shape[0], data.inputs.shape[-1]
     if maps.shape != (n, s, s):
         raise ValueError(f"maps must be (N, s, s) = {(n, s, s)} like the images, got {maps.shape}")
     dev, p = scorer.device, s * s
-    counts = torch.as_tensor(step_counts(p, steps), device=dev)  # (steps + 1,)
-    mean = torch.tensor(scorer.mean, dtype=torch.float32, device=dev).view(3, 1, 1) * 255.0
-    per_image = 2 * steps + 1  # deletion steps 1..n, insertion steps 0..n-1, the masked image
+    counts = torch.as_tensor(step_counts(p, steps)[1:-1], device=dev)  # (K,) interior steps
+    ranks = pixel_ranks(maps, data.keys, seed, ties)  # (N, P)
+    k, lv = len(counts), len(R.ROAD_PERCENTILES)
+    per_image = 2 * k + 2 + (2 * lv if data.gauss is not None else 0)
     chunk = max(1, scorer.batch_size // per_image)
-    masked, deletion, insertion = np.empty(n), np.empty((n, steps + 1)), np.empty((n, steps + 1))
+    scores = np.empty((n, per_image))
+    black = scorer.black()
     for lo in range(0, n, chunk):
-        idx = range(lo, min(n, lo + chunk))
-        pix = to_pixels(images[lo:idx.stop], dev)  # (c, 3, s, s)
-        blurred = gaussian_blur(pix)
-        smaps = torch.as_tensor(np.asarray(maps[lo:idx.stop], np.float32), device=dev)  # (c, s, s)
-        inputs = []
-        for j, i in enumerate(idx):
-            order = torch.as_tensor(orders[i], device=dev)
-            rank = torch.empty(p, dtype=torch.long, device=dev)
-            rank[order] = torch.arange(p, device=dev)
-            inputs.append(curve_inputs(pix[j], mean.expand(3, s, s), rank, counts[1:]))
-            inputs.append(curve_inputs(blurred[j], pix[j], rank, counts[:-1]))
-            inputs.append((pix[j] * smaps[j]).unsqueeze(0))
-        y = torch.tensor(np.repeat(labels[lo:idx.stop], per_image), dtype=torch.long, device=dev)
-        scores = scorer(torch.cat(inputs), y).cpu().numpy().astype(np.float64).reshape(len(idx), per_image)
-        for j, i in enumerate(idx):
-            deletion[i] = np.concatenate([[clean[i]], scores[j, :steps]])
-            insertion[i] = np.concatenate([scores[j, steps:2 * steps], [clean[i]]])
-            masked[i] = scores[j, -1]
-    return MethodFaithfulness(masked, deletion, insertion)
+        hi = min(n, lo + chunk)
+        x, st = data.inputs[lo:hi], data.start[lo:hi]  # (c, 3, s, s)
+        m = torch.as_tensor(np.asarray(maps[lo:hi], np.float32), device=dev).unsqueeze(1)  # (c, 1, s, s)
+        rank = torch.as_tensor(ranks[lo:hi], device=dev)
+        mask = (rank.unsqueeze(1) < counts.view(1, -1, 1)).view(hi - lo, k, 1, s, s)  # (c, K, 1, s, s)
+        parts = [torch.where(mask, 0.0, x.unsqueeze(1)),  # deletion steps 1..steps-1
+                 torch.where(mask, x.unsqueeze(1), st.unsqueeze(1)),  # insertion steps 1..steps-1
+                 (m * x).unsqueeze(1),  # AD: the map times the normalised image (torchcam's)
+                 torch.where(m == 1, x, black + m * (x - black)).unsqueeze(1)]  # AD_pixel: zero at black
+        if data.gauss is not None:
+            gauss = torch.as_tensor(data.gauss[lo:hi], device=dev)
+            parts.append(R.road_inputs(x, m[:, 0], gauss).view(hi - lo, 2 * lv, 3, s, s))
+        inputs = torch.cat(parts, dim=1).view(-1, 3, s, s)  # (c · per_image, 3, s, s)
+        scores[lo:hi] = _scores(scorer, inputs, data.labels[lo:hi].repeat_interleave(per_image)).reshape(
+            hi - lo, per_image)
+    ones = np.asarray(maps == 1).reshape(n, -1).all(axis=1)  # map × image is the image: O = Y exactly
+    zeros = np.asarray(maps == 0).reshape(n, -1).all(axis=1)  # map × image is the baseline
+    masked = np.where(ones, data.clean, np.where(zeros, data.zero_score, scores[:, 2 * k]))
+    masked_pixel = np.where(ones, data.clean, np.where(zeros, data.black_score, scores[:, 2 * k + 1]))
+    deletion = np.column_stack([data.clean, scores[:, :k], data.zero_score])
+    insertion = np.column_stack([data.start_score, scores[:, k:2 * k], data.clean])
+    road = scores[:, 2 * k + 2:].reshape(n, 2, lv) if data.gauss is not None else None
+    return MethodFaithfulness(masked, masked_pixel, deletion, insertion, road)
 
 
-def summary(clean: np.ndarray, result: MethodFaithfulness) -> dict[str, float]:
-    """The four metrics of one method: avg_drop and increase_in_confidence in %, the AUCs in [0, 1]."""
-    return {"avg_drop": average_drop(clean, result.masked_score),
-            "increase_in_confidence": increase_in_confidence(clean, result.masked_score),
-            "deletion_auc": float(trapezoid_auc(result.deletion).mean()),
-            "insertion_auc": float(trapezoid_auc(result.insertion).mean())}
+def method_road(scorer: Scorer, data: ImageSet, maps: np.ndarray) -> np.ndarray:
+    """(N, 2, L) ROAD scores alone (MoRF, LeRF at each percentile) of one method on `data` (built with
+    road=True), in chunks of batch_size // (2·L) images; maps (N, s, s) in [0, 1]."""
+    if data.gauss is None:
+        raise ValueError("ROAD needs an ImageSet prepared with road=True (its noise)")
+    n, lv = data.inputs.shape[0], len(R.ROAD_PERCENTILES)
+    chunk, out = max(1, scorer.batch_size // (2 * lv)), np.empty((n, 2, lv))
+    for lo in range(0, n, chunk):
+        hi = min(n, lo + chunk)
+        m = torch.as_tensor(np.asarray(maps[lo:hi], np.float32), device=scorer.device)
+        inputs = R.road_inputs(data.inputs[lo:hi], m, torch.as_tensor(data.gauss[lo:hi], device=scorer.device))
+        out[lo:hi] = _scores(scorer, inputs, data.labels[lo:hi].repeat_interleave(2 * lv)).reshape(hi - lo, 2, lv)
+    return out
 
 
-def tie_orders(maps: np.ndarray, keys: Sequence[int], seed: int) -> list[np.ndarray]:
-    """Per image (P,) pixel order of its map, ties broken by the permutation seeded by (seed, key): the
-    same permutation for every method of an image."""
-    return [pixel_order(m, np.random.default_rng([seed, int(k)])) for m, k in zip(maps, keys, strict=True)]
+def per_image(data: ImageSet, result: MethodFaithfulness) -> dict[str, np.ndarray]:
+    """(N,) per-image values of every metric (`metrics.faithfulness`), the stage's table columns."""
+    out = {"deletion_auc": MF.trapezoid_auc(result.deletion), "insertion_auc": MF.trapezoid_auc(result.insertion)}
+    if result.road is not None:
+        out |= R.road_per_image(data.clean, result.road)
+    return out
+
+
+def summary(data: ImageSet, result: MethodFaithfulness) -> dict[str, float]:
+    """Every metric of one method: AD and IC (both variants) in %, the AUCs in [0, 1], ROAD in score units."""
+    y = data.clean
+    out = {"avg_drop": MF.average_drop(y, result.masked_score),
+           "increase_in_confidence": MF.increase_in_confidence(y, result.masked_score),
+           "avg_drop_pixel": MF.average_drop(y, result.masked_score_pixel),
+           "increase_in_confidence_pixel": MF.increase_in_confidence(y, result.masked_score_pixel)}
+    return out | {k: float(v.mean()) for k, v in per_image(data, result).items()}

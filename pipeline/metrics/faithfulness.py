@@ -14,29 +14,24 @@ import numpy as np
 
 from pipeline.metrics.pointing import mean_percent
 
-# Y and O come from different forward batches whose float32 kernels may differ in the last bits: a change
-# of at most this much is no change (a map of ones must give AD = 0 and IC = 0).
-SCORE_NOISE = 1e-6
-
-
-def score_change(score: np.ndarray, masked: np.ndarray) -> np.ndarray:
-    """(N,) O − Y, with |O − Y| ≤ SCORE_NOISE set to 0."""
-    d = np.asarray(masked, np.float64) - np.asarray(score, np.float64)
-    return np.where(np.abs(d) <= SCORE_NOISE, 0.0, d)
+# torchcam's (ClassificationMetric): the drop is divided by Y + DROP_EPS, so an image whose Y is itself
+# ~1e-7 or less counts with its drop scaled by Y / (Y + DROP_EPS) instead of up to a full 1 (PROTOCOL §6).
+DROP_EPS = 1e-7
 
 
 def per_image_drop(score: np.ndarray, masked: np.ndarray) -> np.ndarray:
-    """(N,) max(0, Y − O) / Y: each image's share of Average Drop (Y > 0: a softmax score)."""
-    return np.maximum(0.0, -score_change(score, masked)) / np.asarray(score, np.float64)
+    """(N,) max(0, Y − O) / (Y + DROP_EPS): each image's share of Average Drop."""
+    y = np.asarray(score, np.float64)
+    return np.maximum(0.0, y - np.asarray(masked, np.float64)) / (y + DROP_EPS)
 
 
 def per_image_increase(score: np.ndarray, masked: np.ndarray) -> np.ndarray:
-    """(N,) 1.0 where the score rises under the map (O > Y), else 0.0."""
-    return (score_change(score, masked) > 0).astype(np.float64)
+    """(N,) 1.0 where the score rises under the map (O > Y, strictly), else 0.0."""
+    return (np.asarray(masked, np.float64) > np.asarray(score, np.float64)).astype(np.float64)
 
 
 def average_drop(score: np.ndarray, masked: np.ndarray, weights: np.ndarray | None = None) -> float | np.ndarray:
-    """AD in %: 100 · mean(max(0, Y − O) / Y); lower is better."""
+    """AD in %: 100 · mean(max(0, Y − O) / (Y + DROP_EPS)); lower is better."""
     return mean_percent(per_image_drop(score, masked), weights)
 
 

@@ -15,12 +15,14 @@ import numpy as np
 import pandas as pd
 
 from pipeline.catalog.metrics import METRICS, per_kind
+from pipeline import contracts as C
 from pipeline.contracts import SCORED_SPLIT
 from pipeline.metrics import faithfulness as MF
 from pipeline.metrics.pointing import mean_percent
 from pipeline.report import ci
 
 FAITHFULNESS_SEED_OFFSET = 2  # perimage uses 0 (the loc kind: head, object) and 1 (the others: body)
+ROAD_SEED_OFFSET = 3  # ROAD's own subset of the faithfulness images
 
 
 @dataclass(frozen=True)
@@ -53,17 +55,25 @@ def pointing_scores(pointing: pd.DataFrame, scored: dict[str, str] = SCORED_SPLI
     return out
 
 
-def faithfulness_scores(table: pd.DataFrame) -> dict[str, MeanScores]:
-    """method → MeanScores of avg_drop, increase_in_confidence, deletion_auc, insertion_auc."""
+def faithfulness_scores(table: pd.DataFrame, road: pd.DataFrame | None = None) -> dict[str, MeanScores]:
+    """method → MeanScores of AD and IC (both variants) and the AUCs; "method/road" → MeanScores of ROAD's
+    MoRF, LeRF and combined on its own subset (`road`: data/faithfulness/<B>/road.parquet)."""
     out = {}
     for method, g in table.groupby("method", sort=True):
         g = g.sort_values(["split", "image_id"])
-        y, o = g["score"].to_numpy(), g["masked_score"].to_numpy()
+        y, o, op = g["score"].to_numpy(), g["masked_score"].to_numpy(), g["masked_score_pixel"].to_numpy()
         values = {"avg_drop": MF.per_image_drop(y, o), "increase_in_confidence": MF.per_image_increase(y, o),
+                  "avg_drop_pixel": MF.per_image_drop(y, op),
+                  "increase_in_confidence_pixel": MF.per_image_increase(y, op),
                   "deletion_auc": g["deletion_auc"].to_numpy(np.float64),
                   "insertion_auc": g["insertion_auc"].to_numpy(np.float64)}
         ids = (g["split"] + "/" + g["image_id"].astype(str)).to_numpy(dtype=str)
         out[str(method)] = MeanScores("faithfulness", ids, values, _percent(values))
+    for method, g in (road.groupby("method", sort=True) if road is not None else ()):
+        g = g.sort_values(["split", "image_id"])
+        ids = (g["split"] + "/" + g["image_id"].astype(str)).to_numpy(dtype=str)
+        values = {n: g[n].to_numpy(np.float64) for n in C.ROAD_NAMES}
+        out[f"{method}/road"] = MeanScores("road", ids, values, _percent(values))
     return out
 
 
@@ -84,7 +94,8 @@ def bootstrap_means(rows: dict[str, dict[str, MeanScores]], resamples: int, seed
             method = key.split("/")[0]
             n = len(ms.image_ids)
             if (ms.group, n) not in weights:
-                offset = (FAITHFULNESS_SEED_OFFSET if ms.group == "faithfulness" else 0 if ms.group == loc else 1)
+                offset = (FAITHFULNESS_SEED_OFFSET if ms.group == "faithfulness" else ROAD_SEED_OFFSET
+                          if ms.group == "road" else 0 if ms.group == loc else 1)
                 weights[(ms.group, n)] = ci.resample_weights(n, resamples, seed + offset)
             for metric in ms.values:
                 boot = np.asarray(ms.scores(metric, weights[(ms.group, n)]), dtype=np.float64)

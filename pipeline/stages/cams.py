@@ -65,8 +65,6 @@ def run(params, paths: Paths, backbone_key: str) -> str:
     exact shards and rank 0 writes the output (`cams.shards`)."""
     device = default_device()
     world = distributed.init(device.type)
-    if world.distributed and device.type == "cpu":
-        torch.set_num_threads(distributed.cpu_threads())
     try:
         return _run(params, paths, backbone_key, world)
     finally:

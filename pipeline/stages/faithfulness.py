@@ -3,13 +3,14 @@
 For a seeded subset of `faithfulness.max_images` images of each split in `faithfulness.splits` (default
 `test`, the split head boxes are scored on), every method's GT-class map from data/cams/<B>/ is
 normalised to the model's input size exactly as the evaluator does (`metrics.normalize_map`), and the
-trained model scores the GT class under the edits of `faithfulness.scores`: Average Drop, Increase in
-Confidence, deletion and insertion AUC (PROTOCOL §6). The images are the prepare cache straight-resized
-to the input size, the pixels the cams stage fed the model.
+trained model scores the GT class under the edits of `faithfulness.scores`: Average Drop and Increase in
+Confidence (torchcam's definition and the `_pixel` variant), deletion and insertion AUC (PROTOCOL §6), and
+on a seeded `faithfulness.road_max_images` of those images ROAD (`faithfulness.road`). The images are
+the prepare cache straight-resized to the input size, the pixels the cams stage fed the model.
 
 Writes reports/faithfulness/<B>.json (flat `<method>.<metric>`, pooled over the splits; a DVC metric)
-and data/faithfulness/<B>/ (per-image scores for the report's bootstrap CIs, each method's mean deletion
-and insertion curve).
+and data/faithfulness/<B>/ (per-image scores for the report's bootstrap CIs — per_image.parquet and
+road.parquet — and each method's mean deletion and insertion curve).
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from pipeline.cams.dump import default_device, load_checkpoint
 from pipeline.cams.hooks import eval_mode
 from pipeline.datasets import loader
 from pipeline.errors import CamlocError
+from pipeline.faithfulness import road as R
 from pipeline.faithfulness import scores as F
+from pipeline.faithfulness.scorer import Scorer
 from pipeline.metrics import faithfulness as MF
 from pipeline.metrics.boxes import normalize_map
 from pipeline.stages import bar
@@ -68,28 +71,37 @@ def run(params, paths: C.Paths, backbone: str) -> str:
     if size != int(cams_meta["image_size"]):
         raise CamlocError(f"{cams_dir / 'meta.json'} was dumped at {cams_meta['image_size']} px but the model "
                           f"takes {size} px; re-run `dvc repro cams@{backbone}`")
-    scorer = F.Scorer(model, *loader.model_normalisation(meta), fp.batch_size)
+    scorer = Scorer(model, *loader.model_normalisation(meta), fp.batch_size)
     methods = list(cams_meta["methods"])
-    per_image, curves = [], {m: {"deletion": [], "insertion": []} for m in methods}
+    per_image, road_rows, curves = [], [], {m: {"deletion": [], "insertion": []} for m in methods}
     with eval_mode(model):
         for split in fp.splits:
             chosen, images = _split_inputs(paths, cams_dir, split, size, fp)
-            labels = chosen["label"].to_numpy(np.int64)
-            clean = F.clean_scores(scorer, images, labels)
+            labels, keys = chosen["label"].to_numpy(np.int64), chosen["row"].to_numpy(np.int64)
+            data = F.prepare_images(scorer, images, labels, keys, fp.seed, road=False)
+            pick = subset_rows(len(chosen), fp.road_max_images, fp.seed, split) if fp.road_max_images else []
+            road_data = (F.prepare_images(scorer, images[pick], labels[pick], keys[pick], fp.seed, road=True)
+                         if len(pick) else None)
             with bar(total=len(methods) * len(chosen), desc=f"faithfulness {backbone} {split}", unit="img") as b:
                 for method in methods:
                     raw = C.open_maps(cams_dir, split, method, "gt")
                     maps = np.stack([normalize_map(np.asarray(raw[r], np.float64), (size, size))
                                      for r in chosen["row"]])  # (M, s, s)
-                    orders = F.tie_orders(maps, chosen["row"], fp.seed)
-                    res = F.method_faithfulness(scorer, images, labels, maps, clean, orders, fp.steps)
-                    per_image.append(_rows(chosen, split, method, clean, res))
+                    res = F.method_faithfulness(scorer, data, maps, fp.steps, fp.seed)
+                    per_image.append(_rows(chosen, split, method, data, res))
+                    if road_data is not None:
+                        road = R.road_per_image(road_data.clean, F.method_road(scorer, road_data, maps[pick]))
+                        road_rows.append(pd.DataFrame({"image_id": chosen["image_id"].astype(str).to_numpy()[pick],
+                                                       "split": split, "method": method} | road))
                     curves[method]["deletion"].append(res.deletion)
                     curves[method]["insertion"].append(res.insertion)
                     b.update(len(chosen))
                     log.info("faithfulness %s %s: %s scored", backbone, split, method)
     table = pd.concat(per_image, ignore_index=True)
-    flat = _metrics(table)
+    road_table = (pd.concat(road_rows, ignore_index=True) if road_rows
+                  else pd.DataFrame({c: pd.Series(dtype=object if i < 3 else np.float64)
+                                     for i, c in enumerate(C.ROAD_COLUMNS)}))
+    flat = _metrics(table, road_table)
     out_dir, metrics_path = paths.faithfulness_dir(backbone), paths.faithfulness_file(backbone)
     for out in (out_dir, metrics_path):
         clean_own_tmp(out)
@@ -97,6 +109,7 @@ def run(params, paths: C.Paths, backbone: str) -> str:
         tmp.mkdir(parents=True)
         write_parquet(tmp / "per_image.parquet", table)
         write_parquet(tmp / "curves.parquet", _curves(curves, fp.steps))
+        write_parquet(tmp / "road.parquet", road_table)
     write_json(metrics_path, {k: round(v, 6) for k, v in sorted(flat.items())})
     best = min(methods, key=lambda m: flat[f"{m}.deletion_auc"])
     return (f"faithfulness {backbone}: {len(methods)} methods × {table['image_id'].nunique()} images "
@@ -104,23 +117,28 @@ def run(params, paths: C.Paths, backbone: str) -> str:
             f"→ {metrics_path}")
 
 
-def _rows(chosen: pd.DataFrame, split: str, method: str, clean: np.ndarray, res: F.MethodFaithfulness) -> pd.DataFrame:
+def _rows(chosen: pd.DataFrame, split: str, method: str, data: F.ImageSet, res: F.MethodFaithfulness) -> pd.DataFrame:
     """contracts.FAITHFULNESS_COLUMNS for one method on one split's subset."""
     return pd.DataFrame({
         "image_id": chosen["image_id"].astype(str).to_numpy(), "split": split, "method": method,
-        "label": chosen["label"].to_numpy(np.int64), "score": clean, "masked_score": res.masked_score,
-        "deletion_auc": MF.trapezoid_auc(res.deletion), "insertion_auc": MF.trapezoid_auc(res.insertion)})
+        "label": chosen["label"].to_numpy(np.int64), "score": data.clean, "masked_score": res.masked_score,
+        "masked_score_pixel": res.masked_score_pixel} | F.per_image(data, res))
 
 
-def _metrics(table: pd.DataFrame) -> dict[str, float]:
-    """`<method>.<metric>` over every scored image of every split (pooled)."""
+def _metrics(table: pd.DataFrame, road: pd.DataFrame) -> dict[str, float]:
+    """`<method>.<metric>` over every scored image of every split (pooled); ROAD over its subset."""
     flat = {}
     for method, g in table.groupby("method", sort=False):
-        y, o = g["score"].to_numpy(), g["masked_score"].to_numpy()
-        flat[f"{method}.avg_drop"] = MF.average_drop(y, o)
-        flat[f"{method}.increase_in_confidence"] = MF.increase_in_confidence(y, o)
+        y = g["score"].to_numpy()
+        for suffix in ("", "_pixel"):
+            o = g[f"masked_score{suffix}"].to_numpy()
+            flat[f"{method}.avg_drop{suffix}"] = MF.average_drop(y, o)
+            flat[f"{method}.increase_in_confidence{suffix}"] = MF.increase_in_confidence(y, o)
         flat[f"{method}.deletion_auc"] = float(g["deletion_auc"].mean())
         flat[f"{method}.insertion_auc"] = float(g["insertion_auc"].mean())
+    for method, g in road.groupby("method", sort=False):
+        for name in C.ROAD_NAMES:
+            flat[f"{method}.{name}"] = float(g[name].mean())
     return flat
 
 

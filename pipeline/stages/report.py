@@ -103,7 +103,8 @@ def run(params, paths: C.Paths) -> str:
     cis, boot = perimage.bootstrap_rows(evals, deltas, params.evaluate.fixed_tau, rp.bootstrap, rp.seed,
                                         perimage.specs_for(kinds, loc), loc)
     mean_rows = {b: meanscores.pointing_scores(C.read_pointing(paths.eval_dir(b)), layout.scored_split)
-                 | meanscores.faithfulness_scores(C.read_faithfulness(paths.faithfulness_dir(b))) for b in backbones}
+                 | meanscores.faithfulness_scores(C.read_faithfulness(paths.faithfulness_dir(b)),
+                                                  C.read_road(paths.faithfulness_dir(b))) for b in backbones}
     mean_cis, mean_boot = meanscores.bootstrap_means(mean_rows, rp.bootstrap, rp.seed, loc)
     cis, boot = pd.concat([cis, mean_cis], ignore_index=True), boot | mean_boot
     board, dropped = tables.attach_cis(board, cis)

@@ -91,7 +91,7 @@ def _train(params, paths, backbone_key, world, device, resume_from, on_epoch_end
         clean_own_tmp(out_dir)
     if device.type == "cuda" and world.distributed:
         device = torch.device("cuda", world.local_rank)
-    threads = setup_determinism(params.seed, device, distributed.local_processes())
+    threads = setup_determinism(params.seed, device)
 
     train_rows, train_images = loader.load_split(prepared_dir, "train")
     val_rows, val_images = loader.load_split(prepared_dir, HOLDOUT)

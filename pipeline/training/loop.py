@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import time
 
 import numpy as np
@@ -17,14 +16,12 @@ from pipeline.progress import Bar, no_bar
 from pipeline.training.ddp import IGNORE, global_mean_loss
 
 
-def setup_determinism(seed: int, device: torch.device, processes: int = 1) -> int:
-    """Seeds, deterministic kernels on CPU, and a fixed thread count (the cores shared by the `processes`
-    of this node); returns the thread count."""
+def setup_determinism(seed: int, device: torch.device) -> int:
+    """Seeds and deterministic kernels on CPU; returns the thread count the one thread policy set
+    (`pipeline.threads`, applied by the CLI; two CPU runs with the same count give identical weights)."""
     torch.manual_seed(seed)
     np.random.seed(seed)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    threads = max(1, cores // processes)  # the node's cores, shared by its processes
-    torch.set_num_threads(threads)
+    threads = torch.get_num_threads()
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
     else:

@@ -8,7 +8,10 @@ import pytest
 import torch
 from torch import nn
 
+from pipeline.faithfulness import road as R
 from pipeline.faithfulness import scores as F
+from pipeline.faithfulness.scorer import Scorer
+from pipeline.metrics.faithfulness import trapezoid_auc
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)  # normalised value z = (v − 127.5) / 63.75
 
@@ -45,11 +48,10 @@ def _constant_images(n: int, s: int, value=(255, 255, 255)) -> np.ndarray:
     return np.broadcast_to(np.array(value, np.uint8), (n, s, s, 3)).copy()
 
 
-def _run(model, images, labels, maps, steps, batch_size=64, seed=0):
-    scorer = F.Scorer(model, MEAN, STD, batch_size)
-    clean = F.clean_scores(scorer, images, labels)
-    orders = F.tie_orders(maps, range(len(images)), seed)
-    return clean, F.method_faithfulness(scorer, images, labels, maps, clean, orders, steps)
+def _run(model, images, labels, maps, steps, batch_size=64, seed=0, road=False, **kw):
+    scorer = Scorer(model, MEAN, STD, batch_size)
+    data = F.prepare_images(scorer, images, labels, range(len(images)), seed, road=road)
+    return data, F.method_faithfulness(scorer, data, maps, steps, seed, **kw)
 
 
 def test_closed_form_linear_model_on_a_constant_image():
@@ -57,15 +59,19 @@ def test_closed_form_linear_model_on_a_constant_image():
     model = MeanLinear([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]], [0.0, 0.0])
     s, steps = 5, 4  # P = 25 pixels: steps replace ⌊i·25/4⌋ = 0, 6, 12, 18, 25 of them
     images, labels = _constant_images(2, s), np.array([0, 1])
-    maps = np.full((2, s, s), 0.5)  # the map halves every pixel: 127.5 → z = 0 → O = 0.5 for both classes
-    clean, res = _run(model, images, labels, maps, steps)
-    y0 = _sigmoid(2.0)
+    maps = np.full((2, s, s), 0.5)
+    data, res = _run(model, images, labels, maps, steps)
+    clean, y0 = data.clean, _sigmoid(2.0)
     np.testing.assert_allclose(clean, [y0, 1 - y0], rtol=1e-6)
-    np.testing.assert_allclose(res.masked_score, [0.5, 0.5], rtol=1e-6)
-    m = F.summary(clean, res)
-    # AD: image 0 drops (σ(2) − 0.5)/σ(2), image 1 rises (no drop): mean · 100; IC: one of two rises
-    assert m["avg_drop"] == pytest.approx(100 * ((y0 - 0.5) / y0) / 2, rel=1e-5)
-    assert m["increase_in_confidence"] == 50.0
+    # torchcam's AD: the map halves the normalised value z = 2 → 1: O = σ(1), 1 − σ(1)
+    np.testing.assert_allclose(res.masked_score, [_sigmoid(1.0), 1 - _sigmoid(1.0)], rtol=1e-6)
+    # the pixel variant halves the pixel 255 → 127.5 → z = 0 → O = 0.5 for both classes
+    np.testing.assert_allclose(res.masked_score_pixel, [0.5, 0.5], rtol=1e-6)
+    m = F.summary(data, res)
+    # AD: image 0 drops (Y − O)/(Y + 1e-7), image 1 rises (no drop): mean · 100; IC: one of two rises
+    assert m["avg_drop"] == pytest.approx(100 * ((y0 - _sigmoid(1.0)) / (y0 + 1e-7)) / 2, rel=1e-5)
+    assert m["avg_drop_pixel"] == pytest.approx(100 * ((y0 - 0.5) / (y0 + 1e-7)) / 2, rel=1e-5)
+    assert m["increase_in_confidence"] == 50.0 and m["increase_in_confidence_pixel"] == 50.0
     # deletion: a fraction f of the pixels at the mean (z = 0) → logit0 = 2(1 − f)
     f = np.array([0, 6, 12, 18, 25]) / 25
     curve0, curve1 = _sigmoid(2 * (1 - f)), 1 - _sigmoid(2 * (1 - f))
@@ -77,22 +83,23 @@ def test_closed_form_linear_model_on_a_constant_image():
     assert m["insertion_auc"] == pytest.approx(0.5, rel=1e-5)
 
 
-def test_a_map_of_ones_gives_zero_average_drop_and_no_increase():
+def test_average_drop_of_an_all_ones_map_is_zero():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                           nn.Linear(8, 4)).eval()
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (6, 12, 12, 3), dtype=np.uint8)
     labels = rng.integers(0, 4, 6)
-    clean, res = _run(model, images, labels, np.ones((6, 12, 12)), steps=3, batch_size=5)
-    m = F.summary(clean, res)
+    data, res = _run(model, images, labels, np.ones((6, 12, 12)), steps=3, batch_size=5)
+    m = F.summary(data, res)
     assert m["avg_drop"] == 0.0 and m["increase_in_confidence"] == 0.0
-    # a map of zeros blacks the image out: the scores move, so AD is no longer 0
-    clean, res = _run(model, images, labels, np.zeros((6, 12, 12)), steps=3)
-    assert F.summary(clean, res)["avg_drop"] > 0
+    assert m["avg_drop_pixel"] == 0.0 and m["increase_in_confidence_pixel"] == 0.0
+    # a map of zeros removes the image: the scores move, so AD is no longer 0
+    data, res = _run(model, images, labels, np.zeros((6, 12, 12)), steps=3)
+    assert F.summary(data, res)["avg_drop"] > 0 and F.summary(data, res)["avg_drop_pixel"] > 0
 
 
-def test_deletion_with_the_perfect_map_drops_at_least_as_fast_as_with_the_reversed_map():
+def test_a_perfect_map_deletes_faster_than_its_reverse():
     rng = np.random.default_rng(1)
     s = 8
     w = rng.random((s, s)) * 40  # per-pixel weight of class 0's logit
@@ -105,24 +112,64 @@ def test_deletion_with_the_perfect_map_drops_at_least_as_fast_as_with_the_revers
     _, good = _run(model, images, labels, perfect, steps=8)
     _, bad = _run(model, images, labels, 1.0 - perfect, steps=8)
     assert (good.deletion <= bad.deletion + 1e-6).all()  # pointwise, not just on average
-    assert (F.trapezoid_auc(good.deletion) < F.trapezoid_auc(bad.deletion)).all()
-    assert 0 <= F.trapezoid_auc(good.deletion).min() and F.trapezoid_auc(bad.insertion).max() <= 1
+    assert (trapezoid_auc(good.deletion) < trapezoid_auc(bad.deletion)).all()
+    assert 0 <= trapezoid_auc(good.deletion).min() and trapezoid_auc(bad.insertion).max() <= 1
 
 
 def test_ties_are_broken_by_a_seeded_permutation_shared_by_every_method():
-    flat = np.zeros((6, 6))
-    a = F.pixel_order(flat, np.random.default_rng([0, 3]))
-    b = F.pixel_order(flat, np.random.default_rng([0, 3]))
-    c = F.pixel_order(flat, np.random.default_rng([0, 4]))
+    flat = np.zeros((1, 6, 6))
+    a, b = F.pixel_ranks(flat, [3], 0), F.pixel_ranks(flat, [3], 0)
+    c = F.pixel_ranks(flat, [4], 0)
     assert np.array_equal(a, b) and not np.array_equal(a, c)
-    assert not np.array_equal(a, np.arange(36))  # not raster order
-    assert sorted(a.tolist()) == list(range(36))
+    assert not np.array_equal(a[0], np.arange(36))  # not raster order
+    assert sorted(a[0].tolist()) == list(range(36))
+    assert F.pixel_ranks(flat, [3], 0, ties="raster")[0].tolist() == list(range(36))  # torchcam's
     # a map with a strict order ignores the permutation; a two-level map keeps each level together
-    ramp = np.arange(36.0).reshape(6, 6)
-    assert F.pixel_order(ramp, np.random.default_rng(9)).tolist() == list(range(35, -1, -1))
-    two = (np.arange(36) % 2).reshape(6, 6).astype(float)
-    order = F.pixel_order(two, np.random.default_rng(9))
-    assert set(order[:18].tolist()) == set(range(1, 36, 2))
+    ramp = np.arange(36.0).reshape(1, 6, 6)
+    assert F.pixel_ranks(ramp, [9], 0)[0].tolist() == list(range(35, -1, -1))
+    two = (np.arange(36) % 2).reshape(1, 6, 6).astype(float)
+    rank = F.pixel_ranks(two, [9], 0)[0]
+    assert set(np.flatnonzero(rank < 18).tolist()) == set(range(1, 36, 2))
+    with pytest.raises(ValueError, match="random, raster"):
+        F.pixel_ranks(flat, [0], 0, ties="rows")
+
+
+def test_road_combined_score_of_a_constant_map_is_zero():
+    # a constant map keeps no pixel at any percentile in either order (nothing is < the percentile): MoRF
+    # and LeRF impute the same inputs with the same noise, so (LeRF − MoRF) / 2 = 0
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(8, 4)).eval()
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (3, 12, 12, 3), dtype=np.uint8)
+    labels = rng.integers(0, 4, 3)
+    data, res = _run(model, images, labels, np.full((3, 12, 12), 0.5), steps=3, road=True)
+    keep = R.keep_masks(torch.full((3, 12, 12), 0.5))
+    assert not keep.any()
+    road = R.road_per_image(data.clean, res.road)
+    np.testing.assert_allclose(road["road_combined"], 0.0, atol=1e-7)
+    assert np.abs(road["road_morf"]).max() > 1e-3  # the imputed inputs did move the score
+    # a map that ranks the pixels: MoRF removes the top of the map first, LeRF the bottom
+    ramp = np.broadcast_to(np.linspace(0, 1, 144).reshape(12, 12), (3, 12, 12)).copy()
+    keep = R.keep_masks(torch.tensor(ramp))  # (N, 2, L, s, s)
+    assert keep[0, 0, 0].sum() == 15 and keep[0, 0, 0].view(-1)[:15].all()  # MoRF p=10 keeps the lowest 10%
+    assert keep[0, 1, 0].view(-1)[-15:].all() and keep[0, 1, 0].sum() == 15  # LeRF p=10 keeps the top 10%
+
+
+def test_noisy_imputation_fills_a_hole_smoothly_and_keeps_the_rest():
+    ramp = torch.linspace(-1, 1, 16).view(1, 1, 1, 16).expand(1, 3, 16, 16).contiguous()
+    keep = torch.ones(1, 1, 16, 16, dtype=torch.bool)
+    keep[..., 4:12, 4:12] = False
+    out = R.impute(ramp.double(), keep, iters=500, tol=1e-10)
+    torch.testing.assert_close(out, ramp.double(), atol=1e-6, rtol=0)  # a linear image is its own harmonic fill
+    x = torch.randn(2, 3, 16, 16)
+    gauss = torch.randn(2, len(R.ROAD_PERCENTILES), 3, 16, 16)
+    maps = torch.rand(2, 16, 16)
+    inputs = R.road_inputs(x, maps, gauss).view(2, 2, len(R.ROAD_PERCENTILES), 3, 16, 16)
+    kept = R.keep_masks(maps)  # (2, 2, L, 16, 16)
+    for i in range(2):
+        assert torch.equal(inputs[i][kept[i].unsqueeze(2).expand_as(inputs[i])],
+                           x[i].expand_as(inputs[i])[kept[i].unsqueeze(2).expand_as(inputs[i])])
 
 
 def test_batch_size_does_not_change_the_results():
@@ -132,9 +179,9 @@ def test_batch_size_does_not_change_the_results():
     rng = np.random.default_rng(2)
     images = rng.integers(0, 256, (5, 10, 10, 3), dtype=np.uint8)
     labels, maps = rng.integers(0, 3, 5), rng.random((5, 10, 10))
-    _, one = _run(model, images, labels, maps, steps=4, batch_size=1)
-    _, many = _run(model, images, labels, maps, steps=4, batch_size=100)
-    for name in ("masked_score", "deletion", "insertion"):
+    _, one = _run(model, images, labels, maps, steps=4, batch_size=1, road=True)
+    _, many = _run(model, images, labels, maps, steps=4, batch_size=100, road=True)
+    for name in ("masked_score", "masked_score_pixel", "deletion", "insertion", "road"):
         np.testing.assert_allclose(getattr(one, name), getattr(many, name), rtol=1e-5, atol=1e-7)
 
 
@@ -147,4 +194,4 @@ def test_step_counts_blur_and_auc_helpers():
     x[..., 8, 8] = 100.0
     y = F.gaussian_blur(x)
     assert y.shape == x.shape and y.sum().item() == pytest.approx(300.0, rel=1e-5) and y.max() < 100
-    np.testing.assert_allclose(F.trapezoid_auc(np.array([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])), [1.0, 0.25])
+    np.testing.assert_allclose(trapezoid_auc(np.array([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])), [1.0, 0.25])

@@ -13,7 +13,7 @@ import torch
 
 from pipeline import contracts as C
 from pipeline.errors import CamlocError, ParamsError
-from pipeline.faithfulness import scores as F
+from pipeline.metrics import faithfulness as MF
 from pipeline.models import build_backbone
 from pipeline.models.checkpoint import save_model
 from pipeline.params import BackboneParams, CamsParams, FaithfulnessParams, Params
@@ -26,7 +26,8 @@ METHODS = ("cam", "gradcam", "full")
 
 
 def _params(**faith) -> Params:
-    fp = {"max_images": 4, "steps": 4, "splits": ("test", "test_official"), "batch_size": 20} | faith
+    fp = {"max_images": 4, "steps": 4, "splits": ("test", "test_official"), "batch_size": 20,
+          "road_max_images": 3} | faith
     return Params(backbones={B: BackboneParams(image_size=SIZE)}, cams=CamsParams(methods=METHODS, batch_size=4),
                   faithfulness=FaithfulnessParams(**fp))
 
@@ -71,8 +72,20 @@ def test_outputs_follow_the_contract_and_the_json_pools_the_per_image_rows(proje
         g = table[table["method"] == m]
         assert metrics[f"{m}.deletion_auc"] == pytest.approx(g["deletion_auc"].mean(), abs=1e-6)
         assert metrics[f"{m}.insertion_auc"] == pytest.approx(g["insertion_auc"].mean(), abs=1e-6)
-        assert metrics[f"{m}.avg_drop"] == pytest.approx(F.average_drop(g["score"], g["masked_score"]), abs=1e-6)
+        assert metrics[f"{m}.avg_drop"] == pytest.approx(MF.average_drop(g["score"], g["masked_score"]), abs=1e-6)
+        assert metrics[f"{m}.avg_drop_pixel"] == pytest.approx(
+            MF.average_drop(g["score"], g["masked_score_pixel"]), abs=1e-6)
         assert 0 <= metrics[f"{m}.deletion_auc"] <= 1 and 0 <= metrics[f"{m}.insertion_auc"] <= 1
+    # ROAD on a seeded 3 of each split's subset, nested in it; combined = (LeRF − MoRF) / 2
+    road = C.read_road(paths.faithfulness_dir(B))
+    assert list(road.columns) == list(C.ROAD_COLUMNS)
+    assert road.groupby("method").size().to_dict() == {m: 6 for m in METHODS}
+    assert set(zip(road["split"], road["image_id"], strict=True)) <= set(
+        zip(table["split"], table["image_id"], strict=True))
+    np.testing.assert_allclose(road["road_combined"], (road["road_lerf"] - road["road_morf"]) / 2, atol=1e-12)
+    for m in METHODS:
+        assert metrics[f"{m}.road_combined"] == pytest.approx(road.loc[road["method"] == m, "road_combined"].mean(),
+                                                              abs=1e-6)
     # the clean score Y is the model's, the same for every method of an image
     assert (table.groupby("image_id")["score"].nunique() == 1).all()
     curves = C.read_faithfulness_curves(paths.faithfulness_dir(B))
@@ -87,7 +100,8 @@ def test_rerun_is_identical_and_the_subset_is_seeded(project, tmp_path):
     copy = tmp_path / "p"
     shutil.copytree(project, copy)
     stage.run(_params(), _paths(copy), B)
-    rel = ["reports/faithfulness/tiny_gap_cnn.json", "data/faithfulness/tiny_gap_cnn/per_image.parquet"]
+    rel = ["reports/faithfulness/tiny_gap_cnn.json", "data/faithfulness/tiny_gap_cnn/per_image.parquet",
+           "data/faithfulness/tiny_gap_cnn/road.parquet"]
     for r in rel:
         assert (copy / r).read_bytes() == (project / r).read_bytes(), r
     a = stage.subset_rows(100, 10, 0, "test")
@@ -101,6 +115,8 @@ def test_bad_inputs_are_clear_errors(project, tmp_path):
         stage.run(_params(splits=("train",)), _paths(project), B)
     with pytest.raises(ParamsError, match="faithfulness.steps"):
         FaithfulnessParams(steps=1).validate("faithfulness")
+    with pytest.raises(ParamsError, match="faithfulness.road_max_images"):
+        FaithfulnessParams(road_max_images=-1).validate("faithfulness")
     with pytest.raises(CamlocError, match=r"meta.json is missing.*dvc repro cams@tiny_gap_cnn"):
         stage.run(_params(), C.Paths(prepared=project / "prepared", models=project / "models",
                                      cams=tmp_path / "nothing"), B)
