@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 
 from pipeline import distributed
-from pipeline.atomic import atomic_path, clean_own_tmp, write_json, write_parquet
+from pipeline.atomic import atomic_path, bad_name, clean_own_tmp, write_json, write_parquet
 from pipeline.cams.compute import maps_for_batch
 from pipeline.cams.dump import (
     default_device,
@@ -165,7 +165,7 @@ def _layer_meta(jobs, sizes: dict, map_size) -> dict:
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 FOLDER_KIND = "camloc-cams-folder"  # meta.json marker: an --out folder we may replace
 # what an earlier run of the same folder may hold that this one does not (other methods or splits)
-CAMS_OWNED = ("*.npy", "*index.parquet", "predictions.parquet", "meta.json")
+CAMS_OWNED = ("*.npy", "*index.parquet", "predictions.parquet", "meta.json", "predictions.csv", "*.png")
 
 
 def list_images(images_dir: str | Path) -> tuple[list[Path], list[Path]]:
@@ -246,6 +246,8 @@ def run_folder(checkpoint_dir, images_dir, methods, out_dir, batch_size: int = 3
     methods, out_dir, images_dir = list(dict.fromkeys(methods)), Path(out_dir), Path(images_dir)
     for m in methods:
         METHODS.get(m)
+        if (why := bad_name(m)) is not None:  # with several methods it names a subfolder
+            raise CamlocError(f"--method {m!r} cannot name a folder: {why}")
     paths, skipped = list_images(images_dir)
     _check_out(out_dir, images_dir)
     model, meta = load_checkpoint(checkpoint_dir, default_device())

@@ -13,13 +13,15 @@ import yaml
 from test_evaluate_stage import S, write_cams
 
 from pipeline import contracts as C
+from pipeline.atomic import OWN_PREFIX
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKBONE = "tiny_gap_cnn"  # a registered arch; evaluate reads only its image_size
 
 
 def _outputs(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and not p.name.startswith(OWN_PREFIX)}  # camloc's ownership markers (atomic.py)
 
 
 def _run(args: list[str], out: Path, env: dict) -> subprocess.CompletedProcess:
