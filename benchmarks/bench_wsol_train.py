@@ -15,8 +15,8 @@ import time
 
 import torch
 
-from pipeline.wsol.build import build_model, training_loss
 from pipeline.catalog.wsol import WSOL_METHODS
+from pipeline.wsol.build import build_model, training_loss
 
 
 def main() -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 import yaml
 
 from pipeline.atomic import bad_name
-from pipeline.catalog.wsol import DEFAULT_METHOD
 from pipeline.camsparams import LAST_LAYER, CamsParams, MapJob  # noqa: F401 (public API)
+from pipeline.catalog.wsol import DEFAULT_METHOD
 from pipeline.contracts import SPLITS
 from pipeline.errors import CamlocError, ParamsError
 from pipeline.paramtypes import _choice, _positive, parse, to_dict  # noqa: F401 (parse, to_dict: public API)

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from pipeline.catalog.methods import METHODS
 from pipeline.cams.hooks import eval_mode, model_device
 from pipeline.cams.methods import Batch, forward_batch
+from pipeline.catalog.methods import METHODS
 
 __all__ = ["Batch", "compute_maps", "forward_batch", "maps_for_batch"]
 

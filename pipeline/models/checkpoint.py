@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from pipeline.atomic import atomic_path, write_json
-from pipeline.contracts import HISTORY_COLUMNS
 from pipeline.catalog.wsol import DEFAULT_METHOD
+from pipeline.contracts import HISTORY_COLUMNS
 from pipeline.errors import CamlocError
 from pipeline.models.weights import read_weights
 

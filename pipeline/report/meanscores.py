@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline.catalog.metrics import METRICS, per_kind
 from pipeline import contracts as C
+from pipeline.catalog.metrics import METRICS, per_kind
 from pipeline.contracts import SCORED_SPLIT
 from pipeline.metrics import faithfulness as MF
 from pipeline.metrics.pointing import mean_percent

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.contracts import Paths
 from pipeline.catalog.datasets import DATASETS
+from pipeline.contracts import Paths
 from pipeline.params import Params
 from pipeline.stages import bar
 

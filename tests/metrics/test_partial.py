@@ -14,7 +14,6 @@ from click.testing import CliRunner
 from pipeline import cli as camloc_cli
 from pipeline.metrics import normalize_map
 from pipeline.metrics import partialfile as F
-from pipeline.metrics import state as S
 from pipeline.metrics.folder import read_boxes, score, taus
 
 HEADER = "image_id,x0,y0,x1,y1,width,height\n"

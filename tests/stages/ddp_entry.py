@@ -14,8 +14,8 @@ import sys
 
 from torch import nn
 
-from pipeline.models import backbones
 from pipeline.catalog.backbones import BACKBONES, BackboneInfo
+from pipeline.models import backbones
 
 NOBN = "nobn_gap_cnn"
 

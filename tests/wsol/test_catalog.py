@@ -8,11 +8,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from pipeline.catalog.backbones import BACKBONES
+from pipeline.catalog.wsol import WSOL_METHODS
 from pipeline.cli import cli
 from pipeline.errors import ParamsError
-from pipeline.catalog.backbones import BACKBONES
 from pipeline.params import load_params, to_dict
-from pipeline.catalog.wsol import WSOL_METHODS
 from tests.test_params import REPO, _write
 
 # clovaai/wsolevaluation config.py: names and defaults kept key for key.

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipeline.errors import CamlocError
 from pipeline.catalog.backbones import BACKBONES
+from pipeline.catalog.wsol import WSOL_METHODS
+from pipeline.errors import CamlocError
 from pipeline.wsol.acol import AcolNet, class_map, erase, minmax
 from pipeline.wsol.adl import ADL
 from pipeline.wsol.augment import cutmix, hide_and_seek, hide_mask
 from pipeline.wsol.build import build_model, training_loss
-from pipeline.catalog.wsol import WSOL_METHODS
 from pipeline.wsol.spg import IGNORE, MIN_SEED_PIXELS, seeds
 
 
