@@ -179,8 +179,8 @@ PLUMBING |= {str(p.relative_to(ROOT)) for p in (ROOT / "pipeline" / "catalog").g
 LAZY = {"download": ("pipeline.datasets.archives", "pipeline.datasets.synthpets", "pipeline.datasets.wsol",
                      "pipeline.datasets.cub"),
         "train": ("pipeline.models.backbones", "pipeline.models.checkpoint"),
-        "cams": ("pipeline.models.backbones", "pipeline.models.checkpoint"),
-        "faithfulness": ("pipeline.models.backbones", "pipeline.models.checkpoint")}
+        "cams": ("pipeline.models.backbones", "pipeline.models.checkpoint", "pipeline.wsol.rebuild"),
+        "faithfulness": ("pipeline.models.backbones", "pipeline.models.checkpoint", "pipeline.wsol.rebuild")}
 
 
 def stage_code_deps(stage: str) -> list[str]:
