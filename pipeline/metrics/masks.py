@@ -1,4 +1,4 @@
-"""Ground-truth pixel masks of the reference layout (OpenImages30k) in the S×S evaluation frame, for
+"""Ground-truth pixel masks (the reference layout's OpenImages30k instance masks, and Pets trimaps) in the S×S evaluation frame, for
 evaluate@B's PxAP / PxIoU, exactly as the reference evaluator builds them:
 
 each instance mask is read as 8-bit grayscale, resized to S×S with nearest-neighbour, and is foreground
@@ -38,3 +38,14 @@ def instance_mask(mask_files: tuple[str, ...], ignore_file: str | None, size: in
     if ignore_file:
         out[_read(ignore_file, size) & ~fg] = IGNORE
     return out
+
+
+def trimap_mask(path: str, size: int) -> np.ndarray:
+    """Pets trimap → (S, S) mask: 1 pet → 1, 2 background → 0, anything else (3 boundary) → ignore."""
+    tri = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if tri is None:
+        raise CamlocError(f"{path}: the trimap cannot be read; re-run `dvc repro prepare`")
+    if tri.ndim == 3:
+        tri = tri[..., 0]
+    tri = cv2.resize(tri, (size, size), interpolation=cv2.INTER_NEAREST)
+    return np.where(tri == 1, 1, np.where(tri == 2, 0, IGNORE)).astype(np.uint8)

@@ -26,7 +26,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 
@@ -37,7 +36,7 @@ from pipeline.atomic import atomic_path, clean_own_tmp, write_json, write_parque
 from pipeline.errors import CamlocError
 from pipeline.metrics import summary
 from pipeline.metrics.coco import coco_box_ap
-from pipeline.metrics.masks import instance_mask
+from pipeline.metrics.masks import instance_mask, trimap_mask
 from pipeline.metrics.pointing import mean_percent, pointing_scores
 from pipeline.metrics.tauboxes import grid_indices, largest_boxes
 from pipeline.parallel import fork_pool
@@ -225,7 +224,7 @@ def _ious_one(args) -> ImageScores:
     pixels = None
     if trimap is not None:
         pixels = M.PixelAccumulator(tau_grid)
-        pixels.add(smap, _trimap_mask(trimap, size) if isinstance(trimap, str) else instance_mask(*trimap, size))
+        pixels.add(smap, trimap_mask(trimap, size) if isinstance(trimap, str) else instance_mask(*trimap, size))
     return ImageScores(out, fixed, pixels, points, slider)
 
 
@@ -373,17 +372,6 @@ def _pointing_rows(method: str, scores: MethodScores, splits) -> pd.DataFrame:
                             "energy": points[:, 1]})
               for (split, kind), (points, rows) in scores.pointing.items()]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(C.POINTING_COLUMNS))
-
-
-def _trimap_mask(path: str, size: int) -> np.ndarray:
-    """Pets trimap → (S, S) mask: 1 pet → 1, 2 background → 0, anything else (3 boundary) → ignore."""
-    tri = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if tri is None:
-        raise CamlocError(f"{path}: the trimap cannot be read; re-run `dvc repro prepare`")
-    if tri.ndim == 3:
-        tri = tri[..., 0]
-    tri = cv2.resize(tri, (size, size), interpolation=cv2.INTER_NEAREST)
-    return np.where(tri == 1, 1, np.where(tri == 2, 0, M.IGNORE)).astype(np.uint8)
 
 
 def _pixels(method: str, acc: M.PixelAccumulator, flat: dict) -> pd.DataFrame:
