@@ -4,7 +4,7 @@
 `at_layer(batch, path)` turns a last-layer `Batch` into one whose features are that module's output
 (cloned before any in-place op of the next module: an in-place ReLU after a conv would otherwise rewrite
 it) and whose `layer` names it; every layered method then runs unchanged, its gradients taken through
-the rest of the trunk (`rest_of_trunk`). `layercam_fused` is LayerCAM's multi-layer fusion.
+the rest of the trunk (`pipeline.cams.trunk.rest_of_trunk`). `layercam_fused` is LayerCAM's multi-layer fusion.
 """
 
 from __future__ import annotations
@@ -47,27 +47,6 @@ def at_layer(batch: Batch, path: str) -> Batch:
     finally:
         handle.remove()
     return replace(batch, features=seen[0].float(), layer=path)
-
-
-def _suffix(trunk: nn.Module, path: str) -> nn.Module | None:
-    """The modules after top-level child `path` of a Sequential trunk (None when `path` is nested)."""
-    if not isinstance(trunk, nn.Sequential) or "." in path:
-        return None
-    names = [name for name, _ in trunk.named_children()]
-    return trunk[names.index(path) + 1 :]
-
-
-def rest_of_trunk(batch: Batch, feats: Tensor) -> Tensor:
-    """The trunk's output (N, C', h', w') when the output of module `batch.layer` is `feats`."""
-    rest = _suffix(batch.model.features, batch.layer)
-    if rest is not None:
-        return rest(feats.clone())  # clone: an in-place first module must not write into `feats`
-    module = batch.model.features.get_submodule(batch.layer)
-    handle = module.register_forward_hook(lambda _m, _i, _out: feats.clone())  # the output replaced
-    try:
-        return batch.model.features(batch.images)
-    finally:
-        handle.remove()
 
 
 def layercam_fused(batch: Batch, classes: Tensor, layers=(LAST_LAYER,), gamma: float = 2.0) -> Tensor:

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pipeline.cams.trunk import rest_of_trunk
+
 EPS = 1e-7  # keeps the Grad-CAM++ / XGrad-CAM denominators finite where activations vanish
 
 
@@ -47,12 +49,11 @@ def forward_batch(model: nn.Module, images: Tensor) -> Batch:
 
 def logits_of(batch: Batch, feats: Tensor) -> Tensor:
     """The logits (N, K) as a function of the features at `batch.layer`: the classifier on their mean at
-    the last layer; at an inner layer, the rest of the trunk first (`pipeline.cams.layers.rest_of_trunk`)."""
+    the last layer; at an inner layer, the rest of the trunk first (`pipeline.cams.trunk.rest_of_trunk`)."""
     if not batch.layer:
         return batch.model.classifier(feats.mean((2, 3)))
-    from pipeline.cams.layers import rest_of_trunk
-
-    return batch.model.classifier(rest_of_trunk(batch, feats).mean((2, 3)))
+    trunk_out = rest_of_trunk(batch.model.features, batch.layer, batch.images, feats)
+    return batch.model.classifier(trunk_out.mean((2, 3)))
 
 
 def target_grads(batch: Batch, classes: Tensor) -> Tensor:
