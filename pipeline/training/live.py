@@ -23,14 +23,35 @@ LIVE_DIR = "dvclive"
 FIELDS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_s")
 
 
+def _live_class():
+    """dvclive's `Live`, tolerant of a Git repository with no commit yet.
+
+    dvclive 3.x asks Git for HEAD before it checks whether the repository has any commit, so `dvc repro`
+    right after `git init` (a newcomer's first run, and every test that copies the project) fails with
+    scmrepo's "Empty git repo". camloc's logger needs nothing from Git (no experiments are saved), so on
+    that error it takes dvclive's own no-Git path: a default experiment name and no DVC repo handle."""
+    from dvclive import Live
+    from scmrepo.exceptions import SCMError
+
+    class _Live(Live):
+        def _init_dvc(self):
+            try:
+                super()._init_dvc()
+            except SCMError as exc:
+                log.info("dvclive: %s; logging without Git (no commit yet)", exc)
+                self._dvc_repo = None
+                self._exp_name = self._exp_name or "camloc"
+                self._dvc_file = self._init_dvc_file()
+
+    return _Live
+
+
 def start(model_dir: str | Path, is_root: bool, history: list[dict] = ()):
     """A dvclive `Live` on `model_dir/dvclive` for rank 0 (None on the other ranks), with the epochs of
     a resumed `history` logged first so the files always hold every epoch."""
     if not is_root:
         return None
-    from dvclive import Live
-
-    live = Live(str(Path(model_dir) / LIVE_DIR), dvcyaml=False, save_dvc_exp=False, report=None)
+    live = _live_class()(str(Path(model_dir) / LIVE_DIR), dvcyaml=False, save_dvc_exp=False, report=None)
     for row in history:
         log_epoch(live, row)
     return live
