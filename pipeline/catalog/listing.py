@@ -17,12 +17,19 @@ def _from(reg: Registry, name: str) -> str:
     return f"  [{origin.split(' (')[0]}]" if origin.startswith("plugin ") else ""
 
 
+def _named(reg: Registry) -> list[str]:
+    """One line per name, `name  summary`, the summaries aligned after the longest name."""
+    names = reg.names()
+    width = max(map(len, names), default=0)
+    return [f"{n:{width}s}  {reg.get(n).summary}{_from(reg, n)}" for n in names]
+
+
 def backbones() -> list[str]:
-    return [f"{n:22s} {BACKBONES.get(n).summary}{_from(BACKBONES, n)}" for n in BACKBONES.names()]
+    return _named(BACKBONES)
 
 
 def methods() -> list[str]:
-    return [f"{n:12s} {METHODS.get(n).summary}{_from(METHODS, n)}" for n in METHODS.names()]
+    return _named(METHODS)
 
 
 def wsol_methods() -> list[str]:
@@ -35,7 +42,7 @@ def wsol_methods() -> list[str]:
 
 
 def datasets() -> list[str]:
-    return [f"{n:12s} {DATASETS.get(n).summary}{_from(DATASETS, n)}" for n in DATASETS.names()]
+    return _named(DATASETS)
 
 
 def metrics() -> list[str]:

@@ -34,3 +34,13 @@ def test_load_imports_the_cards_impl_only_when_asked():
     import json
 
     assert reg.load("j") is json.dumps
+
+
+def test_listings_align_the_summaries_after_the_longest_name():
+    from pipeline.catalog import listing
+    from pipeline.catalog.methods import METHODS
+
+    for lines, reg in ((listing.methods(), METHODS),):
+        starts = {line.index(reg.get(line.split()[0]).summary) for line in lines}
+        assert len(starts) == 1, f"summaries start at columns {sorted(starts)}"
+        assert starts.pop() == max(map(len, reg.names())) + 2
