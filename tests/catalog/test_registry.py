@@ -38,9 +38,12 @@ def test_load_imports_the_cards_impl_only_when_asked():
 
 def test_listings_align_the_summaries_after_the_longest_name():
     from pipeline.catalog import listing
+    from pipeline.catalog.backbones import BACKBONES
+    from pipeline.catalog.datasets import DATASETS
     from pipeline.catalog.methods import METHODS
 
-    for lines, reg in ((listing.methods(), METHODS),):
+    for lines, reg in ((listing.methods(), METHODS), (listing.backbones(), BACKBONES),
+                       (listing.datasets(), DATASETS)):
         starts = {line.index(reg.get(line.split()[0]).summary) for line in lines}
         assert len(starts) == 1, f"summaries start at columns {sorted(starts)}"
         assert starts.pop() == max(map(len, reg.names())) + 2
