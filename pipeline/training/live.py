@@ -48,6 +48,15 @@ def log_epoch(live, row: dict) -> None:
     live.make_summary()
 
 
+def write_summary(model_dir: str | Path, values: dict) -> None:
+    """A dvclive folder holding only the summary `values` (`metrics.json`, no step files): what a model
+    folder scored without training (epochs: 0) has in place of training curves."""
+    live = start(model_dir, True)
+    live.summary.update(values)
+    live.make_summary()
+    finish(live)
+
+
 def finish(live) -> None:
     if live is not None:
         live.end()
