@@ -49,10 +49,13 @@ def log_epoch(live, row: dict) -> None:
 
 
 def write_summary(model_dir: str | Path, values: dict) -> None:
-    """A dvclive folder holding only the summary `values` (`metrics.json`, no step files): what a model
-    folder scored without training (epochs: 0) has in place of training curves."""
+    """The dvclive folder of a model scored without training (epochs: 0): `values` (its val scores) as
+    step 0, the checkpoint before any epoch, so dvc.yaml's metrics and plots exist for every model folder
+    (a lone point; no train_* file, so contracts.read_history finds no training curves)."""
     live = start(model_dir, True)
-    live.summary.update(values)
+    live.step = 0
+    for name, value in values.items():
+        live.log_metric(name, float(value))
     live.make_summary()
     finish(live)
 
