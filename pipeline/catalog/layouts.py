@@ -44,16 +44,18 @@ def _register(info: LayoutInfo) -> None:
 
 
 _register(LayoutInfo(
-    "wsolevaluation", "clovaai/wsolevaluation main.py checkpoints {architecture, epoch, state_dict, optimizer} "
-    "(also DA-WSOL's and BagCAMs'), the reference's module names, an optional DataParallel 'module.' prefix; "
-    "for the *_wsol backbones", f"{_IMPL}:detect_wsolevaluation", f"{_IMPL}:map_wsolevaluation"))
+    "wsolevaluation", "clovaai/wsolevaluation main.py's {architecture, epoch, state_dict, optimizer}, 'module.' "
+    "prefix optional; the *_wsol backbones", f"{_IMPL}:detect_wsolevaluation", f"{_IMPL}:map_wsolevaluation"))
 _register(LayoutInfo(
-    "camloc_model", "a camloc model.pt (data/models/<B>/model.pt): the GapNet's own keys",
+    "dawsol", "DA-WSOL's and BagCAMs' main.py {architecture, epoch, state_dict_extractor, state_dict_classifier, "
+    "...}: the reference's names, split in two; the *_wsol backbones",
+    f"{_IMPL}:detect_dawsol", f"{_IMPL}:map_dawsol"))
+_register(LayoutInfo(
+    "camloc_model", "a camloc model.pt (data/models/<B>/model.pt), the GapNet's own keys",
     f"{_IMPL}:detect_camloc_model", f"{_IMPL}:map_camloc_model"))
 _register(LayoutInfo(
-    "torchvision", "a torchvision or timm model's state_dict (bare, or under 'state_dict'), its fc/classifier "
-    "as the GAP head; for the torchvision-built backbones", f"{_IMPL}:detect_torchvision", f"{_IMPL}:map_torchvision"))
-
+    "torchvision", "a torchvision state_dict (or timm's, where it shares the names), bare or under 'state_dict'; "
+    "the torchvision-built backbones", f"{_IMPL}:detect_torchvision", f"{_IMPL}:map_torchvision"))
 
 def validate_scoring(bp, key: str) -> None:
     """What a backbone entry (params.BackboneParams `bp`, at dotted `key`) needs to score a checkpoint:

@@ -14,7 +14,14 @@ The layouts:
 - `wsolevaluation`: clovaai/wsolevaluation's `main.py` saves `{'architecture', 'epoch', 'state_dict',
   'optimizer'}` (its `Trainer._torch_save_model`), the state dict in the reference's module names, which
   models.wsol_weights maps for the `*_wsol` backbones (`to_ours`; InceptionV3's 1×1 `SPG_A4` conv becomes
-  the linear head). DA-WSOL and BagCAMs save the same dict. A `module.` prefix (DataParallel) is removed.
+  the linear head). A `module.` prefix (DataParallel) is removed.
+- `dawsol`: DA-WSOL (zh460045050/DA-WSOL_CVPR2022) and BagCAMs (zh460045050/BagCAMs), both built on the
+  reference, save `{'architecture', 'epoch', 'state_dict_extractor', 'optimizer_extractor',
+  'state_dict_classifier', 'optimizer_classifier'}` (their libs/solver.py `_torch_save_model`; main.py loads
+  the two state dicts): the extractor is the reference's trunk under the reference's names
+  (libs/wsol/model/backbone.py), the classifier a `CAMClassifier` whose `fc` is a 1×1 conv to the classes
+  (libs/wsol/model/classifier.py), which on pooled features is our linear head. Their domain classifier and
+  target assigner (training-time parts) are not read.
 - `camloc_model`: a camloc `model.pt`, already in the model's own keys.
 - `torchvision`: a torchvision model's `state_dict()` (or timm's: timm's ResNets share torchvision's
   names), bare or under a `state_dict` entry. Its keys are mapped through the very modules camloc's trunk
@@ -160,6 +167,27 @@ def map_wsolevaluation(data: dict, target: Target) -> tuple[dict, dict[str, str]
         out[ours] = value
         key_map[prefix + key] = ours
     return out, key_map
+
+
+def detect_dawsol(data: dict, target: Target) -> bool:
+    return isinstance(data.get("state_dict_extractor"), dict) and isinstance(data.get("state_dict_classifier"), dict)
+
+
+def map_dawsol(data: dict, target: Target) -> tuple[dict, dict[str, str]]:
+    """The extractor's keys as the reference's trunk (wsolevaluation's names); the classifier's `fc` as the head."""
+    head, head_prefix = bare_state(data["state_dict_classifier"])
+    unknown = sorted(k for k in head if not k.startswith("fc."))
+    if unknown:
+        raise CamlocError(f"{target.source}: state_dict_classifier holds {', '.join(unknown[:3])} besides the CAM "
+                          f"classifier's fc; only DA-WSOL's/BagCAMs' CAMClassifier can be scored")
+    trunk, key_map = map_wsolevaluation({"architecture": data.get("architecture"),
+                                         "state_dict": data["state_dict_extractor"]}, target)
+    key_map = {f"state_dict_extractor.{k}": v for k, v in key_map.items()}
+    for key, value in head.items():  # fc: a (K, C, 1, 1) conv on the pooled features = a linear layer
+        ours = "classifier." + key.removeprefix("fc.")
+        trunk[ours] = value.flatten(1) if isinstance(value, torch.Tensor) and value.ndim == 4 else value
+        key_map[f"state_dict_classifier.{head_prefix}{key}"] = ours
+    return trunk, key_map
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Issue 22, part 1: `epochs: 0` scores a released checkpoint without training (pipeline/models/layouts.py,
 train@B's `_score`). A checkpoint in each layout is written from a model built with seeded weights
-(torchvision's and timm's own ResNet-18, the reference's ResNet50 in its main.py layout); scoring it gives
+(torchvision's and timm's own ResNet-18, the reference's ResNet50 in its main.py layout, VGG16 in
+DA-WSOL's / BagCAMs' split layout); scoring it gives
 the same logits as the model it came from, and model.pt holds exactly the file's tensors."""
 
 from __future__ import annotations
@@ -108,6 +109,27 @@ def test_reference_main_py_checkpoint_with_module_prefix(tmp_path, prepared_dir)
     assert _holds_exactly(folder, theirs)["checkpoint"]["layout"] == "wsolevaluation"
 
 
+def test_dawsol_and_bagcams_checkpoint_extractor_and_classifier(tmp_path, prepared_dir):
+    """DA-WSOL's / BagCAMs' solver saves the reference's trunk and a CAMClassifier (a 1×1 conv `fc`) apart."""
+    from pipeline.catalog.backbones import BACKBONES
+    from pipeline.models.wsol_weights import build_reference, to_reference
+
+    info = BACKBONES.get("vgg16_wsol")
+    source = _seeded(build_reference(info, len(read_classes(prepared_dir))))
+    own = source.state_dict()
+    extractor = {to_reference(info.trunk, k): v for k, v in own.items() if not k.startswith("classifier.")}
+    classifier = {"fc.weight": own["classifier.weight"][:, :, None, None], "fc.bias": own["classifier.bias"]}
+    optimizer = torch.optim.SGD(source.parameters(), lr=0.1).state_dict()
+    torch.save({"architecture": "vgg16", "epoch": 10, "state_dict_extractor": extractor,
+                "optimizer_extractor": optimizer, "state_dict_classifier": classifier,
+                "optimizer_classifier": optimizer}, tmp_path / "dawsol.pth.tar")
+    folder = _score(tmp_path, prepared_dir, "vgg16_wsol", tmp_path / "dawsol.pth.tar")
+    _same_logits(folder, source)
+    flat = {f"state_dict_extractor.{k}": v for k, v in extractor.items()}
+    flat |= {f"state_dict_classifier.{k}": v for k, v in classifier.items()}
+    assert _holds_exactly(folder, flat)["checkpoint"]["layout"] == "dawsol"
+
+
 def test_a_camloc_model_pt_scores_again_and_the_layout_can_be_named(tmp_path, prepared_dir):
     source = _seeded(torchvision.models.resnet18(num_classes=len(read_classes(prepared_dir))))
     torch.save(source.state_dict(), tmp_path / "tv.pth")
@@ -145,7 +167,7 @@ def test_a_named_layout_that_does_not_fit_and_an_undetectable_file(tmp_path, pre
         _score(tmp_path, prepared_dir, "tiny_gap_cnn", tmp_path / "tv.pth")
     torch.save({"something": torch.zeros(2)}, tmp_path / "odd.pth")
     with pytest.raises(CamlocError, match=r"no checkpoint layout fits backbone resnet18 .*weights_layout: "
-                                          r"camloc_model \| torchvision \| wsolevaluation"):
+                                          r"camloc_model \| dawsol \| torchvision \| wsolevaluation"):
         _score(tmp_path, prepared_dir, "resnet18", tmp_path / "odd.pth")
 
 
@@ -185,7 +207,7 @@ def test_bare_state_strips_only_a_uniform_module_prefix():
     ({"epochs": 0, "weights": "x.pth", "pretrained": True}, r"pretrained: false"),
     ({"epochs": 0, "weights": "x.pth", "nproc": 2, "batch_size": 32}, r"nproc = 2 is invalid: 1 with epochs: 0"),
     ({"epochs": 0, "weights": "x.pth", "weights_layout": "deit"}, r"weights_layout = 'deit' is invalid: one of "
-                                                                     r"camloc_model, torchvision, wsolevaluation"),
+                                                                     r"camloc_model, dawsol, torchvision, wsolevaluation"),
     ({"epochs": 2, "weights_layout": "torchvision"}, r"null unless epochs: 0"),
     ({"epochs": 0, "weights": "x.pth", "wsol": {"method": "adl"}}, r"wsol.method = 'adl' is invalid: cam"),
     ({"epochs": -1}, r"an integer >= 0"),
