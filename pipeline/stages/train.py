@@ -5,6 +5,9 @@ Trains on split `train`, measures classification on `val` after every epoch, and
 (docs/contracts.md). CUDA when present (bf16 autocast, channels_last), else CPU with deterministic
 algorithms and a fixed thread count, so two CPU runs give identical weights and metrics.
 
+With `epochs: 0` (and `weights: <file>`) nothing is trained: the file is read in its layout
+(models.layouts) and written as the model folder as it is, with the checkpoint's val scores (`_score`).
+
 With `resume: true` a checkpoint is written after each epoch to `data/.resume/<B>/` (outside the DVC
 output, which DVC deletes before a stage runs); a killed run restarted with the same params continues
 from the last finished epoch and ends with the same weights as an uninterrupted run.
