@@ -31,6 +31,7 @@ The layouts:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass, field
@@ -86,6 +87,10 @@ def read_checkpoint(path: str | Path, target: Target, layout: str | None = None)
         raise CamlocError(f"{path} holds a {type(data).__name__}, not a state dict or checkpoint; {fix}")
     name = layout or detect_layout(data, target, path)
     card = LAYOUTS.get(name)
+    if layout and not load_object(card.detect)(data, target):
+        raise CamlocError(f"{path} is not in the {name} layout ({card.summary}): its keys start "
+                          f"{', '.join(sorted(map(str, data))[:4])}; fix backbones.{target.key}.weights_layout, "
+                          "or remove it to detect the layout")
     state, key_map = LAYOUTS.load(name)(data, target)
     log.info("%s: %s layout (%s), %d tensors mapped", path, name, "named" if layout else "detected", len(key_map))
     state = _checked(state, target, f"{path} ({card.name} layout)", fix)
@@ -115,7 +120,8 @@ def _checked(state: dict, target: Target, source: str, fix: str) -> dict[str, to
     """The head's class count first (one line naming both counts), then the strict fit of everything."""
     own = target.own
     head = state.get(HEAD_WEIGHT)
-    if isinstance(head, torch.Tensor) and head.ndim == 2 and head.shape[0] != own[HEAD_WEIGHT].shape[0]:
+    if (isinstance(head, torch.Tensor) and head.ndim == 2 and HEAD_WEIGHT in own
+            and head.shape[0] != own[HEAD_WEIGHT].shape[0]):
         raise CamlocError(f"{source}: the checkpoint's head has {head.shape[0]} classes but the dataset has "
                           f"{own[HEAD_WEIGHT].shape[0]}; score it on the dataset it was trained on")
     state = dict(state)
@@ -213,20 +219,26 @@ def torchvision_keys(info: BackboneInfo, options: dict | None = None) -> dict[st
     """{torchvision key: camloc key} of a torchvision-built backbone: the trunk reuses the torchvision
     model's modules (models.backbones.TRUNKS), so each shared tensor names its key in both; the torchvision
     model's last linear layer is the GAP head. Empty for backbones camloc does not build from torchvision."""
-    from pipeline.models.backbones import TRUNKS
-
     if info.arch is None or info.impl != _TORCHVISION_IMPL:
         return {}
-    base = torchvision.models.get_model(info.arch, weights=None)
-    trunk = TRUNKS[info.trunk](base, **{k: v for k, v in (options or {}).items() if v is not None})
+    given = tuple(sorted((k, v) for k, v in (options or {}).items() if v is not None))
+    return dict(_torchvision_keys(info.arch, info.trunk, info.channels, given))
+
+
+@functools.lru_cache(maxsize=8)
+def _torchvision_keys(arch: str, trunk_key: str, channels: int, options: tuple) -> tuple[tuple[str, str], ...]:
+    from pipeline.models.backbones import TRUNKS
+
+    base = torchvision.models.get_model(arch, weights=None)
+    trunk = TRUNKS[trunk_key](base, **dict(options))
     theirs = {id(t): k for k, t in base.state_dict(keep_vars=True).items()}
-    gap = GapNet(trunk, info.channels, 1)
+    gap = GapNet(trunk, channels, 1)
     out = {theirs[id(t)]: f"features.{k}" for k, t in gap.features.state_dict(keep_vars=True).items()
            if id(t) in theirs}
     (linear,) = head_of(base) or ("",)
     if isinstance(base.get_submodule(linear) if linear else None, nn.Linear):
         out |= {f"{linear}.weight": HEAD_WEIGHT, f"{linear}.bias": "classifier.bias"}
-    return out
+    return tuple(out.items())
 
 
 def detect_torchvision(data: dict, target: Target) -> bool:

@@ -163,8 +163,16 @@ def test_wrong_shape_is_one_line_naming_the_keys(tmp_path, prepared_dir):
 def test_a_named_layout_that_does_not_fit_and_an_undetectable_file(tmp_path, prepared_dir):
     state = torchvision.models.resnet18(num_classes=3).state_dict()
     torch.save(state, tmp_path / "tv.pth")
-    with pytest.raises(CamlocError, match="set backbones.tiny_gap_cnn.arch|no checkpoint layout|do not fit"):
+    with pytest.raises(CamlocError, match=r"tv.pth is not in the wsolevaluation layout .*keys start bn1.bias.*"
+                                          r"fix backbones.resnet18.weights_layout, or remove it") as e:
+        _score(tmp_path, prepared_dir, "resnet18", tmp_path / "tv.pth", weights_layout="wsolevaluation")
+    assert "\n" not in str(e.value)
+    with pytest.raises(CamlocError, match=r"no checkpoint layout fits backbone tiny_gap_cnn"):
         _score(tmp_path, prepared_dir, "tiny_gap_cnn", tmp_path / "tv.pth")
+    torch.save({"architecture": "resnet50", "state_dict": state}, tmp_path / "ref.pth")
+    with pytest.raises(CamlocError, match=r"wsolevaluation checkpoint; it fits the reference's backbones "
+                                          r"\(resnet50_wsol, vgg16_wsol, inception_v3_wsol\), not resnet18"):
+        _score(tmp_path, prepared_dir, "resnet18", tmp_path / "ref.pth")
     torch.save({"something": torch.zeros(2)}, tmp_path / "odd.pth")
     with pytest.raises(CamlocError, match=r"no checkpoint layout fits backbone resnet18 .*weights_layout: "
                                           r"camloc_model \| dawsol \| torchvision \| wsolevaluation"):
