@@ -12,7 +12,7 @@ A card names two functions (torch, imported on first use), each `"module:functio
 Detection asks the cards in registration order and takes the first that says yes, so a layout with a
 wrapper that names itself (wsolevaluation's `{architecture, state_dict, ...}`) registers before the bare
 state dicts. A new layout (another paper's checkpoints) is one `LAYOUTS.add(name, LayoutInfo(...))` call,
-here or in a plugin.
+here or in a plugin; `plain=True` registers functions that take the file's data alone.
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ class LayoutInfo:
     summary: str  # one line: whose files these are
     detect: str  # "module:function", (data, target) -> bool
     impl: str  # "module:function", (data, target) -> (camloc-keyed state, {file key: camloc key})
+    # plain: the two functions take the file's data only, `detect(data) -> bool` and `impl(data) -> state`
+    # (a mapping written without camloc's Target); the key map is then read off the tensors themselves
+    plain: bool = False
 
 
 LAYOUTS: Registry[LayoutInfo] = Registry("checkpoint layout")
@@ -60,6 +63,8 @@ _register(LayoutInfo(
 def validate_scoring(bp, key: str) -> None:
     """What a backbone entry (params.BackboneParams `bp`, at dotted `key`) needs to score a checkpoint:
     epochs: 0 with `weights: <file>`, and a `weights_layout` only then, naming a registered layout."""
+    if bp.epochs < 0:
+        raise ParamsError(f"{key}.epochs", bp.epochs, "an integer >= 0 (0: score the weights file, no training)")
     if bp.weights_layout is not None:
         if bp.weights_layout not in LAYOUTS:
             raise ParamsError(f"{key}.weights_layout", bp.weights_layout, f"one of {', '.join(LAYOUTS.names())} "

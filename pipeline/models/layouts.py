@@ -87,11 +87,15 @@ def read_checkpoint(path: str | Path, target: Target, layout: str | None = None)
         raise CamlocError(f"{path} holds a {type(data).__name__}, not a state dict or checkpoint; {fix}")
     name = layout or detect_layout(data, target, path)
     card = LAYOUTS.get(name)
-    if layout and not load_object(card.detect)(data, target):
+    if layout and not _detect(card, data, target):
         raise CamlocError(f"{path} is not in the {name} layout ({card.summary}): its keys start "
                           f"{', '.join(sorted(map(str, data))[:4])}; fix backbones.{target.key}.weights_layout, "
                           "or remove it to detect the layout")
-    state, key_map = LAYOUTS.load(name)(data, target)
+    if card.plain:
+        state = LAYOUTS.load(name)(data)
+        key_map = identity_key_map(data, state)
+    else:
+        state, key_map = LAYOUTS.load(name)(data, target)
     log.info("%s: %s layout (%s), %d tensors mapped", path, name, "named" if layout else "detected", len(key_map))
     state = _checked(state, target, f"{path} ({card.name} layout)", fix)
     return Checkpoint(name, state, key_map, file_sha256(path))
@@ -100,12 +104,39 @@ def read_checkpoint(path: str | Path, target: Target, layout: str | None = None)
 def detect_layout(data: dict, target: Target, path: Path) -> str:
     """The first registered layout whose `detect` accepts `data`, else one line naming the valid ones."""
     for name in LAYOUTS.registered():
-        if load_object(LAYOUTS.get(name).detect)(data, target):
+        if _detect(LAYOUTS.get(name), data, target):
             return name
     keys = sorted(map(str, data))[:4]
     raise CamlocError(f"{path}: no checkpoint layout fits backbone {target.info.name} (its keys start "
                       f"{', '.join(keys) or 'nowhere: it is empty'}); name one with "
                       f"backbones.{target.key}.weights_layout: {' | '.join(LAYOUTS.names())}")
+
+
+def _detect(card, data: dict, target: Target) -> bool:
+    fn = load_object(card.detect)
+    return bool(fn(data) if card.plain else fn(data, target))
+
+
+def identity_key_map(data: dict, state: dict) -> dict[str, str]:
+    """{file key: camloc key} of a plain layout's `state`, read off tensor identity: each tensor of `state`
+    that is (or is a view of) a tensor of the file, the file's key dotted through its wrappers (`model.`,
+    `state_dict.`, ...). A tensor the layout made itself (e.g. a fixed head) has no file key."""
+    where: dict[tuple[int, int], str] = {}
+
+    def walk(obj, prefix: str) -> None:
+        for k, v in obj.items():
+            if isinstance(v, torch.Tensor):
+                where.setdefault((v.untyped_storage().data_ptr(), v.storage_offset()), prefix + str(k))
+            elif isinstance(v, dict):
+                walk(v, f"{prefix}{k}.")
+
+    walk(data, "")
+    out = {}
+    for ours, t in state.items():
+        theirs = where.get((t.untyped_storage().data_ptr(), t.storage_offset())) if isinstance(t, torch.Tensor) else None
+        if theirs is not None:
+            out[theirs] = ours
+    return out
 
 
 def file_sha256(path: Path) -> str:

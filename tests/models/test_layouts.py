@@ -204,6 +204,38 @@ def _map_wrapped(data, target):
     return map_torchvision({k.removeprefix("net."): v for k, v in data["model"].items()}, target)
 
 
+def test_a_plain_layout_takes_the_data_alone_and_its_key_map_comes_from_the_tensors(tmp_path, prepared_dir):
+    """The shape of the transformer helper's TS-CAM functions: detect(data) and map(data) -> state."""
+    classes = len(read_classes(prepared_dir))
+    source = _seeded(torchvision.models.resnet18(num_classes=classes))
+    folder = _score(tmp_path / "tv", prepared_dir, "resnet18", _saved(tmp_path, source.state_dict()))
+    ours = torch.load(folder / "model.pt", weights_only=True)
+    torch.save({"model": {"net." + k: v for k, v in ours.items()}}, tmp_path / "plain.pth")
+    name = "test_plain"
+    LAYOUTS.add(name, LayoutInfo(name, "a plain test layout", f"{__name__}:_detect_plain", f"{__name__}:_map_plain",
+                                 plain=True))
+    try:
+        again = _score(tmp_path / "plain", prepared_dir, "resnet18", tmp_path / "plain.pth", weights_layout=name)
+        _same_logits(again, source)
+        key_map = json.loads((again / "meta.json").read_text())["checkpoint"]["key_map"]
+        assert key_map == {f"model.net.{k}": k for k in ours}
+    finally:
+        LAYOUTS.remove(name)
+
+
+def _saved(tmp_path: Path, state: dict) -> Path:
+    torch.save(state, tmp_path / "source.pth")
+    return tmp_path / "source.pth"
+
+
+def _detect_plain(data) -> bool:
+    return isinstance(data.get("model"), dict)
+
+
+def _map_plain(data):
+    return {k.removeprefix("net."): v for k, v in data["model"].items()}
+
+
 def test_bare_state_strips_only_a_uniform_module_prefix():
     t = torch.zeros(1)
     assert bare_state({"module.a": t, "module.b": t}) == ({"a": t, "b": t}, "module.")
