@@ -50,7 +50,9 @@ def metrics() -> list[str]:
 
 def layouts() -> list[str]:
     """The checkpoint layouts `epochs: 0` reads (`weights_layout:`), in detection order."""
-    return [f"{n:16s} {LAYOUTS.get(n).summary}{_from(LAYOUTS, n)}" for n in LAYOUTS.registered()]
+    names = LAYOUTS.registered()
+    width = max(map(len, names), default=0)
+    return [f"{n:{width}s}  {LAYOUTS.get(n).summary}{_from(LAYOUTS, n)}" for n in names]
 
 
 def plugins() -> list[str]:
