@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.catalog.registry import Registry
-from pipeline.catalog.wsol import DEFAULT_METHOD
+from pipeline.catalog.wsol import WSOL_METHODS
 from pipeline.errors import ParamsError
 
 _IMPL = "pipeline.models.layouts"
@@ -81,6 +81,7 @@ def validate_scoring(bp, key: str) -> None:
         if getattr(bp, name) != fine:
             raise ParamsError(f"{key}.{name}", getattr(bp, name), f"{spelled} with epochs: 0 (a checkpoint is "
                               "scored in one process and must fit the model exactly)")
-    if bp.wsol.method != DEFAULT_METHOD:
-        raise ParamsError(f"{key}.wsol.method", bp.wsol.method, f"{DEFAULT_METHOD} with epochs: 0 (a checkpoint "
-                          "is scored as the GAP classifier it holds)")
+    if WSOL_METHODS.get(bp.wsol.method).trainer:  # its own loop and folder layout (fsl): not a file to score
+        scorable = [m for m in WSOL_METHODS.names() if not WSOL_METHODS.get(m).trainer]
+        raise ParamsError(f"{key}.wsol.method", bp.wsol.method, f"one of {', '.join(scorable)} with epochs: 0 "
+                          "(the method whose model the checkpoint holds)")

@@ -138,6 +138,19 @@ def test_a_camloc_model_pt_scores_again_and_the_layout_can_be_named(tmp_path, pr
     assert (again / "model.pt").read_bytes() == (first / "model.pt").read_bytes()
 
 
+def test_a_wsol_method_model_is_scored_with_its_own_heads(tmp_path, prepared_dir):
+    """An ACoL model (its second classifier included) of camloc's own folder layout, scored as it is."""
+    from pipeline.params import WsolParams
+    from pipeline.wsol.build import build_model
+
+    wsol = parse(WsolParams, {"method": "acol"}, "wsol")
+    source = _seeded(build_model("tiny_gap_cnn", len(read_classes(prepared_dir)), wsol.as_flat()))
+    torch.save(source.state_dict(), tmp_path / "acol.pt")
+    folder = _score(tmp_path, prepared_dir, "tiny_gap_cnn", tmp_path / "acol.pt", wsol=wsol)
+    _same_logits(folder, source)
+    assert _holds_exactly(folder, source.state_dict())["wsol"]["method"] == "acol"
+
+
 def test_class_count_mismatch_is_one_line_naming_both_counts(tmp_path, prepared_dir):
     classes = len(read_classes(prepared_dir))
     torch.save(torchvision.models.resnet18(num_classes=classes + 197).state_dict(), tmp_path / "cub.pth")
@@ -249,7 +262,8 @@ def test_bare_state_strips_only_a_uniform_module_prefix():
     ({"epochs": 0, "weights": "x.pth", "weights_layout": "deit"}, r"weights_layout = 'deit' is invalid: one of "
                                                                      r"camloc_model, dawsol, torchvision, wsolevaluation"),
     ({"epochs": 2, "weights_layout": "torchvision"}, r"null unless epochs: 0"),
-    ({"epochs": 0, "weights": "x.pth", "wsol": {"method": "adl"}}, r"wsol.method = 'adl' is invalid: cam"),
+    ({"epochs": 0, "weights": "x.pth", "wsol": {"method": "fsl"}}, r"wsol.method = 'fsl' is invalid: one of "
+                                                                    r"acol, adl, .*cam.*with epochs: 0"),
     ({"epochs": -1}, r"an integer >= 0"),
 ])
 def test_scoring_params_are_validated(entry, match):
