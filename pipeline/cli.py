@@ -364,6 +364,12 @@ def metrics() -> None:
 
 
 @cli.command()
+def layouts() -> None:
+    """List the checkpoint layouts a backbone with `epochs: 0` scores (`weights_layout:`; else detected)."""
+    _listing("layouts")
+
+
+@cli.command()
 def plugins() -> None:
     """List installed camloc plugins (entry points `camloc.plugins`): from where, and what each registers."""
     _listing("plugins")

@@ -301,7 +301,8 @@ def read_image_cache(prepared: str | Path) -> np.ndarray:
 
 def read_history(model_dir: str | Path) -> pd.DataFrame | None:
     """The per-epoch training curves: dvclive's files (`dvclive/plots/metrics/<name>.tsv`, step = epoch)
-    where train@B logged them, else history.csv (fsl, older folders); None when never trained."""
+    where train@B logged them, else history.csv (fsl, older folders); None when never trained (no folder,
+    or an epochs: 0 folder, whose history.csv is its header only)."""
     import pandas as pd
 
     live = Path(model_dir) / LIVE_PLOTS
@@ -311,7 +312,8 @@ def read_history(model_dir: str | Path) -> pd.DataFrame | None:
     path = Path(model_dir) / "history.csv"
     if not path.is_file():
         return None
-    return _columns(pd.read_csv(path), HISTORY_COLUMNS, path, _backbone_stage("train", model_dir))
+    history = _columns(pd.read_csv(path), HISTORY_COLUMNS, path, _backbone_stage("train", model_dir))
+    return history if len(history) else None  # an epochs: 0 folder scores a checkpoint: no epoch was trained
 
 
 def read_cams_meta(cams_dir: str | Path) -> dict:

@@ -14,6 +14,7 @@ import yaml
 
 from pipeline.atomic import bad_name
 from pipeline.camsparams import LAST_LAYER, CamsParams, MapJob  # noqa: F401 (public API)
+from pipeline.catalog.layouts import validate_scoring
 from pipeline.catalog.wsol import DEFAULT_METHOD
 from pipeline.contracts import SPLITS
 from pipeline.errors import CamlocError, ParamsError
@@ -172,6 +173,7 @@ class BackboneParams:
     # a local `weights` file must fit the trunk exactly (only the head may differ); false: load what fits,
     # and a WARNING counts the trunk tensors dropped (trained from scratch)
     weights_strict: bool = field(default=True, metadata={"omit_default": True})
+    weights_layout: str | None = field(default=None, metadata={"omit_default": True})  # epochs: 0 (catalog/layouts)
     output_stride: int | None = None  # 8/16/32: ResNet "large feature map" variants
     large_feature_map: bool | None = None  # the reference's *_wsol models: 28x28 instead of 14x14 maps at 224
     # random_resized_crop: a crop of random area/aspect resized to image_size (camloc's default);
@@ -187,7 +189,7 @@ class BackboneParams:
     wsol: WsolParams = field(default_factory=WsolParams)  # training method (`camloc wsol-methods`)
 
     def validate(self, key: str) -> None:
-        _positive(f"{key}.epochs", self.epochs)
+        validate_scoring(self, key)  # epochs >= 0; epochs: 0 scores the weights file (pipeline/catalog/layouts.py)
         _positive(f"{key}.batch_size", self.batch_size)
         for name in ("lr", "head_lr_mult"):
             _positive(f"{key}.{name}", getattr(self, name))

@@ -68,7 +68,7 @@ def test_data_stages_evaluate_report_params_and_cli_never_import_torch():
         from click.testing import CliRunner
         from pipeline.cli import cli
         for args in (["--help"], ["evaluate-maps", "--help"], ["evaluate", "--help"], ["methods"], ["backbones"],
-                     ["wsol-methods"], ["datasets"], ["metrics"], ["plugins"]):
+                     ["wsol-methods"], ["datasets"], ["metrics"], ["layouts"], ["plugins"]):
             r = CliRunner().invoke(cli, args)
             assert r.exit_code == 0, (args, r.output, r.exception)
     """)

@@ -1,10 +1,11 @@
-"""The text of the catalog listings (`camloc backbones|methods|wsol-methods|datasets|metrics|plugins`), as
+"""The text of the catalog listings (`camloc backbones|methods|wsol-methods|datasets|metrics|layouts|plugins`), as
 lines: pure functions over the registries; the CLI prints them. A name a plugin registered says which."""
 
 from __future__ import annotations
 
 from pipeline.catalog.backbones import BACKBONES
 from pipeline.catalog.datasets import DATASETS
+from pipeline.catalog.layouts import LAYOUTS
 from pipeline.catalog.methods import METHODS
 from pipeline.catalog.metrics import METRICS, ordered
 from pipeline.catalog.plugins import discover
@@ -52,6 +53,13 @@ def metrics() -> list[str]:
         where = f"{c.box_kind} boxes" if c.box_kind else "loc-kind boxes" if c.loc_boxes else ""
         out.append(f"{c.name:30s} {c.direction} {c.family:14s} {where:14s} {c.label}{_from(METRICS, c.name)}")
     return out
+
+
+def layouts() -> list[str]:
+    """The checkpoint layouts `epochs: 0` reads (`weights_layout:`), in detection order."""
+    names = LAYOUTS.registered()
+    width = max(map(len, names), default=0)
+    return [f"{n:{width}s}  {LAYOUTS.get(n).summary}{_from(LAYOUTS, n)}" for n in names]
 
 
 def plugins() -> list[str]:

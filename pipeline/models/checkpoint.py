@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import logging
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -70,13 +71,18 @@ def read_meta(folder: str | Path) -> dict:
 def write_model_folder(out_dir: str | Path, model: nn.Module, meta: dict, history: list[dict],
                        extra_metrics: dict | None = None, fill: Callable[[Path], None] | None = None) -> None:
     """The whole model folder in a temporary sibling, renamed into place at once: model.pt, meta.json,
-    metrics.json (the last history row's scores, `extra_metrics` after them) and history.csv (no timings:
-    it is a DVC plot and must be byte-identical across reruns). `fill(tmp)` adds the trainer's own files
-    (its dvclive logs) before the rename."""
-    final = history[-1]
-    metrics = {k: round(float(final[k]), 4) for k in ("val_acc", "val_loss", "train_acc", "train_loss")}
+    metrics.json (the last history row's scores, `extra_metrics` after them; a non-finite value is left
+    out) and history.csv (no timings: it is a DVC plot and must be byte-identical across reruns).
+    `fill(tmp)` adds the trainer's own files (its dvclive logs) before the rename.
+
+    An empty `history` is a checkpoint scored without training (epochs: 0): history.csv is its header
+    only, and metrics.json holds `epochs: 0` and `extra_metrics` (no training loss exists)."""
+    final = history[-1] if history else {"epoch": 0}
+    metrics = {k: round(float(final[k]), 4) for k in ("val_acc", "val_loss", "train_acc", "train_loss")
+               if k in final and math.isfinite(float(final[k]))}
     metrics["epochs"] = int(final["epoch"])
-    metrics |= extra_metrics or {}
+    metrics |= {k: v for k, v in (extra_metrics or {}).items()
+                if not (isinstance(v, float) and not math.isfinite(v))}
     with atomic_path(Path(out_dir), kind="dir") as tmp:
         save_model(tmp, model, meta)
         write_json(tmp / "metrics.json", metrics)

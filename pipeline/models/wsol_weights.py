@@ -113,23 +113,28 @@ def _left_at_init(trunk_key: str, num_classes: int) -> tuple[str, ...]:
 def load_weights_file(model: GapNet, info: BackboneInfo, path: Path, large_feature_map: bool) -> None:
     """A reference checkpoint (dict with `state_dict` and `architecture`) or a torchvision state dict."""
     data = read_weights_file(path)
-    expected = REFERENCE_ARCHITECTURE[info.trunk]
     if isinstance(data.get("state_dict"), dict):
-        arch = data.get("architecture")
-        if arch is None:
-            raise CamlocError(f"{path} holds a state_dict but no 'architecture' entry, so it was not written by "
-                              f"the reference's main.py; save the bare state dict (torchvision key names) instead")
-        if arch != expected:
-            fits = [f"{a}_wsol" for a in REFERENCE_ARCHITECTURE.values() if a == arch]
-            hint = f"set arch: {fits[0]}" if fits else "use a checkpoint of the reference's main.py"
-            raise CamlocError(f"{path} is a checkpoint of architecture {arch!r}, but backbone {info.name} is the "
-                              f"reference's {expected!r}; {hint}")
+        check_architecture(data, info, str(path))
         load_reference_state(model, info, data["state_dict"], str(path), large_feature_map)
         log.info("%s: loaded the reference checkpoint (epoch %s)", path, data.get("epoch", "?"))
         return
     num_classes = model.classifier.out_features
     load_reference_state(model, info, imagenet_to_reference(info.trunk, data, num_classes, large_feature_map),
                          str(path), large_feature_map, allowed_missing=_left_at_init(info.trunk, num_classes))
+
+
+def check_architecture(data: dict, info: BackboneInfo, source: str) -> None:
+    """A reference checkpoint's `architecture` entry must name the reference model backbone `info` is."""
+    expected = REFERENCE_ARCHITECTURE[info.trunk]
+    arch = data.get("architecture")
+    if arch is None:
+        raise CamlocError(f"{source} holds a state_dict but no 'architecture' entry, so it was not written by "
+                          f"the reference's main.py; save the bare state dict (torchvision key names) instead")
+    if arch != expected:
+        fits = [f"{a}_wsol" for a in REFERENCE_ARCHITECTURE.values() if a == arch]
+        hint = f"set arch: {fits[0]}" if fits else "use a checkpoint of the reference's main.py"
+        raise CamlocError(f"{source} is a checkpoint of architecture {arch!r}, but backbone {info.name} is the "
+                          f"reference's {expected!r}; {hint}")
 
 
 def read_weights_file(path: Path) -> dict:

@@ -162,8 +162,8 @@ def run(params, paths: C.Paths) -> str:
 def _history(paths: C.Paths, backbone: str) -> pd.DataFrame | None:
     history = C.read_history(paths.model_dir(backbone))
     if history is None:
-        log.warning("no training history in %s: the training-curve plot leaves %s out",
-                    paths.model_dir(backbone), backbone)
+        log.warning("no training history in %s (an epochs: 0 folder scores a checkpoint and has no training "
+                    "loss): the training-curve plot leaves %s out", paths.model_dir(backbone), backbone)
     return history
 
 

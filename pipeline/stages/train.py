@@ -5,6 +5,9 @@ Trains on split `train`, measures classification on `val` after every epoch, and
 (docs/contracts.md). CUDA when present (bf16 autocast, channels_last), else CPU with deterministic
 algorithms and a fixed thread count, so two CPU runs give identical weights and metrics.
 
+With `epochs: 0` (and `weights: <file>`) nothing is trained: the file is read in its layout
+(models.layouts) and written as the model folder as it is, with the checkpoint's val scores (`_score`).
+
 With `resume: true` a checkpoint is written after each epoch to `data/.resume/<B>/` (outside the DVC
 output, which DVC deletes before a stage runs); a killed run restarted with the same params continues
 from the last finished epoch and ends with the same weights as an uninterrupted run.
@@ -28,12 +31,14 @@ import torchvision
 
 from pipeline import distributed
 from pipeline.atomic import atomic_path, clean_own_tmp
+from pipeline.catalog.backbones import BACKBONES
 from pipeline.catalog.registry import load_object
 from pipeline.catalog.wsol import WSOL_METHODS
 from pipeline.contracts import HOLDOUT, Paths, read_classes, resume_dir
 from pipeline.datasets import loader
 from pipeline.errors import CamlocError
 from pipeline.models.checkpoint import write_model_folder
+from pipeline.models.layouts import Target, read_checkpoint
 from pipeline.models.weights import read_weights
 from pipeline.params import BackboneParams, Params, arch_of, to_dict
 from pipeline.progress import no_bar
@@ -62,6 +67,8 @@ def run(
     writes; a plain process is the one-process case of the same code.
     """
     bp = params.backbone(backbone_key)
+    if bp.epochs == 0:  # a released checkpoint, scored as it is (params validation: weights file, one process)
+        return _score(params, paths, backbone_key)
     world = distributed.world_from_env()
     method = WSOL_METHODS.get(bp.wsol.method)
     if world.distributed and method.one_process:
@@ -149,6 +156,41 @@ def _train(params, paths, backbone_key, world, device, resume_from, on_epoch_end
     ips = np.mean([row["images_per_s"] for row in history[start:]]) if bp.epochs > start else float("nan")
     return (f"{backbone_key}: val accuracy {final['val_acc']:.2f}% after {bp.epochs} epochs "
             f"({time.perf_counter() - started:.0f} s on {world.size} × {device.type}, {ips:.0f} images/s) → {out_dir}")
+
+
+def _score(params: Params, paths: Paths, backbone_key: str) -> str:
+    """`epochs: 0`: the model folder of checkpoint `weights:` as it is, without a single optimisation step.
+
+    The file is read strictly in its layout (models.layouts: detected, or `weights_layout:`) into the model
+    the entry describes; meta.json records the file, its sha256, its layout and the key map; metrics.json
+    and dvclive's summary hold the val classification of the checkpoint (there is no training loss)."""
+    bp = params.backbone(backbone_key)
+    arch = arch_of(backbone_key, bp)
+    out_dir, prepared_dir = paths.model_dir(backbone_key), paths.prepared
+    clean_own_tmp(out_dir)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    threads = setup_determinism(params.seed, device)
+    train_rows = loader.load_split(prepared_dir, "train")[0]  # counted in meta.json only: nothing is trained
+    val_rows, val_images = loader.load_split(prepared_dir, HOLDOUT)
+    class_names = read_classes(prepared_dir)
+    _check_labels(train_rows, val_rows, class_names, prepared_dir)
+    options = {"output_stride": bp.output_stride, "large_feature_map": bp.large_feature_map}
+    model = build_model(arch, len(class_names), bp.wsol.as_flat(), pretrained=False, **options)
+    target = Target(BACKBONES.get(arch), model.state_dict(), options, str(bp.weights), backbone_key)
+    ckpt = read_checkpoint(bp.weights, target, bp.weights_layout)
+    model.load_state_dict(ckpt.state, strict=True)
+    model.to(device)
+    val_labels = torch.tensor(val_rows["label"].to_numpy(), dtype=torch.long)
+    val_loss, val_acc = evaluate(model, val_images, val_labels, bp.image_size, bp.batch_size, device)
+    meta = _meta(backbone_key, arch, bp, params, class_names, options, len(train_rows), len(val_rows), threads, device)
+    meta["processes"] = 1
+    meta["checkpoint"] = {"file": str(bp.weights), "sha256": ckpt.sha256, "layout": ckpt.layout,
+                          "keys_mapped": len(ckpt.key_map), "key_map": ckpt.key_map}
+    scores = {"val_acc": round(val_acc, 4), "val_loss": round(val_loss, 4)}
+    write_model_folder(out_dir, model, meta, [], scores, fill=partial(live.write_summary, values=scores))
+    return (f"{backbone_key}: scored checkpoint {bp.weights} as it is, no optimisation step ({ckpt.layout} "
+            f"layout, {len(ckpt.key_map)} tensors, sha256 {ckpt.sha256[:12]}): val accuracy {val_acc:.2f}% "
+            f"→ {out_dir}")
 
 
 def _check_labels(train_rows, val_rows, class_names: list[str], prepared_dir: Path) -> None:

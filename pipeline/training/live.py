@@ -69,6 +69,18 @@ def log_epoch(live, row: dict) -> None:
     live.make_summary()
 
 
+def write_summary(model_dir: str | Path, values: dict) -> None:
+    """The dvclive folder of a model scored without training (epochs: 0): `values` (its val scores) as
+    step 0, the checkpoint before any epoch, so dvc.yaml's metrics and plots exist for every model folder
+    (a lone point; no train_* file, so contracts.read_history finds no training curves)."""
+    live = start(model_dir, True)
+    live.step = 0
+    for name, value in values.items():
+        live.log_metric(name, float(value))
+    live.make_summary()
+    finish(live)
+
+
 def finish(live) -> None:
     if live is not None:
         live.end()

@@ -13,12 +13,13 @@ from pathlib import Path
 
 from pipeline.catalog.backbones import BACKBONES
 from pipeline.catalog.datasets import DATASETS
+from pipeline.catalog.layouts import LAYOUTS
 from pipeline.catalog.methods import METHODS
 from pipeline.catalog.metrics import METRICS
 from pipeline.catalog.wsol import WSOL_METHODS
 
 ROOT = Path(__file__).resolve().parents[2]
-REGISTRIES = (BACKBONES, METHODS, WSOL_METHODS, DATASETS, METRICS)
+REGISTRIES = (BACKBONES, METHODS, WSOL_METHODS, DATASETS, METRICS, LAYOUTS)
 _KEY = "the params.yaml / meta.json key `wsol`, not the dataset"
 _COLUMNS = "a column of a parquet contract (docs/contracts.md) named like the metric it feeds"
 _DEFAULTS = "a params default mirroring params.yaml"
@@ -38,6 +39,8 @@ KNOWN = {
     ("pipeline/stages/train.py", "wsol"): _KEY,
     ("pipeline/wsol/oof.py", "fsl"): "meta.json's `fsl` entry (the fold layout), not the method name",
     ("pipeline/models/wsol_weights.py", "resnet50"): "torchvision's architecture name, not the backbone",
+    ("pipeline/stages/train.py", "torchvision"): "meta.json's versions key (the package), not the layout",
+    ("pipeline/wsol/fsl.py", "torchvision"): "meta.json's versions key (the package), not the layout",
     ("pipeline/camsparams.py", "cam"): _DEFAULTS, ("pipeline/camsparams.py", "center"): _DEFAULTS,
     ("pipeline/camsparams.py", "full"): _DEFAULTS, ("pipeline/camsparams.py", "gradcam"): _DEFAULTS,
     ("pipeline/params.py", "synthpets"): _DEFAULTS,
