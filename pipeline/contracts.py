@@ -103,7 +103,9 @@ CURVE_COLUMNS = ("method", "curve", "x", "y")
 # the loc kind's boxes per scored image × method × τ of the slider grid (box in the S×S frame, 0-based inclusive)
 TAU_BOXES_FILE = "tau_boxes.parquet"
 TAU_BOXES_COLUMNS = ("image_id", "method", "tau_index", "tau", "x0", "y0", "x1", "y1", "iou")
-EVAL_FILES = ("per_image.parquet", "pixels.parquet", "chosen.json", "pointing.parquet", TAU_BOXES_FILE)
+PROTOCOLS_FILE, PROTOCOLS_KEY = "protocols.parquet", "protocols"  # metrics JSON: protocols[profile][method]
+PROTOCOL_COLUMNS, PF = ("profile", "method", "image_id", "tau", "iou"), PROTOCOLS_FILE  # docs/contracts.md
+EVAL_FILES = ("per_image.parquet", "pixels.parquet", "chosen.json", "pointing.parquet", TAU_BOXES_FILE, PF)
 POINTING_COLUMNS = ("image_id", "split", "method", "kind", "hit", "energy")  # eval/<B>/pointing.parquet
 ROAD_NAMES = computed_by("pipeline.faithfulness.road")  # per-image values on ROAD's own subset
 FAITHFULNESS_NAMES = json_names("faithfulness", ())
@@ -336,6 +338,7 @@ def read_metrics(path: str | Path, stage: str = "evaluate") -> dict[str, float]:
     """The flat `<method>.<metric>` dict of reports/metrics/<B>.json (or of another stage's metrics JSON)."""
     path = Path(path)
     data = _json(path, f"{stage}@{path.stem}")
+    data = {k: v for k, v in data.items() if k != PROTOCOLS_KEY} if isinstance(data, dict) else data
     if not isinstance(data, dict) or not all(isinstance(v, int | float) for v in data.values()):
         raise CamlocError(f"{path} must be a flat JSON object of numbers keyed '<method>.<metric>'")
     return {str(k): float(v) for k, v in data.items()}

@@ -15,10 +15,11 @@ from pipeline.catalog.backbones import BACKBONES
 from pipeline.catalog.datasets import DATASETS
 from pipeline.catalog.methods import METHODS
 from pipeline.catalog.metrics import METRICS
+from pipeline.catalog.protocols import PROTOCOLS
 from pipeline.catalog.wsol import WSOL_METHODS
 
 ROOT = Path(__file__).resolve().parents[2]
-REGISTRIES = (BACKBONES, METHODS, WSOL_METHODS, DATASETS, METRICS)
+REGISTRIES = (BACKBONES, METHODS, WSOL_METHODS, DATASETS, METRICS, PROTOCOLS)
 _KEY = "the params.yaml / meta.json key `wsol`, not the dataset"
 _COLUMNS = "a column of a parquet contract (docs/contracts.md) named like the metric it feeds"
 _DEFAULTS = "a params default mirroring params.yaml"
