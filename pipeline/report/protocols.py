@@ -171,3 +171,16 @@ def section_html(table: pd.DataFrame, resamples: int) -> str:
     shown, cols = _display(table)
     return (f"<h2>{TITLE}</h2>\n<p class=\"note\">{html.escape(intro(resamples))}</p>\n"
             + writers.html_table(writers.render_cells(shown, cols)))
+
+
+def load_all(paths: C.Paths, backbones: list[str], layout: C.Layout, resamples: int,
+             seed: int) -> pd.DataFrame:
+    """The Protocols table of every backbone (empty for a dataset without loc boxes)."""
+    split = layout.scored_split.get(layout.loc_kind)
+    if layout.loc_kind not in layout.box_kinds or split is None:
+        return pd.DataFrame(columns=COLUMNS)
+    evals = [load(paths, b, C.read_cams_index(paths.cams_dir(b), split)) for b in backbones]
+    table, dropped = protocol_table(evals, resamples, seed)
+    if dropped:
+        log.warning("Protocols: %d rows lost their CIs (re-computed points disagree with the metrics JSON)", dropped)
+    return table

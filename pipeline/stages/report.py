@@ -18,7 +18,7 @@ import pandas as pd
 from pipeline import contracts as C
 from pipeline.atomic import atomic_path, write_text
 from pipeline.params import arch_of
-from pipeline.report import explorer, gallery, meanscores, perimage, plots, tables, writers, wsolvs
+from pipeline.report import explorer, gallery, meanscores, perimage, plots, protocols, tables, writers, wsolvs
 from pipeline.report.leaderboard import leaderboard_texts, paired_sentence
 from pipeline.stages import bar
 
@@ -117,7 +117,9 @@ def run(params, paths: C.Paths) -> str:
     ids = {(ev.backbone, m): cube.image_ids for ev in evals for (m, k, mode), cube in ev.cubes.items()
            if k == loc and mode == "all"}
     versus = wsolvs.versus_cam(board, boot, ids, entries, f"maxboxacc_v2_{loc}")
-    sections = (wsolvs.section_markdown(versus, rp.bootstrap), wsolvs.section_html(versus, rp.bootstrap))
+    ptable = protocols.load_all(paths, backbones, layout, rp.bootstrap, rp.seed)
+    sections = (wsolvs.section_markdown(versus, rp.bootstrap) + "\n\n" + protocols.section_markdown(ptable, rp.bootstrap),
+                wsolvs.section_html(versus, rp.bootstrap) + "\n" + protocols.section_html(ptable, rp.bootstrap))
     texts = leaderboard_texts(board, sentence, rp.bootstrap, rp.seed, dropped, layout, sections)
     for ext, text in texts.items():
         write_text(out_dir / f"leaderboard.{ext}", text)
@@ -127,6 +129,7 @@ def run(params, paths: C.Paths) -> str:
     best = board.iloc[0]
     with atomic_path(out_dir / "breakdowns", kind="dir", owned=("*.csv", "*.md")) as tmp:
         tmp.mkdir()
+        (tmp / "protocols.csv").write_text(writers.to_csv(ptable))
         if kinds:
             _write_breakdowns(tmp, scores, samples, board, str(best["backbone"]), str(best["method"]),
                               train_method, (loc, *[k for k in kinds if k != loc]))
@@ -142,6 +145,9 @@ def run(params, paths: C.Paths) -> str:
         tmp.mkdir()
         faith_curves = {b: C.read_faithfulness_curves(paths.faithfulness_dir(b)) for b in backbones}
         plot_names = plots.write_plots(tmp, curves, board, histories, methods, rank_by, faith_curves)
+        if not ptable.empty:
+            plots.save_png(plots.inflation_figure(ptable, protocols.BASELINE, protocols.LABEL), tmp / "protocols.png")
+            plot_names.append("protocols.png")
 
     shared = _shared_gallery(paths, samples)
     ginputs = [g for ev in evals if (g := _gallery_input(paths, ev, loc)) is not None]
