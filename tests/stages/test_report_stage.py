@@ -71,7 +71,7 @@ def test_breakdowns_and_plots_exist(reported):
     pngs = {p.name for p in (out / "plots").glob("*.png")}
     assert pngs == {*(f"boxacc_tau_{b}.png" for b in BACKBONES), *(f"pr_{b}.png" for b in BACKBONES),
                     "training.png", "heatmap_maxboxacc_v2_head.png", "localization_vs_faithfulness.png",
-                    *(f"faithfulness_curves_{b}.png" for b in BACKBONES)}
+                    *(f"faithfulness_curves_{b}.png" for b in BACKBONES), "protocols.png"}
     assert all((out / "plots" / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
 
 
