@@ -94,7 +94,9 @@ for _card in (
         rule=("maps resized to the 224 crop and min–max normalised, boxes from the largest contour above "
               "CAM_THR·max (0.1 on CUB, 0.12 on ILSVRC); GT-known counts IoU ≥ 0.5, Top-1 / Top-5 Loc "
               "IoU > 0.5; test images resized straight to 224. Datasets other than ImageNet take the CUB "
-              "value 0.1 (single-object, fine-grained: the closest of the two published settings)."),
+              "value 0.1 (single-object, fine-grained: the closest of the two published settings). camloc "
+              "keeps PROTOCOL §3's box ends (x + w clipped to S − 1; an empty mask is (0, 0, 0, 0)) where "
+              "TS-CAM leaves x + w unclipped and returns (0, 0, 1, 1)."),
         source=("vasgaowei/TS-CAM lib/cams_deit.py: `resize_cam` l. 10 (cv2.resize default interpolation, "
                 "min–max), `get_bboxes` l. 28 (uint8, int(thr·max), THRESH_TOZERO, RETR_TREE, max contourArea), "
                 "`evaluate_cls_loc` (`iou >= 0.5` for GT-known), `cls_loc_err` (`max_iou > iou_th` for Top-k); "
