@@ -101,24 +101,25 @@ def protocol_table(evals: list[BackboneProtocols], resamples: int, seed: int) ->
                 dropped += 1
                 continue
             boots[(profile, method)] = s
-        for profile, by_method in sorted(ev.section.items(), key=lambda t: _order(t[0])):
+        pairs = sorted(((m, p) for p, by in ev.section.items() for m in by), key=lambda t: (t[0], _order(t[1])))
+        for method, profile in pairs:  # per method, its profiles in card order (the baseline first)
             card = PROTOCOLS.get(profile) if profile in PROTOCOLS else None
-            for method, values in sorted(by_method.items()):
-                row = {"backbone": ev.backbone, "method": method, "profile": profile,
-                       "oracle": bool(card and card.oracle), "tau": values.get(TAU), "tau_top1": values.get(TAU_TOP1)}
-                base, mine = ev.section.get(BASELINE, {}).get(method), boots.get((profile, method))
-                theirs = boots.get((BASELINE, method))
-                for m in LOC_METRICS:
-                    row[m] = values[m]
-                    if mine is not None:
-                        row[f"{m}_ci_low"], row[f"{m}_ci_high"] = ci.percentile_ci(mine[m][1:])
-                    if base is not None:
-                        row[f"{m}_diff"] = values[m] - base[m]
-                        if mine is not None and theirs is not None:
-                            res = ci.paired_test(values[m], base[m], mine[m][1:], theirs[m][1:])
-                            row |= {f"{m}_diff_ci_low": res.ci_low, f"{m}_diff_ci_high": res.ci_high,
-                                    f"{m}_p": res.p_value}
-                out.append(row)
+            values = ev.section[profile][method]
+            row = {"backbone": ev.backbone, "method": method, "profile": profile,
+                   "oracle": bool(card and card.oracle), "tau": values.get(TAU), "tau_top1": values.get(TAU_TOP1)}
+            base, mine = ev.section.get(BASELINE, {}).get(method), boots.get((profile, method))
+            theirs = boots.get((BASELINE, method))
+            for m in LOC_METRICS:
+                row[m] = values[m]
+                if mine is not None:
+                    row[f"{m}_ci_low"], row[f"{m}_ci_high"] = ci.percentile_ci(mine[m][1:])
+                if base is not None:
+                    row[f"{m}_diff"] = values[m] - base[m]
+                    if mine is not None and theirs is not None:
+                        res = ci.paired_test(values[m], base[m], mine[m][1:], theirs[m][1:])
+                        row |= {f"{m}_diff_ci_low": res.ci_low, f"{m}_diff_ci_high": res.ci_high,
+                                f"{m}_p": res.p_value}
+            out.append(row)
     df = pd.DataFrame(out, columns=COLUMNS)
     num = [c for c in COLUMNS if c not in ("backbone", "method", "profile", "oracle")]
     df[num] = df[num].astype(float)
@@ -126,7 +127,7 @@ def protocol_table(evals: list[BackboneProtocols], resamples: int, seed: int) ->
 
 
 def _order(profile: str) -> tuple[int, str]:
-    names = PROTOCOLS.names()
+    names = PROTOCOLS.registered()
     return (0 if profile == BASELINE else 1 + (names.index(profile) if profile in names else len(names)), profile)
 
 
