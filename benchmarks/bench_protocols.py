@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -37,7 +38,9 @@ def main() -> None:
     ap.add_argument("--backbone", default=None, help="backbone key (default: the first of params.yaml)")
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args()
-    params = load_params(args.project / "params.yaml")
+    os.chdir(args.project)  # the prepared samples name their trimaps relative to the project root
+    args.project = Path(".")
+    params = load_params("params.yaml")
     backbone = args.backbone or next(iter(params.backbones))
     alone = dataclasses.replace(params, evaluate=dataclasses.replace(params.evaluate, protocols=(BASELINE,),
                                                                      pseudo_boxes=None))

@@ -11,7 +11,7 @@ A card is a frozen set of choices, each a field:
   pseudo-boxes of `evaluate.pseudo_boxes`; no GT box of val is read);
 - `box_rule`: the one predicted box of Top-1 / GT-known Loc and MaxBoxAcc, `largest_contour` (the
   polygon of largest `contourArea` among RETR_TREE contours, PROTOCOL §3) or `largest_component` (the
-  8-connected component with the most pixels); `v2_box_rule` is MaxBoxAccV2's (`all_contours` as
+  8-connected component with the most pixels, ties to the first in raster order); `v2_box_rule` is MaxBoxAccV2's (`all_contours` as
   defined by Choe et al., or the profile's single box);
 - `top1_strict` / `gt_known_strict`: whether that Loc needs IoU > 0.5 (strict) or IoU ≥ 0.5;
 - `resize`: how the test image reaches the model (`straight`: resized to S×S, aspect ratio not kept; the

@@ -180,3 +180,16 @@ def test_pseudo_boxes_read_in_original_pixels(tmp_path):
     path.write_text("a.jpg,0,0,10,10\na.jpg,1,2,3,4\n")  # x1 = W: the reference's one-past convention
     got = read_pseudo_boxes(path, {"a.jpg": (10, 10)})
     np.testing.assert_array_equal(got["a.jpg"], [[0, 0, 10, 10], [1, 2, 3, 4]])
+
+
+def test_the_compiled_component_sweep_equals_opencv_on_random_maps():
+    rng = np.random.default_rng(4)
+    taus = np.arange(0, 1, 0.01)
+    for i in range(60):
+        shape = tuple(int(v) for v in rng.integers(3, 40, 2))
+        raw = rng.random((3, 3)) if i % 3 else rng.random(shape)  # smooth blobs and white noise
+        m = P.normalise(raw, shape[0], "bicubic_minmax") if i % 3 else raw
+        gt = np.array([[1, 1, min(m.shape[1] - 1, 6), min(m.shape[0] - 1, 9)]])
+        fast = P.profile_ious(m, m.shape[0], gt, taus, "bicubic_minmax", ("largest_component",))
+        slow = P.profile_ious(m, m.shape[0], gt, taus, "bicubic_minmax", ("largest_component_cv2",))
+        np.testing.assert_array_equal(fast, slow)
