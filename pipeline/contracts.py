@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline.atomic import bad_name, child
-from pipeline.catalog.metrics import computed_by, json_names
+from pipeline.catalog.metrics import json_names
 from pipeline.errors import CamlocError
 
 if TYPE_CHECKING:
@@ -103,15 +103,12 @@ CURVE_COLUMNS = ("method", "curve", "x", "y")
 # the loc kind's boxes per scored image × method × τ of the slider grid (box in the S×S frame, 0-based inclusive)
 TAU_BOXES_FILE = "tau_boxes.parquet"
 TAU_BOXES_COLUMNS = ("image_id", "method", "tau_index", "tau", "x0", "y0", "x1", "y1", "iou")
-EVAL_FILES = ("per_image.parquet", "pixels.parquet", "chosen.json", "pointing.parquet", TAU_BOXES_FILE)
+PROTOCOLS_FILE = "protocols.parquet"  # eval/<B>/: per profile × method × scored image, its τ and IoU
+PROTOCOLS_KEY = "protocols"  # the metrics JSON's nested section: protocols[profile][method]
+PROTOCOL_COLUMNS = ("profile", "method", "image_id", "tau", "iou")
+EVAL_FILES = ("per_image.parquet", "pixels.parquet", "chosen.json", "pointing.parquet", TAU_BOXES_FILE,
+              PROTOCOLS_FILE)
 POINTING_COLUMNS = ("image_id", "split", "method", "kind", "hit", "energy")  # eval/<B>/pointing.parquet
-ROAD_NAMES = computed_by("pipeline.faithfulness.road")  # per-image values on ROAD's own subset
-FAITHFULNESS_NAMES = json_names("faithfulness", ())
-FAITHFULNESS_FILES = ("per_image.parquet", "curves.parquet", "road.parquet")  # data/faithfulness/<B>/
-FAITHFULNESS_COLUMNS = ("image_id", "split", "method", "label", "score", "masked_score", "masked_score_pixel",
-                        "deletion_auc", "insertion_auc")  # data/faithfulness/<B>/per_image.parquet
-ROAD_COLUMNS = ("image_id", "split", "method", *ROAD_NAMES)  # data/faithfulness/<B>/road.parquet (its subset)
-FAITHFULNESS_CURVE_COLUMNS = ("method", "curve", "fraction", "score")  # data/faithfulness/<B>/curves.parquet
 CLASSIFICATION = "classification"  # metrics JSON prefix of the per-backbone accuracies
 # Metric names after `<method>.` in reports/metrics/<B>.json (tau_v2_* are the chosen τ, not scores), from
 # the metric cards (pipeline/catalog/metrics.py): a Pets-layout dataset's (head and body boxes) ...
@@ -201,7 +198,7 @@ def _columns(df: pd.DataFrame, columns, path: Path, stage: str) -> pd.DataFrame:
     return df
 
 
-def _parquet(path: Path, stage: str, columns=()) -> pd.DataFrame:
+def checked_parquet(path: Path, stage: str, columns=()) -> pd.DataFrame:
     import pandas as pd
 
     _require(path, stage)
@@ -220,18 +217,18 @@ def _json(path: Path, stage: str):
         raise CamlocError(f"{path} is not valid JSON ({e}): re-run `dvc repro {stage}`") from None
 
 
-def _backbone_stage(stage: str, folder: str | Path) -> str:
+def backbone_stage(stage: str, folder: str | Path) -> str:
     return f"{stage}@{Path(folder).name}"
 
 
 def read_samples(prepared: str | Path, columns=("image_id", "label", "split", "cache_index")) -> pd.DataFrame:
     """samples.parquet (every split, manifest order), checked for `columns`."""
-    return _parquet(Path(prepared) / "samples.parquet", "prepare", columns)
+    return checked_parquet(Path(prepared) / "samples.parquet", "prepare", columns)
 
 
 def read_boxes(prepared: str | Path) -> pd.DataFrame:
     """boxes.parquet: one row per GT box, 0-based inclusive, original pixels."""
-    return _parquet(Path(prepared) / "boxes.parquet", "prepare", BOX_COLUMNS)
+    return checked_parquet(Path(prepared) / "boxes.parquet", "prepare", BOX_COLUMNS)
 
 
 def boxes_by_kind(boxes: pd.DataFrame) -> dict[str, dict[str, np.ndarray]]:
@@ -264,7 +261,7 @@ def read_layout(prepared: str | Path) -> Layout:
 def read_masks(prepared: str | Path) -> pd.DataFrame:
     """masks.parquet: one row per GT instance mask (`mask_path`, and the image's `ignore_path` or None),
     absolute paths; empty for datasets without masks."""
-    return _parquet(Path(prepared) / "masks.parquet", "prepare", MASK_COLUMNS)
+    return checked_parquet(Path(prepared) / "masks.parquet", "prepare", MASK_COLUMNS)
 
 
 def masks_by_image(masks: pd.DataFrame) -> dict[str, tuple[tuple[str, ...], str | None]]:
@@ -312,24 +309,24 @@ def read_history(model_dir: str | Path) -> pd.DataFrame | None:
     path = Path(model_dir) / "history.csv"
     if not path.is_file():
         return None
-    history = _columns(pd.read_csv(path), HISTORY_COLUMNS, path, _backbone_stage("train", model_dir))
+    history = _columns(pd.read_csv(path), HISTORY_COLUMNS, path, backbone_stage("train", model_dir))
     return history if len(history) else None  # an epochs: 0 folder scores a checkpoint: no epoch was trained
 
 
 def read_cams_meta(cams_dir: str | Path) -> dict:
-    return _json(Path(cams_dir) / "meta.json", _backbone_stage("cams", cams_dir))
+    return _json(Path(cams_dir) / "meta.json", backbone_stage("cams", cams_dir))
 
 
 def read_cams_index(cams_dir: str | Path, split: str) -> pd.DataFrame:
     """cams/<B>/<split>/index.parquet: row i ↔ map i of that split's map files."""
-    return _parquet(Path(cams_dir) / split / "index.parquet", _backbone_stage("cams", cams_dir), INDEX_COLUMNS)
+    return checked_parquet(Path(cams_dir) / split / "index.parquet", backbone_stage("cams", cams_dir), INDEX_COLUMNS)
 
 
 def open_maps(cams_dir: str | Path, split: str, method: str, kind: str = "gt") -> np.ndarray:
     """Memory-map one dumped map file (N, h, w)."""
     path = map_file(Path(cams_dir) / split, method, kind)
     if not path.is_file():
-        raise CamlocError(f"{path} is missing: run `dvc repro {_backbone_stage('cams', cams_dir)}` "
+        raise CamlocError(f"{path} is missing: run `dvc repro {backbone_stage('cams', cams_dir)}` "
                           "(and check cams.methods / cams.splits in params.yaml)")
     return np.load(path, mmap_mode="r", allow_pickle=False)
 
@@ -338,6 +335,7 @@ def read_metrics(path: str | Path, stage: str = "evaluate") -> dict[str, float]:
     """The flat `<method>.<metric>` dict of reports/metrics/<B>.json (or of another stage's metrics JSON)."""
     path = Path(path)
     data = _json(path, f"{stage}@{path.stem}")
+    data = {k: v for k, v in data.items() if k != PROTOCOLS_KEY} if isinstance(data, dict) else data
     if not isinstance(data, dict) or not all(isinstance(v, int | float) for v in data.values()):
         raise CamlocError(f"{path} must be a flat JSON object of numbers keyed '<method>.<metric>'")
     return {str(k): float(v) for k, v in data.items()}
@@ -354,7 +352,7 @@ def read_curves(path: str | Path) -> pd.DataFrame:
 def read_per_image(eval_dir: str | Path) -> pd.DataFrame:
     """eval/<B>/per_image.parquet, long format (every image × method × kind × mode × τ)."""
     path = Path(eval_dir) / "per_image.parquet"
-    stage = _backbone_stage("evaluate", eval_dir)
+    stage = backbone_stage("evaluate", eval_dir)
     _require(path, stage)
     import pandas as pd
 
@@ -365,35 +363,12 @@ def read_per_image(eval_dir: str | Path) -> pd.DataFrame:
 def read_tau_boxes(eval_dir: str | Path) -> pd.DataFrame:
     """eval/<B>/tau_boxes.parquet: the explorer's precomputed boxes and IoUs on its τ grid."""
     path = Path(eval_dir) / TAU_BOXES_FILE
-    return _parquet(path, _backbone_stage("evaluate", eval_dir), TAU_BOXES_COLUMNS)
+    return checked_parquet(path, backbone_stage("evaluate", eval_dir), TAU_BOXES_COLUMNS)
 def read_pointing(eval_dir: str | Path) -> pd.DataFrame:
     """eval/<B>/pointing.parquet: per scored image, method and box kind, the pointing hit and energy share."""
-    return _parquet(Path(eval_dir) / "pointing.parquet", _backbone_stage("evaluate", eval_dir), POINTING_COLUMNS)
-
-
-def read_faithfulness(faithfulness_dir: str | Path) -> pd.DataFrame:
-    """faithfulness/<B>/per_image.parquet: per image and method, the scores behind AD, IC and the AUCs."""
-    return _parquet(Path(faithfulness_dir) / "per_image.parquet", _backbone_stage("faithfulness", faithfulness_dir),
-                    FAITHFULNESS_COLUMNS)
-
-
-def read_road(faithfulness_dir: str | Path) -> pd.DataFrame:
-    """faithfulness/<B>/road.parquet: per image (of the ROAD subset) and method, MoRF, LeRF and combined."""
-    return _parquet(Path(faithfulness_dir) / "road.parquet", _backbone_stage("faithfulness", faithfulness_dir),
-                    ROAD_COLUMNS)
-
-
-def read_faithfulness_curves(faithfulness_dir: str | Path) -> pd.DataFrame:
-    """faithfulness/<B>/curves.parquet: each method's mean deletion and insertion curve."""
-    return _parquet(Path(faithfulness_dir) / "curves.parquet", _backbone_stage("faithfulness", faithfulness_dir),
-                    FAITHFULNESS_CURVE_COLUMNS)
-
-
-def read_faithfulness_metrics(path: str | Path) -> dict[str, float]:
-    """The flat `<method>.<metric>` dict of reports/faithfulness/<B>.json."""
-    return read_metrics(path, "faithfulness")
+    return checked_parquet(Path(eval_dir) / "pointing.parquet", backbone_stage("evaluate", eval_dir), POINTING_COLUMNS)
 
 
 def read_chosen(eval_dir: str | Path) -> dict:
     """eval/<B>/chosen.json: method → {"oracle"|"val": {kind: {"v1"|δ: τ}}}."""
-    return _json(Path(eval_dir) / "chosen.json", _backbone_stage("evaluate", eval_dir))
+    return _json(Path(eval_dir) / "chosen.json", backbone_stage("evaluate", eval_dir))

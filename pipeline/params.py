@@ -15,10 +15,12 @@ import yaml
 from pipeline.atomic import bad_name
 from pipeline.camsparams import LAST_LAYER, CamsParams, MapJob  # noqa: F401 (public API)
 from pipeline.catalog.layouts import validate_scoring
+from pipeline.catalog.protocols import DEFAULT_PROFILES
 from pipeline.catalog.wsol import DEFAULT_METHOD
 from pipeline.contracts import SPLITS
 from pipeline.errors import CamlocError, ParamsError
 from pipeline.paramtypes import _choice, _positive, parse, to_dict  # noqa: F401 (parse, to_dict: public API)
+from pipeline.protocolparams import check_protocols
 
 # step: x0.1 after every step_epochs epochs; reference_step: x0.1 from epoch step_epochs, 2*step_epochs, ...
 # (1-based), as the reference's adjust_learning_rate, i.e. one epoch earlier than step.
@@ -225,8 +227,11 @@ class EvaluateParams:
     fixed_tau: float = 0.2  # GT-known / Top-1 Loc threshold (the CAM paper's rule)
     iou_thresholds: tuple[int, ...] = (30, 50, 70)  # delta, in percent, for MaxBoxAccV2
     pointing_tolerance: float = 15.0  # pointing game: a hit within this many pixels of the S×S frame
+    protocols: tuple[str, ...] = DEFAULT_PROFILES  # protocol profiles scored (pipeline/protocolparams.py)
+    pseudo_boxes: str | None = None  # val pseudo-boxes (localization.txt) of the pseudo_boxes profile
 
     def validate(self, key: str) -> None:
+        check_protocols(key, self.protocols, self.pseudo_boxes)
         if not 1e-4 <= self.interval < 1:  # metrics.boxes.MIN_INTERVAL: finer grids grow memory without bound
             raise ParamsError(f"{key}.interval", self.interval, "a number in [0.0001, 1), e.g. 0.01 or 0.001 "
                               "(each image keeps 1/interval IoUs: 1e-9 would need 7.45 GiB)")

@@ -14,7 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline import contracts as C
+from pipeline.catalog.protocols import DEFAULT_PROFILES, OTHER, PROTOCOLS
 from pipeline.contracts import Paths
+from pipeline.metrics import protocols as P
 from pipeline.params import BackboneParams, CamsParams, EvaluateParams, Params, ReportParams
 
 BACKBONES = ("tiny_gap_cnn", "resnet18")
@@ -294,6 +297,34 @@ def _faithfulness(samples: pd.DataFrame, shift: float, rng) -> tuple[pd.DataFram
             pd.concat(curves, ignore_index=True), metrics)
 
 
+def _protocols(per_image: pd.DataFrame, index_test: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
+    """evaluate's `protocols` section and rows, from the synthetic head IoUs (every profile's box read as the
+    largest contour, its v2 as all contours: synthetic stand-ins for the stage's own passes)."""
+    head = per_image[per_image["kind"] == "head"]
+
+    def cube(split: str, mode: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        g = head[(head["split"] == split) & (head["mode"] == mode)]
+        wide = g.pivot_table(index="image_id", columns="tau", values="iou").sort_index()
+        return wide.index.to_numpy(str), np.round(wide.columns.to_numpy(np.float64), 6), wide.to_numpy(np.float64)
+
+    ids, taus, loc = cube("test", "largest")
+    _, _, every = cube("test", "all")
+    _, _, val = cube("val", "largest")
+    idx = index_test.set_index(index_test["image_id"].astype(str))
+    ok = (idx.loc[ids, "pred"] == idx.loc[ids, "label"]).to_numpy()
+    section, frames = {}, []
+    for name in DEFAULT_PROFILES:
+        card = PROTOCOLS.get(name)
+        res = P.score_profile(card, P.ProfileInputs(taus, loc, every, ok, val), tuple(d / 100 for d in DELTAS), OTHER)
+        for method in METHODS:  # the same IoUs for every method: only the report's arithmetic is under test
+            section.setdefault(name, {})[method] = {k: round(v, 6) for k, v in res.values.items()}
+            k = len(res.columns)
+            frames.append(pd.DataFrame({"profile": name, "method": method, "image_id": np.repeat(ids, k),
+                                        "tau": np.tile(taus[res.columns].astype(np.float32), len(ids)),
+                                        "iou": loc[:, res.columns].astype(np.float32).ravel()}))
+    return section, pd.concat(frames, ignore_index=True)
+
+
 def make_report_inputs(root: Path, seed: int = 0) -> Path:
     """Write every input of the report stage under `root` (a repo-root-like folder); returns root."""
     rng = np.random.default_rng(seed)
@@ -329,7 +360,9 @@ def make_report_inputs(root: Path, seed: int = 0) -> Path:
         for sub in ("metrics", "curves", "faithfulness"):
             (root / "reports" / sub).mkdir(parents=True, exist_ok=True)
         (root / "reports" / "faithfulness" / f"{backbone}.json").write_text(json.dumps(faith_metrics))
-        (root / "reports" / "metrics" / f"{backbone}.json").write_text(json.dumps(metrics))
+        section, rows = _protocols(per_image, index_test)
+        rows.to_parquet(ev / C.PROTOCOLS_FILE, index=False)
+        (root / "reports" / "metrics" / f"{backbone}.json").write_text(json.dumps(metrics | {C.PROTOCOLS_KEY: section}))
         _curves(per_image).to_csv(root / "reports" / "curves" / f"{backbone}.csv", index=False)
         models = root / "data" / "models" / backbone
         models.mkdir(parents=True)

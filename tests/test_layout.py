@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from pipeline import contracts as C
+from pipeline import faithcontracts as FC
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_LINES = 400
@@ -96,8 +97,8 @@ def test_metrics_package_imports_neither_torch_nor_pandas():
 DOC = ROOT / "docs" / "contracts.md"
 NAME_SETS = ("SAMPLE_COLUMNS", "BOX_COLUMNS", "INDEX_COLUMNS", "PER_IMAGE_COLUMNS", "PIXEL_COLUMNS",
              "CURVE_COLUMNS", "HISTORY_COLUMNS", "METRIC_NAMES", "PREPARED_FILES", "MODEL_FILES", "EVAL_FILES",
-             "RAW_ENTRIES", "POINTING_COLUMNS", "FAITHFULNESS_NAMES", "FAITHFULNESS_FILES", "FAITHFULNESS_COLUMNS",
-             "FAITHFULNESS_CURVE_COLUMNS")
+             "RAW_ENTRIES", "POINTING_COLUMNS", "PROTOCOL_COLUMNS", "FC.FAITHFULNESS_NAMES",
+             "FC.FAITHFULNESS_FILES", "FC.FAITHFULNESS_COLUMNS", "FC.FAITHFULNESS_CURVE_COLUMNS", "FC.ROAD_COLUMNS")
 
 
 def _backticked(text: str) -> list[str]:
@@ -120,8 +121,9 @@ def doc_tokens(text: str) -> set[str]:
 @pytest.mark.parametrize("name_set", NAME_SETS)
 def test_contract_page_names_every_name(name_set):
     tokens = doc_tokens(DOC.read_text())
-    missing = [n for n in getattr(C, name_set) if n not in tokens]
-    assert not missing, f"docs/contracts.md does not name these contracts.{name_set} entries (in backticks): {missing}"
+    module, attr = (FC, name_set[3:]) if name_set.startswith("FC.") else (C, name_set)
+    missing = [n for n in getattr(module, attr) if n not in tokens]
+    assert not missing, f"docs/contracts.md does not name these {module.__name__}.{attr} entries (in backticks): {missing}"
 
 
 def test_contract_page_names_every_stage_folder():
@@ -172,8 +174,8 @@ def test_every_tracked_source_file_stays_under_the_line_limit():
 # (d) dvc.yaml code deps = the modules each stage imports
 
 # Shared plumbing, deliberately not a code dep of any stage (dvc.yaml's header says why).
-PLUMBING = {f"pipeline/{p}" for p in ("__init__.py", "cli.py", "params.py", "paramtypes.py", "camsparams.py", "contracts.py", "atomic.py", "errors.py",
-                                      "progress.py", "parallel.py", "stages/__init__.py")}
+PLUMBING = {f"pipeline/{p}" for p in ("__init__.py", "cli.py", "params.py", "paramtypes.py", "camsparams.py", "contracts.py", "faithcontracts.py", "atomic.py", "errors.py",
+                                      "progress.py", "parallel.py", "stages/__init__.py", "protocolparams.py")}
 PLUMBING |= {str(p.relative_to(ROOT)) for p in (ROOT / "pipeline" / "catalog").glob("*.py")}  # the cards
 # Modules a stage loads lazily (inside registry functions or a module-level __getattr__).
 LAZY = {"download": ("pipeline.datasets.archives", "pipeline.datasets.synthpets", "pipeline.datasets.wsol",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline import contracts as C
+from pipeline import faithcontracts as FC
 from pipeline.catalog.metrics import METRICS, per_kind
 from pipeline.contracts import SCORED_SPLIT
 from pipeline.metrics import faithfulness as MF
@@ -72,7 +72,7 @@ def faithfulness_scores(table: pd.DataFrame, road: pd.DataFrame | None = None) -
     for method, g in (road.groupby("method", sort=True) if road is not None else ()):
         g = g.sort_values(["split", "image_id"])
         ids = (g["split"] + "/" + g["image_id"].astype(str)).to_numpy(dtype=str)
-        values = {n: g[n].to_numpy(np.float64) for n in C.ROAD_NAMES}
+        values = {n: g[n].to_numpy(np.float64) for n in FC.ROAD_NAMES}
         out[f"{method}/road"] = MeanScores("road", ids, values, _percent(values))
     return out
 

@@ -195,3 +195,29 @@ def write_plots(folder: Path, curves: dict[str, pd.DataFrame], board: pd.DataFra
                      folder / f"faithfulness_curves_{backbone}.png")
             names.append(f"faithfulness_curves_{backbone}.png")
     return names
+
+
+def inflation_figure(table: pd.DataFrame, baseline: str, metrics: dict[str, str]) -> Figure:
+    """Per protocol profile, each backbone × method row's Loc minus the baseline profile's (points, with the
+    paired-bootstrap 95% CI as a bar), one colour per Loc metric (`metrics`: column → label); 0 = no inflation."""
+    profiles = [p for p in dict.fromkeys(table["profile"]) if p != baseline]
+    fig = Figure(figsize=(1.8 * max(2, len(profiles)) + 1.5, 3.6), layout="constrained")
+    ax = fig.subplots()
+    rng = np.random.default_rng(0)  # fixed jitter: the same table gives the same bytes
+    for j, (col, label) in enumerate(metrics.items()):
+        for i, profile in enumerate(profiles):
+            sub = table[table["profile"] == profile]
+            x = i + (j - (len(metrics) - 1) / 2) * 0.3 + rng.uniform(-0.06, 0.06, len(sub))
+            y = sub[f"{col}_diff"].to_numpy(dtype=float)
+            lo, hi = sub[f"{col}_diff_ci_low"].to_numpy(dtype=float), sub[f"{col}_diff_ci_high"].to_numpy(dtype=float)
+            ax.errorbar(x, y, yerr=np.vstack([np.nan_to_num(y - lo), np.nan_to_num(hi - y)]), fmt="o", ms=3,
+                        color=f"C{j}", alpha=0.7, elinewidth=0.8, label=label if i == 0 else None)
+    ax.axhline(0, color="k", lw=0.8)
+    oracle = dict(zip(table["profile"], table["oracle"], strict=False))
+    ax.set_xticks(range(len(profiles)), [f"{p}\n(ORACLE)" if oracle.get(p) else p for p in profiles], fontsize=8)
+    ax.set_ylabel(f"Loc − {baseline} (points)")
+    ax.grid(alpha=0.3, axis="y")
+    if profiles:
+        ax.legend(fontsize=8)
+    ax.set_title(f"Inflation over {baseline} per protocol profile (same maps; 95% paired CIs)", fontsize=10)
+    return fig

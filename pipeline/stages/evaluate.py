@@ -40,7 +40,7 @@ from pipeline.metrics.masks import instance_mask, trimap_mask
 from pipeline.metrics.pointing import mean_percent, pointing_scores
 from pipeline.metrics.tauboxes import grid_indices, largest_boxes
 from pipeline.parallel import fork_pool
-from pipeline.stages import bar
+from pipeline.stages import bar, evalprotocols
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,7 @@ def _run(params, paths: C.Paths, backbone: str, world: distributed.World) -> str
     flat: dict[str, float] = _classification(splits.get(layout.classification_split)
                                               or splits.get(layout.scored_split.get(layout.loc_kind, "")))
     curves, per_image, chosen, pixels, pointing, tau_boxes = [], [], {}, [], [], []
+    protocols = evalprotocols.Collector(params, paths.prepared, splits, size, layout, tau_grid)
     with _pool(_workers(world)) as pool:
         for method in meta["methods"]:
             scores = _method_scores(pool, splits, method, size, tau_grid, ep.fixed_tau, layout,
@@ -118,6 +119,7 @@ def _run(params, paths: C.Paths, backbone: str, world: distributed.World) -> str
                 curves.append(_pr_curve(pixels[-1]))
             tau_boxes.append(_tau_boxes(method, scores, splits.get(layout.scored_split.get(layout.loc_kind, "")),
                                          tau_grid))
+            protocols.add(pool, splits, method, size, scores, deltas)
             log.info("evaluate %s: %s scored", backbone, method)
             flat.update(summary.nonfinite_counts(meta, method, backbone))
     if not world.is_root:
@@ -135,9 +137,10 @@ def _run(params, paths: C.Paths, backbone: str, world: distributed.World) -> str
         write_json(tmp / "chosen.json", chosen)
         write_parquet(tmp / "pointing.parquet", pd.concat(pointing, ignore_index=True))
         write_parquet(tmp / C.TAU_BOXES_FILE, pd.concat(tau_boxes, ignore_index=True))
+        write_parquet(tmp / C.PROTOCOLS_FILE, protocols.frame())
     curves_path.parent.mkdir(parents=True, exist_ok=True)
     write_text(curves_path, pd.concat(curves, ignore_index=True).to_csv(index=False, float_format="%.6g"))
-    write_json(metrics_path, {k: round(v, 6) for k, v in sorted(flat.items())})
+    write_json(metrics_path, {k: round(v, 6) for k, v in sorted(flat.items())} | protocols.json())
     key = f"maxboxacc_v2_{layout.loc_kind}" if layout.box_kinds else "pxap"
     best = max(meta["methods"], key=lambda m: flat.get(f"{m}.{key}", -1))
     return (f"evaluate {backbone}: {len(meta['methods'])} methods; best {key} "

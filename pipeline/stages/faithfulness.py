@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import contracts as C
+from pipeline import faithcontracts as FC
 from pipeline.atomic import atomic_path, clean_own_tmp, write_json, write_parquet
 from pipeline.cams.dump import default_device, load_checkpoint
 from pipeline.cams.hooks import eval_mode
@@ -100,7 +101,7 @@ def run(params, paths: C.Paths, backbone: str) -> str:
     table = pd.concat(per_image, ignore_index=True)
     road_table = (pd.concat(road_rows, ignore_index=True) if road_rows
                   else pd.DataFrame({c: pd.Series(dtype=object if i < 3 else np.float64)
-                                     for i, c in enumerate(C.ROAD_COLUMNS)}))
+                                     for i, c in enumerate(FC.ROAD_COLUMNS)}))
     flat = _metrics(table, road_table)
     out_dir, metrics_path = paths.faithfulness_dir(backbone), paths.faithfulness_file(backbone)
     for out in (out_dir, metrics_path):
@@ -118,7 +119,7 @@ def run(params, paths: C.Paths, backbone: str) -> str:
 
 
 def _rows(chosen: pd.DataFrame, split: str, method: str, data: F.ImageSet, res: F.MethodFaithfulness) -> pd.DataFrame:
-    """contracts.FAITHFULNESS_COLUMNS for one method on one split's subset."""
+    """faithcontracts.FAITHFULNESS_COLUMNS for one method on one split's subset."""
     return pd.DataFrame({
         "image_id": chosen["image_id"].astype(str).to_numpy(), "split": split, "method": method,
         "label": chosen["label"].to_numpy(np.int64), "score": data.clean, "masked_score": res.masked_score,
@@ -137,13 +138,13 @@ def _metrics(table: pd.DataFrame, road: pd.DataFrame) -> dict[str, float]:
         flat[f"{method}.deletion_auc"] = float(g["deletion_auc"].mean())
         flat[f"{method}.insertion_auc"] = float(g["insertion_auc"].mean())
     for method, g in road.groupby("method", sort=False):
-        for name in C.ROAD_NAMES:
+        for name in FC.ROAD_NAMES:
             flat[f"{method}.{name}"] = float(g[name].mean())
     return flat
 
 
 def _curves(curves: dict, steps: int) -> pd.DataFrame:
-    """contracts.FAITHFULNESS_CURVE_COLUMNS: each method's mean curve over all its images."""
+    """faithcontracts.FAITHFULNESS_CURVE_COLUMNS: each method's mean curve over all its images."""
     fraction = np.arange(steps + 1) / steps
     return pd.DataFrame([{"method": m, "curve": name, "fraction": float(f), "score": float(v)}
                          for m, by_curve in curves.items() for name, parts in by_curve.items()

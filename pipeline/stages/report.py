@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 
 from pipeline import contracts as C
+from pipeline import faithcontracts as FC
 from pipeline.atomic import atomic_path, write_text
 from pipeline.params import arch_of
-from pipeline.report import explorer, gallery, meanscores, perimage, plots, tables, writers, wsolvs
+from pipeline.report import explorer, gallery, meanscores, perimage, plots, protocols, tables, writers, wsolvs
 from pipeline.report.leaderboard import leaderboard_texts, paired_sentence
 from pipeline.stages import bar
 
@@ -92,7 +93,7 @@ def run(params, paths: C.Paths) -> str:
     backbones = list(params.backbones)
     layout = C.read_layout(paths.prepared)  # the dataset's box kinds and masks: the columns follow them
     kinds, loc = layout.box_kinds, layout.loc_kind
-    metrics = {b: C.read_metrics(paths.metrics_file(b)) | C.read_faithfulness_metrics(paths.faithfulness_file(b))
+    metrics = {b: C.read_metrics(paths.metrics_file(b)) | FC.read_faithfulness_metrics(paths.faithfulness_file(b))
                for b in backbones}
     board = tables.metrics_frame(metrics, tuple(params.cams.methods),
                                  tables.metrics_for(kinds, loc, layout.pixel_split is not None))
@@ -103,8 +104,8 @@ def run(params, paths: C.Paths) -> str:
     cis, boot = perimage.bootstrap_rows(evals, deltas, params.evaluate.fixed_tau, rp.bootstrap, rp.seed,
                                         perimage.specs_for(kinds, loc), loc)
     mean_rows = {b: meanscores.pointing_scores(C.read_pointing(paths.eval_dir(b)), layout.scored_split)
-                 | meanscores.faithfulness_scores(C.read_faithfulness(paths.faithfulness_dir(b)),
-                                                  C.read_road(paths.faithfulness_dir(b))) for b in backbones}
+                 | meanscores.faithfulness_scores(FC.read_faithfulness(paths.faithfulness_dir(b)),
+                                                  FC.read_road(paths.faithfulness_dir(b))) for b in backbones}
     mean_cis, mean_boot = meanscores.bootstrap_means(mean_rows, rp.bootstrap, rp.seed, loc)
     cis, boot = pd.concat([cis, mean_cis], ignore_index=True), boot | mean_boot
     board, dropped = tables.attach_cis(board, cis)
@@ -117,7 +118,9 @@ def run(params, paths: C.Paths) -> str:
     ids = {(ev.backbone, m): cube.image_ids for ev in evals for (m, k, mode), cube in ev.cubes.items()
            if k == loc and mode == "all"}
     versus = wsolvs.versus_cam(board, boot, ids, entries, f"maxboxacc_v2_{loc}")
-    sections = (wsolvs.section_markdown(versus, rp.bootstrap), wsolvs.section_html(versus, rp.bootstrap))
+    ptable = protocols.load_all(paths, backbones, layout, rp.bootstrap, rp.seed)
+    sections = (wsolvs.section_markdown(versus, rp.bootstrap) + "\n\n" + protocols.section_markdown(ptable, rp.bootstrap),
+                wsolvs.section_html(versus, rp.bootstrap) + "\n" + protocols.section_html(ptable, rp.bootstrap))
     texts = leaderboard_texts(board, sentence, rp.bootstrap, rp.seed, dropped, layout, sections)
     for ext, text in texts.items():
         write_text(out_dir / f"leaderboard.{ext}", text)
@@ -127,6 +130,7 @@ def run(params, paths: C.Paths) -> str:
     best = board.iloc[0]
     with atomic_path(out_dir / "breakdowns", kind="dir", owned=("*.csv", "*.md")) as tmp:
         tmp.mkdir()
+        (tmp / "protocols.csv").write_text(writers.to_csv(ptable))
         if kinds:
             _write_breakdowns(tmp, scores, samples, board, str(best["backbone"]), str(best["method"]),
                               train_method, (loc, *[k for k in kinds if k != loc]))
@@ -140,8 +144,11 @@ def run(params, paths: C.Paths) -> str:
                for b in backbones}
     with atomic_path(out_dir / "plots", kind="dir", owned=("*.png",)) as tmp:
         tmp.mkdir()
-        faith_curves = {b: C.read_faithfulness_curves(paths.faithfulness_dir(b)) for b in backbones}
+        faith_curves = {b: FC.read_faithfulness_curves(paths.faithfulness_dir(b)) for b in backbones}
         plot_names = plots.write_plots(tmp, curves, board, histories, methods, rank_by, faith_curves)
+        if not ptable.empty:
+            plots.save_png(plots.inflation_figure(ptable, protocols.BASELINE, protocols.LABEL), tmp / "protocols.png")
+            plot_names.append("protocols.png")
 
     shared = _shared_gallery(paths, samples)
     ginputs = [g for ev in evals if (g := _gallery_input(paths, ev, loc)) is not None]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from pipeline import contracts as C
+from pipeline import faithcontracts as FC
 from pipeline.catalog.metrics import METRICS, available, json_names
 from pipeline.report import explorer, leaderboard, tables
 
@@ -28,7 +29,7 @@ def test_leaderboard_columns_take_label_direction_and_legend_from_the_cards():
 def test_tables_and_contracts_read_their_metric_names_from_the_cards():
     assert set(tables.METRICS) == {n for n in METRICS.names() if METRICS.get(n).named_column}
     assert set(C.METRIC_NAMES) == set(json_names("evaluate", ("head", "body")))
-    assert set(C.FAITHFULNESS_NAMES) == {n for n in METRICS.names() if METRICS.get(n).family == "faithfulness"}
+    assert set(FC.FAITHFULNESS_NAMES) == {n for n in METRICS.names() if METRICS.get(n).family == "faithfulness"}
     for m in tables.metrics_for(("object",), "object", False):
         assert available(METRICS.get(m), ("object",), "object", False)
     assert not {"maxboxacc_v2_head", "pxap"} & set(tables.metrics_for(("object",), "object", False))

@@ -16,17 +16,18 @@ from pipeline.catalog.datasets import DATASETS
 from pipeline.catalog.layouts import LAYOUTS
 from pipeline.catalog.methods import METHODS
 from pipeline.catalog.metrics import METRICS
+from pipeline.catalog.protocols import PROTOCOLS
 from pipeline.catalog.wsol import WSOL_METHODS
 
 ROOT = Path(__file__).resolve().parents[2]
-REGISTRIES = (BACKBONES, METHODS, WSOL_METHODS, DATASETS, METRICS, LAYOUTS)
+REGISTRIES = (BACKBONES, METHODS, WSOL_METHODS, DATASETS, METRICS, LAYOUTS, PROTOCOLS)
 _KEY = "the params.yaml / meta.json key `wsol`, not the dataset"
 _COLUMNS = "a column of a parquet contract (docs/contracts.md) named like the metric it feeds"
 _DEFAULTS = "a params default mirroring params.yaml"
 _REPORT = "a report choice spelled by name (baselines, ranking metric, plotted metric): a card field to be"
 KNOWN = {
     ("pipeline/cams/dump.py", "scorecam"): "its chunk option, passed by name (a card option field to be)",
-    ("pipeline/contracts.py", "deletion_auc"): _COLUMNS, ("pipeline/contracts.py", "insertion_auc"): _COLUMNS,
+    ("pipeline/faithcontracts.py", "deletion_auc"): _COLUMNS, ("pipeline/faithcontracts.py", "insertion_auc"): _COLUMNS,
     ("pipeline/contracts.py", "pets"): "PETS_LAYOUT's dataset field (layout.json)",
     ("pipeline/datasets/cub.py", "cub"): "the index's dataset field, written by the cub reader itself",
     ("pipeline/datasets/synthpets.py", "synthpets"): "the generator's own progress-bar label",

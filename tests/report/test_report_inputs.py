@@ -6,6 +6,7 @@ import numpy as np
 from report_inputs import METHODS, make_report_inputs
 
 from pipeline import contracts as C
+from pipeline import faithcontracts as FC
 
 
 def test_synthetic_inputs_follow_the_contract(tmp_path):
@@ -19,12 +20,12 @@ def test_synthetic_inputs_follow_the_contract(tmp_path):
     assert metrics["cam.maxboxacc_v2_head"] > metrics["center.maxboxacc_v2_head"] + 10
     pointing = C.read_pointing(root / "data/eval/resnet18")
     assert list(pointing.columns) == list(C.POINTING_COLUMNS) and pointing["hit"].dtype == bool
-    faith = C.read_faithfulness(root / "data/faithfulness/resnet18")
-    assert list(faith.columns) == list(C.FAITHFULNESS_COLUMNS)
-    assert list(C.read_faithfulness_curves(root / "data/faithfulness/resnet18").columns) == list(
-        C.FAITHFULNESS_CURVE_COLUMNS)
-    faith_metrics = C.read_faithfulness_metrics(root / "reports/faithfulness/resnet18.json")
-    assert set(faith_metrics) == {f"{m}.{n}" for m in METHODS for n in C.FAITHFULNESS_NAMES}
+    faith = FC.read_faithfulness(root / "data/faithfulness/resnet18")
+    assert list(faith.columns) == list(FC.FAITHFULNESS_COLUMNS)
+    assert list(FC.read_faithfulness_curves(root / "data/faithfulness/resnet18").columns) == list(
+        FC.FAITHFULNESS_CURVE_COLUMNS)
+    faith_metrics = FC.read_faithfulness_metrics(root / "reports/faithfulness/resnet18.json")
+    assert set(faith_metrics) == {f"{m}.{n}" for m in METHODS for n in FC.FAITHFULNESS_NAMES}
     assert faith_metrics["cam.deletion_auc"] < faith_metrics["full.deletion_auc"]  # the planted order
     history = C.read_history(root / "data/models/resnet18")
     assert history is not None and list(history.columns) == list(C.HISTORY_COLUMNS)

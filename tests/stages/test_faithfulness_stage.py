@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from pipeline import contracts as C
+from pipeline import faithcontracts as FC
 from pipeline.errors import CamlocError, ParamsError
 from pipeline.metrics import faithfulness as MF
 from pipeline.models import build_backbone
@@ -60,14 +61,14 @@ def project(tmp_path_factory) -> Path:
 
 def test_outputs_follow_the_contract_and_the_json_pools_the_per_image_rows(project):
     paths = _paths(project)
-    table = C.read_faithfulness(paths.faithfulness_dir(B))
-    assert list(table.columns) == list(C.FAITHFULNESS_COLUMNS)
+    table = FC.read_faithfulness(paths.faithfulness_dir(B))
+    assert list(table.columns) == list(FC.FAITHFULNESS_COLUMNS)
     # 4 of the 6 test images (a seeded subset), all 4 test_official ones, for every method
     assert table.groupby("method").size().to_dict() == {m: 8 for m in METHODS}
     assert sorted(table["split"].unique()) == ["test", "test_official"]
     assert set(table.loc[table["split"] == "test", "image_id"]) < {f"test_{i:02d}" for i in range(6)}
-    metrics = C.read_faithfulness_metrics(paths.faithfulness_file(B))
-    assert set(metrics) == {f"{m}.{n}" for m in METHODS for n in C.FAITHFULNESS_NAMES}
+    metrics = FC.read_faithfulness_metrics(paths.faithfulness_file(B))
+    assert set(metrics) == {f"{m}.{n}" for m in METHODS for n in FC.FAITHFULNESS_NAMES}
     for m in METHODS:
         g = table[table["method"] == m]
         assert metrics[f"{m}.deletion_auc"] == pytest.approx(g["deletion_auc"].mean(), abs=1e-6)
@@ -77,8 +78,8 @@ def test_outputs_follow_the_contract_and_the_json_pools_the_per_image_rows(proje
             MF.average_drop(g["score"], g["masked_score_pixel"]), abs=1e-6)
         assert 0 <= metrics[f"{m}.deletion_auc"] <= 1 and 0 <= metrics[f"{m}.insertion_auc"] <= 1
     # ROAD on a seeded 3 of each split's subset, nested in it; combined = (LeRF − MoRF) / 2
-    road = C.read_road(paths.faithfulness_dir(B))
-    assert list(road.columns) == list(C.ROAD_COLUMNS)
+    road = FC.read_road(paths.faithfulness_dir(B))
+    assert list(road.columns) == list(FC.ROAD_COLUMNS)
     assert road.groupby("method").size().to_dict() == {m: 6 for m in METHODS}
     assert set(zip(road["split"], road["image_id"], strict=True)) <= set(
         zip(table["split"], table["image_id"], strict=True))
@@ -88,7 +89,7 @@ def test_outputs_follow_the_contract_and_the_json_pools_the_per_image_rows(proje
                                                               abs=1e-6)
     # the clean score Y is the model's, the same for every method of an image
     assert (table.groupby("image_id")["score"].nunique() == 1).all()
-    curves = C.read_faithfulness_curves(paths.faithfulness_dir(B))
+    curves = FC.read_faithfulness_curves(paths.faithfulness_dir(B))
     assert len(curves) == len(METHODS) * 2 * 5  # (deletion, insertion) × steps + 1 points
     start = curves[(curves["curve"] == "deletion") & (curves["fraction"] == 0)]
     assert np.allclose(start["score"], table.groupby("method")["score"].mean().reindex(start["method"]))

@@ -71,7 +71,7 @@ def test_breakdowns_and_plots_exist(reported):
     pngs = {p.name for p in (out / "plots").glob("*.png")}
     assert pngs == {*(f"boxacc_tau_{b}.png" for b in BACKBONES), *(f"pr_{b}.png" for b in BACKBONES),
                     "training.png", "heatmap_maxboxacc_v2_head.png", "localization_vs_faithfulness.png",
-                    *(f"faithfulness_curves_{b}.png" for b in BACKBONES)}
+                    *(f"faithfulness_curves_{b}.png" for b in BACKBONES), "protocols.png"}
     assert all((out / "plots" / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
 
 
@@ -124,10 +124,11 @@ def test_missing_stage_output_names_the_file_and_the_fix(reported, tmp_path):
 
 def test_both_families_side_by_side_with_cis_and_a_legend_entry_each(reported):
     from pipeline import contracts as C
+    from pipeline import faithcontracts as FC
     from pipeline.report.leaderboard import LEGEND
 
     df = pd.read_csv(reported / "reports" / "leaderboard.csv")
-    new = [m for m in C.METRIC_NAMES if "pointing" in m] + list(C.FAITHFULNESS_NAMES)
+    new = [m for m in C.METRIC_NAMES if "pointing" in m] + list(FC.FAITHFULNESS_NAMES)
     for m in new:
         assert f"`{m}`" in LEGEND, m
         # a CI is kept only when the per-image re-computation reproduces the stage's JSON value
