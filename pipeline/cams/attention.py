@@ -39,15 +39,20 @@ def cls_attention(batch: Batch, classes: Tensor) -> Tensor:
     return _to_grid(_attention(batch, "cls_attention")[-1][:, 0], batch)
 
 
-def rollout(attention: Tensor, residual: float = 0.5) -> Tensor:
-    """R = Â_L ··· Â_1 with Â_l = rownorm(residual·I + (1 − residual)·Ā_l): (L, N, T, T) → (N, T, T)."""
-    eye = torch.eye(attention.shape[-1], device=attention.device, dtype=attention.dtype)
-    out = None
-    for a in attention:  # layer 1 first
-        mixed = residual * eye + (1.0 - residual) * a
-        mixed = mixed / mixed.sum(-1, keepdim=True)
-        out = mixed if out is None else mixed @ out
-    return out
+def rollout_row(attention: Tensor, residual: float = 0.5, row: int = 0) -> Tensor:
+    """Row `row` of R = Â_L ··· Â_1, Â_l = rownorm(residual·I + (1 − residual)·Ā_l): (L, N, T, T) → (N, T).
+
+    Only the read row is carried (v ← v·Â_l from the last layer down), so the cost is L·T² per image, not
+    the L·T³ of the full product; in float64, since min–max normalisation later magnifies rounding on the
+    near-uniform rows of the product."""
+    n, t = attention.shape[1], attention.shape[-1]
+    v = torch.zeros(n, 1, t, device=attention.device, dtype=torch.float64)
+    v[:, 0, row] = 1.0
+    for a in attention.flip(0):  # the last layer first: e_rowᵀ Â_L, then · Â_{L−1}, ...
+        mixed = (1.0 - residual) * a.double()
+        mixed.diagonal(dim1=-2, dim2=-1).add_(residual)
+        v = v @ (mixed / mixed.sum(-1, keepdim=True))
+    return v[:, 0].float()
 
 
 def attention_rollout(batch: Batch, classes: Tensor) -> Tensor:
@@ -57,7 +62,7 @@ def attention_rollout(batch: Batch, classes: Tensor) -> Tensor:
     Abnar & Zuidema, "Quantifying Attention Flow in Transformers", ACL 2020 (the identity stands for the
     residual connection).
     """
-    return _to_grid(rollout(_attention(batch, "attention_rollout"))[:, 0], batch)
+    return _to_grid(rollout_row(_attention(batch, "attention_rollout")), batch)
 
 
 def tscam_maps(attention: Tensor, class_maps: Tensor) -> Tensor:
