@@ -30,7 +30,9 @@ def _to_grid(rows: Tensor, batch: Batch) -> Tensor:
 
 
 def cls_attention(batch: Batch, classes: Tensor) -> Tensor:
-    """Class-token attention: the last layer's class → patch attention, head-averaged (class-free).
+    """Class-token attention: the last layer's class -> patch attention, head-averaged (ViTs).
+
+    Class-free.
 
     M(x, y) = Ā_L[0, p + y·w + x]
     Caron et al., "Emerging Properties in Self-Supervised Vision Transformers" (DINO), ICCV 2021 (its
@@ -56,7 +58,7 @@ def rollout_row(attention: Tensor, residual: float = 0.5, row: int = 0) -> Tenso
 
 
 def attention_rollout(batch: Batch, classes: Tensor) -> Tensor:
-    """Attention rollout: product of 0.5·(A + I) row-normalised over layers, read on the class row.
+    """Attention rollout: product of 0.5·(A + I) row-normalised over layers, class row (ViTs).
 
     Â_l = (½ Ā_l + ½ I) / row sums;  R = Â_L Â_{L−1} ··· Â_1;  M(x, y) = R[0, p + y·w + x]  (class-free)
     Abnar & Zuidema, "Quantifying Attention Flow in Transformers", ACL 2020 (the identity stands for the
@@ -73,7 +75,7 @@ def tscam_maps(attention: Tensor, class_maps: Tensor) -> Tensor:
 
 
 def tscam(batch: Batch, classes: Tensor) -> Tensor:
-    """TS-CAM: class → patch attention summed over layers, times the class map.
+    """TS-CAM: class -> patch attention summed over layers, times the class map (ViTs).
 
     M_c(x, y) = (Σ_l Ā_l[0, p + y·w + x]) · S_c(x, y), with S_c = Σ_k w[c, k] f_k the class map of the
     linear head (CAM, no bias); on a model trained with `wsol: {method: tscam}` the features are the 3×3

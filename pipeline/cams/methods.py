@@ -42,7 +42,8 @@ class Batch:
 
 def attention_source(model: nn.Module) -> nn.Module | None:
     """The trunk module that can record attention weights (`record_attention()`, models.vit.TokenGrid)."""
-    for m in model.features.modules():
+    features = getattr(model, "features", None)
+    for m in features.modules() if isinstance(features, nn.Module) else ():
         if hasattr(m, "record_attention"):
             return m
     return None

@@ -17,12 +17,19 @@ def _from(reg: Registry, name: str) -> str:
     return f"  [{origin.split(' (')[0]}]" if origin.startswith("plugin ") else ""
 
 
+def _width(names: list[str], least: int) -> int:
+    """The name column's width: the longest name, so every summary starts in one column."""
+    return max([least, *map(len, names)])
+
+
 def backbones() -> list[str]:
-    return [f"{n:22s} {BACKBONES.get(n).summary}{_from(BACKBONES, n)}" for n in BACKBONES.names()]
+    w = _width(BACKBONES.names(), 22)
+    return [f"{n:{w}s} {BACKBONES.get(n).summary}{_from(BACKBONES, n)}" for n in BACKBONES.names()]
 
 
 def methods() -> list[str]:
-    return [f"{n:12s} {METHODS.get(n).summary}{_from(METHODS, n)}" for n in METHODS.names()]
+    w = _width(METHODS.names(), 12)
+    return [f"{n:{w}s} {METHODS.get(n).summary}{_from(METHODS, n)}" for n in METHODS.names()]
 
 
 def wsol_methods() -> list[str]:
