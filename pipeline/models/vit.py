@@ -27,7 +27,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import timm
-import torch
 from torch import Tensor, nn
 
 from pipeline.catalog.backbones import BackboneInfo
