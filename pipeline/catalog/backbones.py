@@ -92,5 +92,5 @@ for _name, _what, _patch, _dim in (
                            "384 wide, 6 heads", 16, 384),
 ):
     _register(BackboneInfo(_name, f"{_what}; 14x14 token grid at 224", _patch, _dim, impl=_VIT, attention=True))
-_register(BackboneInfo("vit_cpu_p8", "CPU-sized ViT from scratch: patch 8 (12x12 tokens at 96), 4 blocks, 96 wide, "
+_register(BackboneInfo("vit_cpu_p8", "CPU-sized ViT from scratch: patch 8 (8x8 tokens at 64), 4 blocks, 96 wide, "
                                      "3 heads (default run)", 8, 96, impl=_VIT, attention=True))

@@ -43,8 +43,9 @@ log = logging.getLogger(__name__)
 VIT_CONFIGS: dict[str, tuple[str | None, dict]] = {
     "deit_tiny_patch16": ("deit_tiny_patch16_224", {}),
     "deit_small_patch16": ("deit_small_patch16_224", {}),
-    # ~0.45 M parameters: patch 8 at 96 px (12×12 tokens), 4 blocks of width 96, 3 heads of 32.
-    "vit_cpu_p8": (None, {"img_size": 96, "patch_size": 8, "embed_dim": 96, "depth": 4, "num_heads": 3,
+    # 0.33 M parameters: patch 8 at 64 px (8×8 tokens; other sizes resample the position embedding), 4 blocks
+    # of width 96, 3 heads of 32, MLP ratio 2.
+    "vit_cpu_p8": (None, {"img_size": 64, "patch_size": 8, "embed_dim": 96, "depth": 4, "num_heads": 3,
                           "mlp_ratio": 2.0, "qkv_bias": True}),
 }
 HEAD_KEYS = ("head", "head_dist", "fc_norm")  # timm/DeiT classifier tensors: class-dependent, never loaded
