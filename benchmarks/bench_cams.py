@@ -10,10 +10,17 @@
 3. pytorch-grad-cam's methods (`pgc.*`, issue 24): each one's images/s through the same dump loop, as a ratio
    to plain inference, beside camloc's own method of the same name where there is one (`--pgc`, with
    `--pgc-methods` to choose; scorecam and ablationcam run the model once per channel).
-4. Disk: 3,669 images (Oxford-IIIT Pet official test) × 8 methods × (gt + pred) at float16, per map size,
+4. Attention map methods on a transformer backbone (issue 21; `deit_small_patch16`, `vit_cpu_p8`): the dump
+   loop of cls_attention, attention_rollout and tscam (which also record every block's attention) vs
+   plain `model(x)` of the same model, side by side. Goal: ratio >= 0.8. The model's blocks run timm's
+   unfused attention (the weights must exist to be read); the same plain inference with timm's fused
+   attention is printed too, as what a user would otherwise run.
+5. Disk: 3,669 images (Oxford-IIIT Pet official test) × 8 methods × (gt + pred) at float16, per map size,
    and the map size each registered backbone gives at 224 px.
 
     python benchmarks/bench_cams.py [--backbones tiny_gap_cnn resnet18] [--size 128] [--device cpu]
+    python benchmarks/bench_cams.py --backbones vit_cpu_p8 --size 64      # attention methods (4.), CPU
+    python benchmarks/bench_cams.py --backbones deit_small_patch16 --size 224   # attention methods, GPU
 
 Timings take the best of `--repeats` interleaved runs (the machine is shared, noise is one-sided).
 """
@@ -117,6 +124,50 @@ def bench_pgc(model, meta, images, labels, batch: int, repeats: int, names) -> N
         print(line + f"   (plain {base:.1f} images/s)")
 
 
+ATTENTION_METHODS = ("cam", "cls_attention", "attention_rollout", "tscam")
+
+
+def _set_fused(model, fused: bool) -> None:
+    for m in model.modules():
+        if hasattr(m, "fused_attn"):
+            m.fused_attn = fused
+
+
+def bench_attention(model, meta, images, labels, batch: int, repeats: int) -> None:
+    """images/s of each attention method's dump loop, as ratios to plain inference of the same model
+    (unfused attention, as built) measured interleaved in the same process; plus fused plain inference."""
+    device = next(model.parameters()).device
+
+    def plain():
+        with torch.no_grad():
+            for x in imagecache.iter_eval_batches(images, meta["image_size"], batch, device=device):
+                model(x).cpu()
+
+    def fused():
+        _set_fused(model, True)
+        try:
+            plain()
+        finally:
+            _set_fused(model, False)
+
+    def dump(method):
+        return lambda: dump_split(model, meta, images, labels, (method,), CamsParams(methods=(method,), batch_size=batch),
+                                  "bench")
+
+    plain(), fused()  # warm-up
+    times = {"plain": [], "fused": [], **{m: [] for m in ATTENTION_METHODS}}
+    for _ in range(repeats):  # interleaved, so load changes hit all alike
+        times["plain"].append(_best(plain, 1))
+        times["fused"].append(_best(fused, 1))
+        for m in ATTENTION_METHODS:
+            times[m].append(_best(dump(m), 1))
+    rate = {k: len(images) / min(v) for k, v in times.items()}
+    print(f"  plain model(x) {rate['plain']:8.1f} images/s (unfused attention; fused: {rate['fused']:.1f} images/s)")
+    for m in ATTENTION_METHODS:
+        print(f"  {m:18s} dump {rate[m]:8.1f} images/s, ratio {rate[m] / rate['plain']:.3f} to plain "
+              f"(goal >= 0.8), {rate[m] / rate['fused']:.3f} to fused plain")
+
+
 def _labels(model, images, size: int, accuracy: float, rng) -> np.ndarray:
     """Labels that the (random-init) model gets right for `accuracy` of the images, like a trained one:
     the cams stage computes predicted-class maps only for the misclassified rows."""
@@ -173,6 +224,10 @@ def main() -> None:
         print(f"{name}: gradcam batch of {args.batch}: {1e3 * batched:.2f} ms/image, single calls "
               f"{1e3 * single:.2f} ms/image, speed-up {single / batched:.1f}x (goal >= 10x; plain model(x) "
               f"batched vs single on this device: {ceiling:.1f}x, the ceiling)")
+        if BACKBONES.get(name).attention:
+            print(f"{name}: attention map methods (GT + predicted class, 90% top-1 accuracy) vs plain inference:")
+            bench_attention(model, meta, images, _labels(model, images, args.size, 0.9, rng), args.batch,
+                            args.repeats)
         if args.pgc:
             print(f"{name}: pytorch-grad-cam methods vs camloc's (GT + predicted class, 90% top-1 accuracy):")
             bench_pgc(model, meta, images, _labels(model, images, args.size, 0.9, rng), args.batch,

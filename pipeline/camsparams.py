@@ -38,6 +38,12 @@ class CamsParams:
     # per backbone key or per method (the method's entry wins): layered methods are dumped at each,
     # as `<method>@<layer>`; a fusing method (layercam_fused) fuses them. Default: the last layer only.
     layers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Methods dumped for one backbone key only, after cams.methods: e.g. the attention methods for a
+    # transformer entry (`{vit_cpu: [cls_attention, attention_rollout, tscam]}`), which a CNN refuses.
+    extra_methods: dict[str, tuple[str, ...]] = field(default_factory=dict, metadata={"omit_default": True})
+
+    def methods_for(self, backbone_key: str) -> tuple[str, ...]:
+        return (*self.methods, *self.extra_methods.get(backbone_key, ()))
 
     def layers_for(self, backbone_key: str, method: str) -> tuple[str, ...]:
         return self.layers.get(method) or self.layers.get(backbone_key) or (LAST_LAYER,)
@@ -47,7 +53,7 @@ class CamsParams:
         from pipeline.catalog.methods import METHODS
 
         out = []
-        for m in self.methods:
+        for m in self.methods_for(backbone_key):
             info = METHODS.get(m)
             if info.fuses_layers:
                 out.append(MapJob(m, m, layers=self.layers_for(backbone_key, m)))
@@ -75,6 +81,13 @@ class CamsParams:
             if len(set(values)) != len(values):
                 raise ParamsError(f"{key}.{name}", list(values), "a list without repeated entries")
         _positive(f"{key}.max_disk_gb", self.max_disk_gb)
+        for k, extra in self.extra_methods.items():
+            for m in extra:
+                if (why := bad_name(m)) is not None:
+                    raise ParamsError(f"{key}.extra_methods.{k}", m, why)
+            if not extra or len(set((*self.methods, *extra))) != len(self.methods) + len(extra):
+                raise ParamsError(f"{key}.extra_methods.{k}", list(extra),
+                                  "a non-empty list of methods, without repeats and not already in cams.methods")
         for k, paths in self.layers.items():
             if not paths or len(set(paths)) != len(paths):
                 raise ParamsError(f"{key}.layers.{k}", list(paths), "a non-empty list of trunk paths without repeats")

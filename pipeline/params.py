@@ -332,6 +332,22 @@ def load_params(path: str | Path = "params.yaml", check_registries: bool = True)
     return params
 
 
+def check_requirements(params: Params) -> None:
+    """Each backbone's map methods (cams.methods and its cams.extra_methods) are ones it can run: an
+    attention method (MethodInfo.requires) only on a backbone whose card exposes attention."""
+    from pipeline.catalog.backbones import BACKBONES
+    from pipeline.catalog.methods import METHODS
+
+    for key, bp in params.backbones.items():
+        arch = arch_of(key, bp)
+        for m in params.cams.methods_for(key):
+            need = METHODS.get(m).requires
+            if need and not getattr(BACKBONES.get(arch), need, False):
+                where = "cams.methods" if m in params.cams.methods else f"cams.extra_methods.{key}"
+                raise ParamsError(where, m, f"a method backbone {key} ({arch}) can run: {m} needs {need} weights, "
+                                  f"which {arch} has not (a CNN); list it under cams.extra_methods.<transformer key>")
+
+
 def check_names(params: Params) -> None:
     """Registry names (backbones, methods) and what each backbone needs of its image size."""
     from pipeline.catalog.backbones import BACKBONES
@@ -373,6 +389,13 @@ def check_names(params: Params) -> None:
     for m in params.cams.methods:
         if m not in METHODS:
             raise ParamsError("cams.methods", m, f"registered map methods: {', '.join(METHODS.names())}")
+    for k, extra in params.cams.extra_methods.items():
+        if k not in params.backbones:
+            raise ParamsError(f"cams.extra_methods.{k}", k, f"a backbone key ({', '.join(params.backbones)})")
+        for m in extra:
+            if m not in METHODS:
+                raise ParamsError(f"cams.extra_methods.{k}", m, f"registered map methods: {', '.join(METHODS.names())}")
+    check_requirements(params)
     takers = [m for m in params.cams.methods if METHODS.get(m).layered or METHODS.get(m).fuses_layers]
     for k in params.cams.layers:
         if k in params.backbones and k in METHODS:

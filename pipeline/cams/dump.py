@@ -65,7 +65,8 @@ def predictions(logits: torch.Tensor, k: int = 5) -> dict[str, np.ndarray]:
 
 def _subset(batch: Batch, rows: torch.Tensor, with_images: bool) -> Batch:
     images = batch.images[rows] if with_images else batch.images[:0]  # (n, 3, H, W) only when used
-    return Batch(batch.model, images, batch.features[rows], batch.logits[rows], batch.layer)
+    attention = None if batch.attention is None else batch.attention[:, rows]
+    return Batch(batch.model, images, batch.features[rows], batch.logits[rows], batch.layer, attention)
 
 
 def _job_maps(batch: Batch, classes: torch.Tensor, job: MapJob, chunk: int, layered: dict) -> torch.Tensor:

@@ -46,6 +46,9 @@ def at_layer(batch: Batch, path: str) -> Batch:
             batch.model.features(batch.images)
     finally:
         handle.remove()
+    if seen[0].ndim != 4:  # e.g. a transformer block's (N, T, D) tokens
+        raise CamlocError(f"cams.layers: trunk path {path!r} outputs a {tuple(seen[0].shape)} tensor, not an "
+                          "(N, C, h, w) feature map; choose a path that does (for a transformer: last)")
     return replace(batch, features=seen[0].float(), layer=path)
 
 

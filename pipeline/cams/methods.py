@@ -35,16 +35,35 @@ class Batch:
     features: Tensor  # (N, C, h, w), detached
     logits: Tensor  # (N, K), detached
     layer: str = ""  # trunk path the features come from ("" = the trunk's output, `model.features`)
+    # A transformer's head-averaged attention weights of every block, (L, N, T, T) with T = prefix tokens
+    # + h·w (pipeline/models/vit.py); None for a model without attention (a CNN).
+    attention: Tensor | None = None
+
+
+def attention_source(model: nn.Module) -> nn.Module | None:
+    """The trunk module that can record attention weights (`record_attention()`, models.vit.TokenGrid)."""
+    features = getattr(model, "features", None)
+    for m in features.modules() if isinstance(features, nn.Module) else ():
+        if hasattr(m, "record_attention"):
+            return m
+    return None
 
 
 def forward_batch(model: nn.Module, images: Tensor) -> Batch:
-    """Run the features once (no autograd graph); the classifier runs on their spatial mean."""
+    """Run the features once (no autograd graph); the classifier runs on their spatial mean. A model with
+    attention (a transformer) also records its head-averaged attention weights (`Batch.attention`)."""
+    source = attention_source(model)
     with torch.no_grad():
-        feats = model.features(images)  # (N, C, h, w)
+        if source is None:
+            feats, attention = model.features(images), None  # (N, C, h, w)
+        else:
+            with source.record_attention() as seen:
+                feats = model.features(images)
+            attention = torch.stack(seen).float()  # (L, N, T, T)
         if feats.ndim != 4:
             raise ValueError(f"model.features must return N×C×h×w, got shape {tuple(feats.shape)}")
         logits = model.classifier(feats.mean((2, 3)))  # (N, K)
-    return Batch(model, images, feats.float(), logits.float())
+    return Batch(model, images, feats.float(), logits.float(), attention=attention)
 
 
 def logits_of(batch: Batch, feats: Tensor) -> Tensor:
@@ -78,9 +97,12 @@ def cam(batch: Batch, classes: Tensor) -> Tensor:
     M_c(x, y) = Σ_k w[c, k] f_k(x, y)
     Zhou et al., "Learning Deep Features for Discriminative Localization", CVPR 2016.
     A model trained with a WSOL method that defines its own inference map (ACoL: the max over its two
-    branches, pipeline/wsol/acol.py) provides `cam_maps(features, classes)`, used instead.
+    branches, pipeline/wsol/acol.py) provides `cam_maps(features, classes)`, used instead (TS-CAM's
+    model, pipeline/wsol/tscam.py, takes the batch's attention too: `cam_maps_use_attention`).
     """
     if hasattr(batch.model, "cam_maps"):
+        if getattr(batch.model, "cam_maps_use_attention", False):  # TS-CAM's model (pipeline/wsol/tscam.py)
+            return batch.model.cam_maps(batch.features, classes, batch.attention)
         return batch.model.cam_maps(batch.features, classes)
     weight = batch.model.classifier.weight.detach().float()  # (K, C)
     return _weighted(weight[classes], batch.features)

@@ -34,6 +34,10 @@ class BackboneInfo:
     adl_points: tuple[str, ...] = ()
     spg_taps: tuple[str, ...] = ()
     impl: str = _TORCHVISION  # "module:function", the builder (see the module docstring)
+    # The model exposes its attention weights (a transformer): the map methods whose card says
+    # requires="attention" (cls_attention, attention_rollout, tscam) apply to it; params validation
+    # refuses them for a backbone without.
+    attention: bool = False
 
 
 BACKBONES: Registry[BackboneInfo] = Registry("backbone")
@@ -78,3 +82,15 @@ for _name, _ch, _arch, _what in (
     _register(BackboneInfo(_name, f"reference (wsolevaluation) CAM {_what}; 14x14 maps at 224, "
                                   "28x28 with large_feature_map", 16, _ch, _arch, f"wsol_{_arch}",
                            ("large_feature_map",), impl="pipeline.models.wsol_weights:build_reference"))
+
+# Vision transformers from timm (models.vit): patch tokens after the final norm as the (N, D, h, w) grid,
+# a linear head on their mean (the GAP contract), attention weights exposed to the attention map methods.
+_VIT = "pipeline.models.vit:build_vit"
+for _name, _what, _patch, _dim in (
+    ("deit_tiny_patch16", "DeiT-T (timm deit_tiny_patch16_224): 12 blocks, 192 wide, 3 heads", 16, 192),
+    ("deit_small_patch16", "DeiT-S (timm deit_small_patch16_224), the field's WSOL transformer: 12 blocks, "
+                           "384 wide, 6 heads", 16, 384),
+):
+    _register(BackboneInfo(_name, f"{_what}; 14x14 token grid at 224", _patch, _dim, impl=_VIT, attention=True))
+_register(BackboneInfo("vit_cpu_p8", "CPU-sized ViT from scratch: patch 8 (8x8 tokens at 64), 4 blocks, 96 wide, "
+                                     "3 heads (default run)", 8, 96, impl=_VIT, attention=True))

@@ -54,6 +54,10 @@ _register(LayoutInfo(
     "...}: the reference's names, split in two; the *_wsol backbones",
     f"{_IMPL}:detect_dawsol", f"{_IMPL}:map_dawsol"))
 _register(LayoutInfo(
+    "tscam", "TS-CAM's DeiT checkpoints (its 3x3 conv head; 'state_dict' / 'model' wrappers, 'module.' prefix); "
+    "a deit_* backbone with wsol: tscam", "pipeline.models.vit_layouts:detect_tscam",
+    "pipeline.models.vit_layouts:map_tscam", plain=True))
+_register(LayoutInfo(
     "camloc_model", "a camloc model.pt (data/models/<B>/model.pt), the GapNet's own keys",
     f"{_IMPL}:detect_camloc_model", f"{_IMPL}:map_camloc_model"))
 _register(LayoutInfo(

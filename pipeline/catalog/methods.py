@@ -20,6 +20,7 @@ class MethodInfo:
     layered: bool = False  # computable at any trunk layer: `cams.layers` applies (`<method>@<layer>` rows)
     fuses_layers: bool = False  # one map fused from all of `cams.layers` (stored under its plain name)
     library: str = ""  # "distribution version" when the implementation is an outside library's
+    requires: str = ""  # "attention": only for backbones whose card says attention=True (transformers)
 
     def __post_init__(self) -> None:
         if not self.impl:
@@ -42,6 +43,12 @@ for _info in (
                fuses_layers=True, impl="pipeline.cams.layers:layercam_fused"),
     MethodInfo("center", "Center baseline: a centred isotropic Gaussian prior, the same for every image (no model)."),
     MethodInfo("full", "Full-image baseline: ones with a single zero in the top-left cell, so the box is the whole image."),
+    MethodInfo("cls_attention", "Class-token attention: the last layer's class -> patch attention, head-averaged (ViTs).",
+               impl="pipeline.cams.attention:cls_attention", requires="attention"),
+    MethodInfo("attention_rollout", "Attention rollout: product of 0.5·(A + I) row-normalised over layers, class row (ViTs).",
+               impl="pipeline.cams.attention:attention_rollout", requires="attention"),
+    MethodInfo("tscam", "TS-CAM: class -> patch attention summed over layers, times the class map (ViTs).",
+               impl="pipeline.cams.attention:tscam", requires="attention"),
     *_pgc.cards(MethodInfo),  # pytorch-grad-cam's methods, when grad-cam is installed
 ):
     METHODS.add(_info.name, _info, origin=_info.library or None)

@@ -96,6 +96,12 @@ _register(WsolMethodInfo(
     {"fsl_folds": 5}, supervision="boxes", ranges={"fsl_folds": (2, None)}, impl="pipeline.wsol.fsl:METHOD",
     one_process="it fits a few val images", trainer="pipeline.wsol.fsl:train_fsl"))
 
+_register(WsolMethodInfo(
+    "tscam", "Gao et al., TS-CAM: Token Semantic Coupled Attention Map, ICCV 2021",
+    "transformers only: 3x3 conv head on the token grid to class maps, GAP; "
+    "maps: summed class-token attention x class map", {}, impl="pipeline.wsol.tscam:METHOD",
+    hooks=(("attention", "attention weights (a transformer)"),)))
+
 
 def resolve(method: str, given: Mapping[str, object], key: str) -> dict[str, Number]:
     """The full hyperparameter set of `method`: `given` over the defaults, each checked.

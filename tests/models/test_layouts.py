@@ -151,6 +151,35 @@ def test_a_wsol_method_model_is_scored_with_its_own_heads(tmp_path, prepared_dir
     assert _holds_exactly(folder, source.state_dict())["wsol"]["method"] == "acol"
 
 
+def test_a_tscam_checkpoint_is_scored_in_its_own_layout(tmp_path, prepared_dir):
+    """TS-CAM's train_cam.py layout (DataParallel `module.` keys under `state_dict`, the 3×3 conv as
+    `head`) of a seeded DeiT model, scored with epochs: 0: its logits, and its tensors exactly."""
+    from pipeline.params import WsolParams
+    from pipeline.wsol.build import build_model
+
+    wsol = parse(WsolParams, {"method": "tscam"}, "wsol")
+    source = _seeded(build_model("vit_cpu_p8", len(read_classes(prepared_dir)), wsol.as_flat()))
+    with torch.no_grad():  # TS-CAM's GAP over its class maps: camloc's frozen identity head, not seeded
+        source.classifier.weight.copy_(torch.eye(source.classifier.out_features))
+        source.classifier.bias.zero_()
+    theirs = {}
+    for k, v in source.state_dict().items():  # the identity classifier is camloc's, not in their file
+        if k.startswith("features.0.vit."):
+            theirs[f"module.{k.removeprefix('features.0.vit.')}"] = v.clone()
+        elif k.startswith("features.1."):
+            theirs[f"module.head.{k.removeprefix('features.1.')}"] = v.clone()
+    torch.save({"epoch": 60, "state_dict": theirs}, tmp_path / "tscam_cub.pth")
+    folder = _score(tmp_path, prepared_dir, "vit_cpu", tmp_path / "tscam_cub.pth", arch="vit_cpu_p8", wsol=wsol)
+    _same_logits(folder, source)
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["checkpoint"]["layout"] == "tscam"
+    saved = torch.load(folder / "model.pt", weights_only=True)
+    key_map = {k.removeprefix("state_dict."): v for k, v in meta["checkpoint"]["key_map"].items()}  # file paths
+    assert sorted(key_map) == sorted(theirs)
+    for file_key, ours in key_map.items():
+        assert torch.equal(saved[ours], theirs[file_key]), file_key
+
+
 def test_class_count_mismatch_is_one_line_naming_both_counts(tmp_path, prepared_dir):
     classes = len(read_classes(prepared_dir))
     torch.save(torchvision.models.resnet18(num_classes=classes + 197).state_dict(), tmp_path / "cub.pth")
@@ -188,7 +217,7 @@ def test_a_named_layout_that_does_not_fit_and_an_undetectable_file(tmp_path, pre
         _score(tmp_path, prepared_dir, "resnet18", tmp_path / "ref.pth")
     torch.save({"something": torch.zeros(2)}, tmp_path / "odd.pth")
     with pytest.raises(CamlocError, match=r"no checkpoint layout fits backbone resnet18 .*weights_layout: "
-                                          r"camloc_model \| dawsol \| torchvision \| wsolevaluation"):
+                                          r"camloc_model \| dawsol \| torchvision \| tscam \| wsolevaluation"):
         _score(tmp_path, prepared_dir, "resnet18", tmp_path / "odd.pth")
 
 
@@ -260,7 +289,7 @@ def test_bare_state_strips_only_a_uniform_module_prefix():
     ({"epochs": 0, "weights": "x.pth", "pretrained": True}, r"pretrained: false"),
     ({"epochs": 0, "weights": "x.pth", "nproc": 2, "batch_size": 32}, r"nproc = 2 is invalid: 1 with epochs: 0"),
     ({"epochs": 0, "weights": "x.pth", "weights_layout": "deit"}, r"weights_layout = 'deit' is invalid: one of "
-                                                                     r"camloc_model, dawsol, torchvision, wsolevaluation"),
+                                                                     r"camloc_model, dawsol, torchvision, tscam, wsolevaluation"),
     ({"epochs": 2, "weights_layout": "torchvision"}, r"null unless epochs: 0"),
     ({"epochs": 0, "weights": "x.pth", "wsol": {"method": "fsl"}}, r"wsol.method = 'fsl' is invalid: one of "
                                                                     r"acol, adl, .*cam.*with epochs: 0"),
