@@ -18,7 +18,7 @@ LAYERS = (
     ("pipeline.errors",),
     ("pipeline.catalog",),
     ("pipeline.contracts", "pipeline.params", "pipeline.paramtypes", "pipeline.atomic", "pipeline.progress",
-     "pipeline.parallel", "pipeline.distributed", "pipeline.camsparams", "pipeline.threads", "pipeline.faithcontracts", "pipeline.protocolparams"),
+     "pipeline.parallel", "pipeline.distributed", "pipeline.camsparams", "pipeline.threads", "pipeline.faithcontracts", "pipeline.paramchecks", "pipeline.protocolparams"),
     ("pipeline.metrics", "pipeline.datasets"),
     ("pipeline.models",),
     ("pipeline.cams", "pipeline.wsol", "pipeline.training", "pipeline.faithfulness", "pipeline.report"),

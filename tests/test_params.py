@@ -91,3 +91,16 @@ def test_help_lists_every_stage():
     for cmd in ("download", "prepare", "train", "cams", "evaluate", "evaluate-maps", "report", "compare",
                 "backbones", "methods"):
         assert f"  {cmd} " in proc.stdout
+
+
+def test_a_recipe_that_drops_the_vit_keeps_its_extra_methods_harmless(tmp_path, caplog):
+    """`-S ~backbones -S +backbones={...}` (the README's recipes) leaves cams.extra_methods naming the
+    default run's transformer: a warning naming it, not an error, and no method added to the new entry."""
+    def edit(r):
+        r["backbones"] = {"resnet18": {"image_size": 96}}
+        r["cams"]["extra_methods"] = {"vit_cpu": ["cls_attention"]}
+
+    with caplog.at_level("WARNING", logger="pipeline.paramchecks"):
+        p = load_params(_write(tmp_path, edit))
+    assert "cams.extra_methods.vit_cpu names no entry of backbones" in caplog.text
+    assert p.cams.methods_for("resnet18") == p.cams.methods
