@@ -13,7 +13,7 @@ import pytest
 from test_pipeline_e2e import REDUCED, _env, _run, copy_project
 
 pytest.importorskip("pytorch_grad_cam")
-# The whole graph once more, through `dvc exp run` (~4 min idle on 2 cores): `make test-slow`, so that the
+# The whole graph once more, through `dvc exp run` (1–2 min idle on 2 cores): `make test-slow`, so that the
 # default suite stays under 10 minutes (test_pipeline_e2e runs the same stages through `dvc repro`).
 pytestmark = [pytest.mark.timeout(1800), pytest.mark.slow]
 
