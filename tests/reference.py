@@ -126,3 +126,26 @@ def ref_evaluate(maps: dict, gts: dict, interval: float, masks: dict | None = No
         th, fh = ref_pxap_hist([(maps[i], masks[i]) for i in sorted(maps)], taus)
         out["pxap"], out["pxiou"] = ref_pxap(th, fh), ref_pxiou(th, fh, len(taus))
     return out
+
+
+def ref_largest_component_boxes(smap: np.ndarray, taus: np.ndarray) -> np.ndarray:
+    """(T, 4) the box of the largest 8-connected component (most pixels; on ties the one whose first pixel
+    in raster order comes first) of each τ's mask, as (x, y, x+w, y+h) clipped to the frame like a
+    contour's box; (0, 0, 0, 0) when empty. The readable OpenCV definition `zhou2016`'s compiled sweep
+    (pipeline/metrics/largestcc.py) is tested against, on the evaluator's own binarisation."""
+    from pipeline.metrics.contours import NO_BOX, prepare_levels, rects_to_boxes
+
+    u, thresholds, index = prepare_levels(smap, np.asarray(taus, dtype=np.float64), crops=False)
+    boxes = np.empty((len(thresholds), 4), dtype=np.int64)
+    for i, t in enumerate(thresholds.tolist()):
+        n, labels, stats, _ = cv2.connectedComponentsWithStats((u > t).astype(np.uint8), connectivity=8,
+                                                               ltype=cv2.CV_32S)
+        if n <= 1:
+            boxes[i] = NO_BOX[0]
+            continue
+        area = stats[:, cv2.CC_STAT_AREA]
+        tied = 1 + np.flatnonzero(area[1:] == area[1:].max())
+        _, first = np.unique(labels.ravel(), return_index=True)  # first raster pixel of each label
+        k = int(tied[np.argmin(first[tied])])
+        boxes[i] = rects_to_boxes(stats[k:k + 1, :4].astype(np.int64), (0, 0), u.shape)[0]
+    return boxes[index]

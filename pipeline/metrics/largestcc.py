@@ -4,8 +4,8 @@
 The masks are nested: adding pixels by decreasing value and joining 8-neighbours yields every level's
 components. Sizes only grow, so after each join the largest component is either the previous one or the
 one just grown; each level records the bbox of the component with the most pixels, ties to the one
-whose first pixel in raster order comes first (``protocols.component_boxes`` is the readable OpenCV
-definition it is tested against). numpy / numba only.
+whose first pixel in raster order comes first (``tests/reference.py``'s ``ref_largest_component_boxes`` is the
+readable OpenCV definition it is tested against). numpy / numba only.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from pipeline.catalog.protocols import (
 )
 from pipeline.metrics.boxacc import box_acc_curve, max_box_acc_v2
 from pipeline.metrics.boxes import best_ious, normalize_map
-from pipeline.metrics.contours import NO_BOX, prepare_levels, rects_to_boxes
+from pipeline.metrics.contours import prepare_levels
 from pipeline.metrics.iou import iou_matrix
 from pipeline.metrics.largestcc import largest_component_boxes
 
@@ -56,26 +56,6 @@ def normalise(raw: np.ndarray, size: int, normalisation: str) -> np.ndarray:
     return cam
 
 
-def component_boxes(smap: np.ndarray, taus: np.ndarray) -> np.ndarray:
-    """(T, 4) the box of the largest 8-connected component (most pixels; on ties the one whose first pixel
-    in raster order comes first) of each τ's mask, as (x, y, x+w, y+h) clipped to the frame like a
-    contour's box; (0, 0, 0, 0) when empty. The readable OpenCV definition of ``largestcc``'s sweep."""
-    u, thresholds, index = prepare_levels(smap, np.asarray(taus, dtype=np.float64), crops=False)
-    boxes = np.empty((len(thresholds), 4), dtype=np.int64)
-    for i, t in enumerate(thresholds.tolist()):
-        n, labels, stats, _ = cv2.connectedComponentsWithStats((u > t).astype(np.uint8), connectivity=8,
-                                                               ltype=cv2.CV_32S)
-        if n <= 1:
-            boxes[i] = NO_BOX[0]
-            continue
-        area = stats[:, cv2.CC_STAT_AREA]
-        tied = 1 + np.flatnonzero(area[1:] == area[1:].max())
-        _, first = np.unique(labels.ravel(), return_index=True)  # first raster pixel of each label
-        k = int(tied[np.argmin(first[tied])])
-        boxes[i] = rects_to_boxes(stats[k:k + 1, :4].astype(np.int64), (0, 0), u.shape)[0]
-    return boxes[index]
-
-
 def profile_ious(raw: np.ndarray, size: int, gt: np.ndarray, taus: np.ndarray, normalisation: str,
                  box_rules: tuple[str, ...]) -> np.ndarray:
     """(R, T) one image's best IoU per τ with its (G, 4) GT boxes, one row per box rule of ``box_rules``."""
@@ -87,8 +67,6 @@ def profile_ious(raw: np.ndarray, size: int, gt: np.ndarray, taus: np.ndarray, n
         if rule == "largest_component":
             u, thresholds, index = prepare_levels(smap, np.asarray(taus, dtype=np.float64), crops=False)
             out[r] = iou_matrix(largest_component_boxes(u, thresholds), gt).max(axis=1)[index]
-        elif rule == "largest_component_cv2":  # the readable OpenCV definition (tests, benchmarks)
-            out[r] = iou_matrix(component_boxes(smap, taus), gt).max(axis=1)
         elif rule in ("largest_contour", "all_contours"):
             out[r] = contours[0 if rule == "largest_contour" else 1]
         else:
