@@ -114,19 +114,10 @@ def _pretrained_file(spec: BackboneInfo, weights: str | None) -> Path:
     return ensure_cached(cfg.url)  # the torch hub cache; one error naming the file and folder when absent
 
 
-def _unwrap(state, path: Path) -> dict:
-    for key in ("state_dict", "model"):  # TS-CAM/SCM save {'state_dict': ...}; DeiT {'model': ...}
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise CamlocError(f"weights file {path} holds a {type(state).__name__}, not a state dict")
-    return {k.removeprefix("module."): v for k, v in state.items()}
-
-
 def load_vit_weights(model: VitGapNet, path: Path, strict: bool = True) -> None:
     """Load a timm/DeiT or TS-CAM/SCM-layout file into the trunk (strictly: only heads may differ)."""
-    state = _unwrap(read_weights(path, "fix backbones.<name>.weights in params.yaml",
-                                 "fix backbones.<name>.weights"), path)
+    state = vit_layouts.unwrap(read_weights(path, "fix backbones.<name>.weights in params.yaml",
+                                            "fix backbones.<name>.weights"), f"weights file {path}")
     if vit_layouts.detect_tscam(state):
         mapped = vit_layouts.map_tscam(state)
         trunk = {k.removeprefix("features.0.vit."): v for k, v in mapped.items() if k.startswith("features.0.vit.")}

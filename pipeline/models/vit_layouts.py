@@ -27,13 +27,14 @@ TRUNK_MARKERS = ("cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.0.
 HEAD = ("head.weight", "head.bias")
 
 
-def unwrap(state) -> dict:
-    """The flat state dict inside a `state_dict` / `model` wrapper, `module.` prefixes removed."""
+def unwrap(state, source: str = "a TS-CAM checkpoint") -> dict:
+    """The flat state dict inside a `state_dict` (TS-CAM, SCM) / `model` (DeiT) wrapper, `module.` prefixes
+    removed; `source` names the file in the error for anything else."""
     for key in ("state_dict", "model"):
         if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
             state = state[key]
     if not isinstance(state, Mapping):
-        raise CamlocError(f"a TS-CAM checkpoint is a state dict, got a {type(state).__name__}")
+        raise CamlocError(f"{source} holds a {type(state).__name__}, not a state dict")
     return {str(k).removeprefix("module."): v for k, v in state.items()}
 
 
