@@ -15,7 +15,6 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-import torchvision
 from torch import nn
 
 from pipeline.catalog.backbones import BACKBONES, BackboneInfo
@@ -65,6 +64,8 @@ def _vgg_gap_trunk(m: nn.Module) -> nn.Module:
 
 def _vgg16_features_only() -> nn.Module:
     """VGG16 without its 120M-parameter head (the GAP model drops it anyway), initialised as torchvision does."""
+    import torchvision  # lazily: importing it costs ~2 s per stage, and the tiny CNN and ViTs never need it
+
     holder = nn.Module()
     holder.features = torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs["D"])
     for m in holder.features.modules():
@@ -161,6 +162,8 @@ def build_torchvision(spec: BackboneInfo, num_classes: int, pretrained: bool = F
 
 
 def _torchvision_model(arch: str, pretrained: bool, weights: str | None, strict: bool = True) -> nn.Module:
+    import torchvision  # lazily, as in _vgg16_features_only
+
     if weights and looks_like_path(weights):
         model = torchvision.models.get_model(arch, weights=None)
         _load_local(model, Path(weights), strict)

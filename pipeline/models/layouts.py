@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torchvision
 from torch import nn
 
 from pipeline.catalog.backbones import BackboneInfo
@@ -258,6 +257,8 @@ def torchvision_keys(info: BackboneInfo, options: dict | None = None) -> dict[st
 
 @functools.lru_cache(maxsize=8)
 def _torchvision_keys(arch: str, trunk_key: str, channels: int, options: tuple) -> tuple[tuple[str, str], ...]:
+    import torchvision  # lazily (models.backbones)
+
     from pipeline.models.backbones import TRUNKS
 
     base = torchvision.models.get_model(arch, weights=None)

@@ -26,9 +26,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 import torch
-import torchvision
 from torch import nn
-from torchvision.models.inception import BasicConv2d, InceptionA, InceptionC
 
 # VGG16 conv widths per stage; the reference keeps pool1..pool3 always, pool4 only for 14×14 maps, never pool5.
 _VGG16_STAGES = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
@@ -57,6 +55,8 @@ def vgg16_conv_indices(large_feature_map: bool) -> list[int]:
 
 
 def resnet50_trunk(_: None = None, large_feature_map: bool = False) -> nn.Module:
+    import torchvision  # lazily: ~2 s per stage that builds no torchvision model (models.backbones)
+
     m = torchvision.models.resnet50(weights=None)
     layers = [m.layer4] + ([m.layer3] if large_feature_map else [])
     for layer in layers:  # stride 1 in the first block's 3×3 conv and its shortcut; dilation stays 1
@@ -86,6 +86,8 @@ class Mixed6aStride1(nn.Module):
     """The reference's Mixed_6a: torchvision's InceptionB at stride 1 with padding 1 (size kept, 768 out)."""
 
     def __init__(self, in_channels: int = 288):
+        from torchvision.models.inception import BasicConv2d  # lazily, as in resnet50_trunk
+
         super().__init__()
         self.branch3x3 = BasicConv2d(in_channels, 384, kernel_size=3, stride=1, padding=1)
         self.branch3x3dbl_1 = BasicConv2d(in_channels, 64, kernel_size=1)
@@ -103,6 +105,12 @@ def _conv_relu(cin: int, cout: int) -> nn.Sequential:
 
 
 def inception_v3_trunk(_: None = None, large_feature_map: bool = False) -> nn.Module:
+    from torchvision.models.inception import (  # lazily, as in resnet50_trunk
+        BasicConv2d,
+        InceptionA,
+        InceptionC,
+    )
+
     layers: list[tuple[str, nn.Module]] = [
         ("Conv2d_1a_3x3", BasicConv2d(3, 32, kernel_size=3, stride=2, padding=1)),
         ("Conv2d_2a_3x3", BasicConv2d(32, 32, kernel_size=3)),

@@ -23,11 +23,11 @@ import shutil
 import time
 from collections.abc import Callable
 from functools import partial
+from importlib.metadata import version as _version
 from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision
 
 from pipeline import distributed
 from pipeline.atomic import atomic_path, clean_own_tmp
@@ -271,5 +271,5 @@ def _meta(key, arch, bp, params, class_names, options, n_train, n_val, threads, 
         "device": device.type,
         "threads": threads,
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "torchvision": torchvision.__version__, "numpy": np.__version__},
+                     "torchvision": _version("torchvision"), "numpy": np.__version__},
     }
