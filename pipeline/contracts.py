@@ -232,9 +232,18 @@ def read_boxes(prepared: str | Path) -> pd.DataFrame:
 
 
 def boxes_by_kind(boxes: pd.DataFrame) -> dict[str, dict[str, np.ndarray]]:
-    """kind → image_id → (G, 4) int64 boxes."""
-    return {k: {str(i): g[["x0", "y0", "x1", "y1"]].to_numpy(np.int64)
-                for i, g in boxes[boxes["kind"] == k].groupby("image_id", sort=False)} for k in ALL_BOX_KINDS}
+    """kind → image_id → (G, 4) int64 boxes, images in first-appearance order, boxes in file order.
+
+    One stable sort per kind instead of a pandas group per image (~4 s per evaluate@ on 2,000 images)."""
+    out = {}
+    for k in ALL_BOX_KINDS:
+        sub = boxes[boxes["kind"] == k]
+        codes, ids = sub["image_id"].astype(str).factorize(sort=False)  # (B,), (I,)
+        order = np.argsort(codes, kind="stable")
+        coords = sub[["x0", "y0", "x1", "y1"]].to_numpy(np.int64)[order]  # (B, 4) grouped by image
+        ends = np.cumsum(np.bincount(codes, minlength=len(ids)))
+        out[k] = {str(i): coords[e - n:e] for i, e, n in zip(ids, ends, np.diff(ends, prepend=0), strict=True)}
+    return out
 
 
 def read_layout(prepared: str | Path) -> Layout:
