@@ -76,7 +76,8 @@ class IouCube:
 def eval_split(per_image: pd.DataFrame, kind: str, scored: dict[str, str] | None = None) -> str | None:
     """The split `kind` is scored on, or None when per_image has no such rows."""
     scored = SCORED_SPLIT if scored is None else scored
-    splits = sorted(set(per_image.loc[(per_image["kind"] == kind) & (per_image["split"] != HOLDOUT), "split"]))
+    rows = (per_image["kind"] == kind) & (per_image["split"] != HOLDOUT)
+    splits = sorted(str(s) for s in per_image.loc[rows, "split"].unique())  # unique first: ~10^6 rows
     if scored.get(kind) in splits:
         return scored[kind]
     return splits[0] if len(splits) == 1 else None
