@@ -241,8 +241,9 @@ def boxes_by_kind(boxes: pd.DataFrame) -> dict[str, dict[str, np.ndarray]]:
         codes, ids = sub["image_id"].astype(str).factorize(sort=False)  # (B,), (I,)
         order = np.argsort(codes, kind="stable")
         coords = sub[["x0", "y0", "x1", "y1"]].to_numpy(np.int64)[order]  # (B, 4) grouped by image
-        ends = np.cumsum(np.bincount(codes, minlength=len(ids)))
-        out[k] = {str(i): coords[e - n:e] for i, e, n in zip(ids, ends, np.diff(ends, prepend=0), strict=True)}
+        counts = np.bincount(codes, minlength=len(ids))  # (I,) boxes per image
+        ends = np.cumsum(counts)
+        out[k] = {str(i): coords[e - n:e] for i, e, n in zip(ids, ends, counts, strict=True)}
     return out
 
 
