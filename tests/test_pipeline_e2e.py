@@ -130,6 +130,9 @@ def test_trained_cam_beats_the_centre_baseline(project):
     assert metrics["cam.maxboxacc_v2_head"] > metrics["center.maxboxacc_v2_head"] + 15, metrics
 
 
+# Slow (a second full repro, ~45 s on 2 cores): the sigkill tests below already compare a rerun of each stage
+# with its first output; this one checks every output of every stage at once (`make test-slow`).
+@pytest.mark.slow
 def test_forced_rerun_is_byte_identical(project):
     before = _digest(project)
     _run(["dvc", "repro", "--force"], project)
