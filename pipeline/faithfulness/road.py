@@ -79,15 +79,17 @@ def _solve(values: Tensor, keep: Tensor, start: Tensor, iters: int, tol: float) 
     p, rz = z, (r * z).sum((1, 2, 3), keepdim=True)
     b_norm = b.pow(2).sum((1, 2, 3), keepdim=True).sqrt().clamp_min(1e-30)
     for _ in range(iters):
-        if bool((r.pow(2).sum((1, 2, 3), keepdim=True).sqrt() <= tol * b_norm).all()):
+        # a system that has converged stops moving, so its result does not depend on its chunk-mates
+        active = r.pow(2).sum((1, 2, 3), keepdim=True).sqrt() > tol * b_norm  # (M, 1, 1, 1)
+        if not bool(active.any()):
             break
         ap = apply(p)
-        alpha = rz / (p * ap).sum((1, 2, 3), keepdim=True).clamp_min(1e-30)
+        alpha = active * rz / (p * ap).sum((1, 2, 3), keepdim=True).clamp_min(1e-30)
         x = x + alpha * p
         r = r - alpha * ap
         z = r / diag
         rz_new = (r * z).sum((1, 2, 3), keepdim=True)
-        p = z + (rz_new / rz.clamp_min(1e-30)) * p
+        p = torch.where(active, z + (rz_new / rz.clamp_min(1e-30)) * p, p)
         rz = rz_new
     return known + x * free
 
@@ -124,9 +126,15 @@ def road_inputs(images: Tensor, maps: Tensor, gauss: Tensor) -> Tensor:
     lv = len(ROAD_PERCENTILES)
     keep = keep_masks(maps, ROAD_PERCENTILES).reshape(n * 2 * lv, 1, s, s)  # (M, 1, s, s)
     values = images.unsqueeze(1).expand(n, 2 * lv, c, s, s).reshape(n * 2 * lv, c, s, s)
+    eps = gauss.unsqueeze(1).expand(n, 2, lv, c, s, s).reshape(n * 2 * lv, c, s, s)
+    return noisy_imputed(values, keep, eps)
+
+
+def noisy_imputed(values: Tensor, keep: Tensor, eps: Tensor) -> Tensor:
+    """(M, C, s, s) the ROAD input of each system: values (M, C, s, s) imputed where keep (M, 1, s, s) is
+    False, plus ROAD_NOISE · eps (M, C, s, s) on the imputed pixels; `impute` runs IMPUTE_CHUNK systems a call."""
     filled = torch.cat([impute(values[i:i + IMPUTE_CHUNK], keep[i:i + IMPUTE_CHUNK], ROAD_ITERS, ROAD_TOL)
                         for i in range(0, len(values), IMPUTE_CHUNK)])
-    eps = gauss.unsqueeze(1).expand(n, 2, lv, c, s, s).reshape(n * 2 * lv, c, s, s)
     return torch.where(keep, filled, filled + ROAD_NOISE * eps)
 
 

@@ -179,19 +179,34 @@ def method_faithfulness(scorer: Scorer, data: ImageSet, maps: np.ndarray, steps:
     return MethodFaithfulness(masked, masked_pixel, deletion, insertion, road)
 
 
-def method_road(scorer: Scorer, data: ImageSet, maps: np.ndarray) -> np.ndarray:
+def method_road(scorer: Scorer, data: ImageSet, maps: np.ndarray, seen: dict | None = None) -> np.ndarray:
     """(N, 2, L) ROAD scores alone (MoRF, LeRF at each percentile) of one method on `data` (built with
-    road=True), in chunks of batch_size // (2·L) images; maps (N, s, s) in [0, 1]."""
+    road=True), batch_size systems at a time; maps (N, s, s) in [0, 1].
+
+    `seen`, one dict per ImageSet shared by its methods, holds every system scored so far by (image key,
+    percentile, kept pixels): a system with the same kept pixels is the same input (the noise is per image
+    and percentile), so it is looked up instead of imputed and scored again. Methods whose maps rank alike
+    (Grad-CAM, XGrad-CAM and HiResCAM on a GAP + linear model) share most systems."""
     if data.gauss is None:
         raise ValueError("ROAD needs an ImageSet prepared with road=True (its noise)")
-    n, lv = data.inputs.shape[0], len(R.ROAD_PERCENTILES)
-    chunk, out = max(1, scorer.batch_size // (2 * lv)), np.empty((n, 2, lv))
-    for lo in range(0, n, chunk):
-        hi = min(n, lo + chunk)
-        m = torch.as_tensor(np.asarray(maps[lo:hi], np.float32), device=scorer.device)
-        inputs = R.road_inputs(data.inputs[lo:hi], m, torch.as_tensor(data.gauss[lo:hi], device=scorer.device))
-        out[lo:hi] = _scores(scorer, inputs, data.labels[lo:hi].repeat_interleave(2 * lv)).reshape(hi - lo, 2, lv)
-    return out
+    seen = {} if seen is None else seen
+    n, lv, s = data.inputs.shape[0], len(R.ROAD_PERCENTILES), data.inputs.shape[-1]
+    keep = R.keep_masks(torch.as_tensor(np.asarray(maps, np.float32), device=scorer.device))  # (N, 2, L, s, s)
+    packed = np.packbits(keep.reshape(n * 2 * lv, -1).cpu().numpy(), axis=1)  # (N·2·L, ⌈s²/8⌉)
+    keys = [(int(data.keys[j // (2 * lv)]), j % lv, packed[j].tobytes()) for j in range(n * 2 * lv)]
+    first: dict = {}
+    for j, k in enumerate(keys):
+        if k not in seen:
+            first.setdefault(k, j)
+    todo = list(first.values())  # one system of each new key, in (image, order, percentile) order
+    keep, gauss = keep.reshape(n * 2 * lv, 1, s, s), torch.as_tensor(data.gauss, device=scorer.device)
+    for lo in range(0, len(todo), scorer.batch_size):
+        j = torch.as_tensor(todo[lo:lo + scorer.batch_size], device=scorer.device)
+        image, level = j // (2 * lv), j % lv
+        inputs = R.noisy_imputed(data.inputs[image], keep[j], gauss[image, level])  # (b, 3, s, s)
+        for jj, score in zip(j.tolist(), _scores(scorer, inputs, data.labels[image]), strict=True):
+            seen[keys[jj]] = score
+    return np.array([seen[k] for k in keys]).reshape(n, 2, lv)
 
 
 def per_image(data: ImageSet, result: MethodFaithfulness) -> dict[str, np.ndarray]:

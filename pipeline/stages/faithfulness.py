@@ -83,6 +83,7 @@ def run(params, paths: C.Paths, backbone: str) -> str:
             pick = subset_rows(len(chosen), fp.road_max_images, fp.seed, split) if fp.road_max_images else []
             road_data = (F.prepare_images(scorer, images[pick], labels[pick], keys[pick], fp.seed, road=True)
                          if len(pick) else None)
+            road_seen: dict = {}  # systems scored by an earlier method of this split (F.method_road)
             with bar(total=len(methods) * len(chosen), desc=f"faithfulness {backbone} {split}", unit="img") as b:
                 for method in methods:
                     raw = C.open_maps(cams_dir, split, method, "gt")
@@ -91,7 +92,8 @@ def run(params, paths: C.Paths, backbone: str) -> str:
                     res = F.method_faithfulness(scorer, data, maps, fp.steps, fp.seed)
                     per_image.append(_rows(chosen, split, method, data, res))
                     if road_data is not None:
-                        road = R.road_per_image(road_data.clean, F.method_road(scorer, road_data, maps[pick]))
+                        scores = F.method_road(scorer, road_data, maps[pick], road_seen)
+                        road = R.road_per_image(road_data.clean, scores)
                         road_rows.append(pd.DataFrame({"image_id": chosen["image_id"].astype(str).to_numpy()[pick],
                                                        "split": split, "method": method} | road))
                     curves[method]["deletion"].append(res.deletion)
