@@ -33,8 +33,8 @@ from torch import Tensor
 ROAD_PERCENTILES = (10, 20, 30, 40, 50, 60, 70, 80, 90)  # pytorch-grad-cam's
 ROAD_NOISE = 0.01  # absolute, in normalised units (pytorch-grad-cam's NoisyLinearImputer default)
 ROAD_ITERS, ROAD_TOL = 32, 1e-4  # CG iterations per level and residual tolerance of `impute` in the stage
-# Systems per `impute` call in `road_inputs`: a chunk's CG vectors stay in the core's cache (at 96 px, 8 systems
-# are ~0.9 MB per vector) and a chunk stops at its own convergence; on 2 cores 8 per call imputed 2x faster than
+# Systems per `impute` call in `noisy_imputed`: a chunk's CG vectors stay in the core's cache (at 96 px, 8 systems
+# are ~0.9 MB per vector) and a chunk stops when its systems have converged; on 2 cores 8 per call imputed 2x faster than
 # 288 in isolation, and cut faithfulness@tiny_gap_cnn's ROAD share (8 images) from 11.6 s to 10.2 s.
 IMPUTE_CHUNK = 8
 _DIRECT, _DIAGONAL = 1.0 / 6.0, 1.0 / 12.0
