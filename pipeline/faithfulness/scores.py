@@ -138,8 +138,9 @@ def prepare_images(scorer: Scorer, images: np.ndarray, labels: np.ndarray, keys:
 
 def method_faithfulness(scorer: Scorer, data: ImageSet, maps: np.ndarray, steps: int, seed: int,
                         ties: str = "random") -> MethodFaithfulness:
-    """AD/IC (both variants), deletion/insertion and ROAD inputs of one method, built and scored in chunks
-    of whole images (batch_size // inputs-per-image images at a time, at least one).
+    """AD/IC (both variants) and deletion/insertion of one method, built and scored in chunks of whole images
+    (batch_size // inputs-per-image images at a time, at least one); ROAD by `method_road` when `data` has
+    its noise.
 
     maps (N, s, s) normalised to [0, 1] at the input size."""
     n, s = data.inputs.shape[0], data.inputs.shape[-1]
@@ -148,8 +149,8 @@ def method_faithfulness(scorer: Scorer, data: ImageSet, maps: np.ndarray, steps:
     dev, p = scorer.device, s * s
     counts = torch.as_tensor(step_counts(p, steps)[1:-1], device=dev)  # (K,) interior steps
     ranks = pixel_ranks(maps, data.keys, seed, ties)  # (N, P)
-    k, lv = len(counts), len(R.ROAD_PERCENTILES)
-    per_image = 2 * k + 2 + (2 * lv if data.gauss is not None else 0)
+    k = len(counts)
+    per_image = 2 * k + 2
     chunk = max(1, scorer.batch_size // per_image)
     scores = np.empty((n, per_image))
     black = scorer.black()
@@ -163,9 +164,6 @@ def method_faithfulness(scorer: Scorer, data: ImageSet, maps: np.ndarray, steps:
                  torch.where(mask, x.unsqueeze(1), st.unsqueeze(1)),  # insertion steps 1..steps-1
                  (m * x).unsqueeze(1),  # AD: the map times the normalised image (torchcam's)
                  torch.where(m == 1, x, black + m * (x - black)).unsqueeze(1)]  # AD_pixel: zero at black
-        if data.gauss is not None:
-            gauss = torch.as_tensor(data.gauss[lo:hi], device=dev)
-            parts.append(R.road_inputs(x, m[:, 0], gauss).view(hi - lo, 2 * lv, 3, s, s))
         inputs = torch.cat(parts, dim=1).view(-1, 3, s, s)  # (c · per_image, 3, s, s)
         scores[lo:hi] = _scores(scorer, inputs, data.labels[lo:hi].repeat_interleave(per_image)).reshape(
             hi - lo, per_image)
@@ -175,7 +173,7 @@ def method_faithfulness(scorer: Scorer, data: ImageSet, maps: np.ndarray, steps:
     masked_pixel = np.where(ones, data.clean, np.where(zeros, data.black_score, scores[:, 2 * k + 1]))
     deletion = np.column_stack([data.clean, scores[:, :k], data.zero_score])
     insertion = np.column_stack([data.start_score, scores[:, k:2 * k], data.clean])
-    road = scores[:, 2 * k + 2:].reshape(n, 2, lv) if data.gauss is not None else None
+    road = method_road(scorer, data, maps) if data.gauss is not None else None
     return MethodFaithfulness(masked, masked_pixel, deletion, insertion, road)
 
 

@@ -48,6 +48,13 @@ def _constant_images(n: int, s: int, value=(255, 255, 255)) -> np.ndarray:
     return np.broadcast_to(np.array(value, np.uint8), (n, s, s, 3)).copy()
 
 
+def _small_conv_net() -> nn.Module:
+    """A seeded random conv → GAP → linear classifier over 4 classes."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(8, 4)).eval()
+
+
 def _run(model, images, labels, maps, steps, batch_size=64, seed=0, road=False, **kw):
     scorer = Scorer(model, MEAN, STD, batch_size)
     data = F.prepare_images(scorer, images, labels, range(len(images)), seed, road=road)
@@ -84,9 +91,7 @@ def test_closed_form_linear_model_on_a_constant_image():
 
 
 def test_average_drop_of_an_all_ones_map_is_zero():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                          nn.Linear(8, 4)).eval()
+    model = _small_conv_net()
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (6, 12, 12, 3), dtype=np.uint8)
     labels = rng.integers(0, 4, 6)
@@ -137,9 +142,7 @@ def test_ties_are_broken_by_a_seeded_permutation_shared_by_every_method():
 def test_road_combined_score_of_a_constant_map_is_zero():
     # a constant map keeps no pixel at any percentile in either order (nothing is < the percentile): MoRF
     # and LeRF impute the same inputs with the same noise, so (LeRF − MoRF) / 2 = 0
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                          nn.Linear(8, 4)).eval()
+    model = _small_conv_net()
     rng = np.random.default_rng(3)
     images = rng.integers(0, 256, (3, 12, 12, 3), dtype=np.uint8)
     labels = rng.integers(0, 4, 3)
@@ -208,9 +211,7 @@ class CountingScorer(Scorer):
 
 
 def test_method_road_scores_a_system_once_across_methods_and_equals_scoring_alone():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                          nn.Linear(8, 4)).eval()
+    model = _small_conv_net()
     rng = np.random.default_rng(5)
     images = rng.integers(0, 256, (4, 12, 12, 3), dtype=np.uint8)
     labels = rng.integers(0, 4, 4)
