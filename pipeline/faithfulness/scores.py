@@ -137,73 +137,99 @@ def prepare_images(scorer: Scorer, images: np.ndarray, labels: np.ndarray, keys:
 
 
 def method_faithfulness(scorer: Scorer, data: ImageSet, maps: np.ndarray, steps: int, seed: int,
-                        ties: str = "random") -> MethodFaithfulness:
+                        ties: str = "random", seen: dict | None = None) -> MethodFaithfulness:
     """AD/IC (both variants) and deletion/insertion of one method, built and scored in chunks of whole images
     (batch_size // inputs-per-image images at a time, at least one); ROAD by `method_road` when `data` has
     its noise.
+
+    `seen`, one dict per ImageSet shared by its methods (and by `method_road`), holds what earlier methods
+    scored: an image whose pixel order equals an earlier method's has the same deletion and insertion
+    inputs, and one whose map is equal the same AD inputs, so they are looked up instead of scored again.
+    On a GAP + linear model CAM, Grad-CAM, XGrad-CAM and HiResCAM order the pixels alike.
 
     maps (N, s, s) normalised to [0, 1] at the input size."""
     n, s = data.inputs.shape[0], data.inputs.shape[-1]
     if maps.shape != (n, s, s):
         raise ValueError(f"maps must be (N, s, s) = {(n, s, s)} like the images, got {maps.shape}")
+    seen = {} if seen is None else seen
     dev, p = scorer.device, s * s
     counts = torch.as_tensor(step_counts(p, steps)[1:-1], device=dev)  # (K,) interior steps
     ranks = pixel_ranks(maps, data.keys, seed, ties)  # (N, P)
+    maps32 = np.ascontiguousarray(maps, np.float32)  # (N, s, s) what the AD inputs are built from
     k = len(counts)
-    per_image = 2 * k + 2
-    chunk = max(1, scorer.batch_size // per_image)
-    scores = np.empty((n, per_image))
+    step_keys = [("steps", steps, int(data.keys[i]), ranks[i].tobytes()) for i in range(n)]
+    masked_keys = [("masked", int(data.keys[i]), maps32[i].tobytes()) for i in range(n)]
     black = scorer.black()
-    for lo in range(0, n, chunk):
-        hi = min(n, lo + chunk)
-        x, st = data.inputs[lo:hi], data.start[lo:hi]  # (c, 3, s, s)
-        m = torch.as_tensor(np.asarray(maps[lo:hi], np.float32), device=dev).unsqueeze(1)  # (c, 1, s, s)
-        rank = torch.as_tensor(ranks[lo:hi], device=dev)
-        mask = (rank.unsqueeze(1) < counts.view(1, -1, 1)).view(hi - lo, k, 1, s, s)  # (c, K, 1, s, s)
-        parts = [torch.where(mask, 0.0, x.unsqueeze(1)),  # deletion steps 1..steps-1
-                 torch.where(mask, x.unsqueeze(1), st.unsqueeze(1)),  # insertion steps 1..steps-1
-                 (m * x).unsqueeze(1),  # AD: the map times the normalised image (torchcam's)
-                 torch.where(m == 1, x, black + m * (x - black)).unsqueeze(1)]  # AD_pixel: zero at black
-        inputs = torch.cat(parts, dim=1).view(-1, 3, s, s)  # (c · per_image, 3, s, s)
-        scores[lo:hi] = _scores(scorer, inputs, data.labels[lo:hi].repeat_interleave(per_image)).reshape(
-            hi - lo, per_image)
+
+    def step_inputs(rows):  # (c · 2K, 3, s, s): deletion steps 1..steps-1, then insertion's
+        x, st = data.inputs[rows], data.start[rows]  # (c, 3, s, s)
+        mask = (torch.as_tensor(ranks[rows], device=dev).unsqueeze(1) < counts.view(1, -1, 1)).view(
+            len(rows), k, 1, s, s)  # (c, K, 1, s, s)
+        return torch.cat([torch.where(mask, 0.0, x.unsqueeze(1)),
+                          torch.where(mask, x.unsqueeze(1), st.unsqueeze(1))], dim=1).view(-1, 3, s, s)
+
+    def masked_inputs(rows):  # (c · 2, 3, s, s): map × normalised image (torchcam's), then zero at black
+        x, m = data.inputs[rows], torch.as_tensor(maps32[rows], device=dev).unsqueeze(1)  # (c, 1, s, s)
+        return torch.stack([m * x, torch.where(m == 1, x, black + m * (x - black))], dim=1).view(-1, 3, s, s)
+
+    _score_new(scorer, data, step_keys, seen, 2 * k, step_inputs)
+    _score_new(scorer, data, masked_keys, seen, 2, masked_inputs)
+    scores = np.stack([seen[key] for key in step_keys]).reshape(n, 2 * k)
+    pair = np.stack([seen[key] for key in masked_keys]).reshape(n, 2)
     ones = np.asarray(maps == 1).reshape(n, -1).all(axis=1)  # map × image is the image: O = Y exactly
     zeros = np.asarray(maps == 0).reshape(n, -1).all(axis=1)  # map × image is the baseline
-    masked = np.where(ones, data.clean, np.where(zeros, data.zero_score, scores[:, 2 * k]))
-    masked_pixel = np.where(ones, data.clean, np.where(zeros, data.black_score, scores[:, 2 * k + 1]))
+    masked = np.where(ones, data.clean, np.where(zeros, data.zero_score, pair[:, 0]))
+    masked_pixel = np.where(ones, data.clean, np.where(zeros, data.black_score, pair[:, 1]))
     deletion = np.column_stack([data.clean, scores[:, :k], data.zero_score])
-    insertion = np.column_stack([data.start_score, scores[:, k:2 * k], data.clean])
-    road = method_road(scorer, data, maps) if data.gauss is not None else None
+    insertion = np.column_stack([data.start_score, scores[:, k:], data.clean])
+    road = method_road(scorer, data, maps, seen) if data.gauss is not None else None
     return MethodFaithfulness(masked, masked_pixel, deletion, insertion, road)
+
+
+def _score_new(scorer: Scorer, data: ImageSet, keys: list, seen: dict, per_row: int, build,
+               image_of: np.ndarray | None = None) -> None:
+    """Score the rows whose key is not in `seen`, once per distinct key: `build(rows)` gives their
+    (len(rows) · per_row, 3, s, s) inputs, whole rows per chunk of about batch_size inputs, scored for the
+    label of image_of[row] (default: row i is image i); seen[key] becomes the row's (per_row,) scores."""
+    first: dict = {}
+    for i, key in enumerate(keys):
+        if key not in seen:
+            first.setdefault(key, i)
+    todo = list(first.values())  # the first row of each new key, in row order
+    chunk = max(1, scorer.batch_size // per_row)
+    for lo in range(0, len(todo), chunk):
+        rows = todo[lo:lo + chunk]
+        images = rows if image_of is None else image_of[rows].tolist()
+        labels = data.labels[images].repeat_interleave(per_row)
+        scores = _scores(scorer, build(rows), labels).reshape(len(rows), per_row)
+        for i, row_scores in zip(rows, scores, strict=True):
+            seen[keys[i]] = row_scores
 
 
 def method_road(scorer: Scorer, data: ImageSet, maps: np.ndarray, seen: dict | None = None) -> np.ndarray:
     """(N, 2, L) ROAD scores alone (MoRF, LeRF at each percentile) of one method on `data` (built with
     road=True), batch_size systems at a time; maps (N, s, s) in [0, 1].
 
-    `seen`, one dict per ImageSet shared by its methods, holds every system scored so far by (image key,
-    percentile, kept pixels): a system with the same kept pixels is the same input (the noise is per image
-    and percentile), so it is looked up instead of imputed and scored again. Methods whose maps rank alike
-    (Grad-CAM, XGrad-CAM and HiResCAM on a GAP + linear model) share most systems."""
+    `seen`, one dict per ImageSet shared by its methods (and by `method_faithfulness`), holds every system
+    scored so far by (image key, percentile, kept pixels): a system with the same kept pixels is the same
+    input (the noise is per image and percentile), so it is looked up instead of imputed and scored again.
+    Methods whose maps rank alike (Grad-CAM, XGrad-CAM and HiResCAM on a GAP + linear model) share most
+    systems."""
     if data.gauss is None:
         raise ValueError("ROAD needs an ImageSet prepared with road=True (its noise)")
     seen = {} if seen is None else seen
     n, lv, s = data.inputs.shape[0], len(R.ROAD_PERCENTILES), data.inputs.shape[-1]
     keep = R.keep_masks(torch.as_tensor(np.asarray(maps, np.float32), device=scorer.device))  # (N, 2, L, s, s)
     packed = np.packbits(keep.reshape(n * 2 * lv, -1).cpu().numpy(), axis=1)  # (N·2·L, ⌈s²/8⌉)
-    keys = [(int(data.keys[j // (2 * lv)]), j % lv, packed[j].tobytes()) for j in range(n * 2 * lv)]
-    first: dict = {}
-    for j, k in enumerate(keys):
-        if k not in seen:
-            first.setdefault(k, j)
-    todo = list(first.values())  # one system of each new key, in (image, order, percentile) order
+    keys = [("road", int(data.keys[j // (2 * lv)]), j % lv, packed[j].tobytes()) for j in range(n * 2 * lv)]
     keep, gauss = keep.reshape(n * 2 * lv, 1, s, s), torch.as_tensor(data.gauss, device=scorer.device)
-    for lo in range(0, len(todo), scorer.batch_size):
-        j = torch.as_tensor(todo[lo:lo + scorer.batch_size], device=scorer.device)
+
+    def inputs(rows):  # (b, 3, s, s) the imputed input of each system, ordered (image, order, percentile)
+        j = torch.as_tensor(rows, device=scorer.device)
         image, level = j // (2 * lv), j % lv
-        inputs = R.noisy_imputed(data.inputs[image], keep[j], gauss[image, level])  # (b, 3, s, s)
-        for jj, score in zip(j.tolist(), _scores(scorer, inputs, data.labels[image]), strict=True):
-            seen[keys[jj]] = score
+        return R.noisy_imputed(data.inputs[image], keep[j], gauss[image, level])
+
+    _score_new(scorer, data, keys, seen, 1, inputs, image_of=np.arange(n * 2 * lv) // (2 * lv))
     return np.array([seen[k] for k in keys]).reshape(n, 2, lv)
 
 

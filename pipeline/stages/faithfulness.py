@@ -83,13 +83,13 @@ def run(params, paths: C.Paths, backbone: str) -> str:
             pick = subset_rows(len(chosen), fp.road_max_images, fp.seed, split) if fp.road_max_images else []
             road_data = (F.prepare_images(scorer, images[pick], labels[pick], keys[pick], fp.seed, road=True)
                          if len(pick) else None)
-            road_seen: dict = {}  # systems scored by an earlier method of this split (F.method_road)
+            seen, road_seen = {}, {}  # what earlier methods of this split scored (F.method_faithfulness, F.method_road)
             with bar(total=len(methods) * len(chosen), desc=f"faithfulness {backbone} {split}", unit="img") as b:
                 for method in methods:
                     raw = C.open_maps(cams_dir, split, method, "gt")
                     maps = np.stack([normalize_map(np.asarray(raw[r], np.float64), (size, size))
                                      for r in chosen["row"]])  # (M, s, s)
-                    res = F.method_faithfulness(scorer, data, maps, fp.steps, fp.seed)
+                    res = F.method_faithfulness(scorer, data, maps, fp.steps, fp.seed, seen=seen)
                     per_image.append(_rows(chosen, split, method, data, res))
                     if road_data is not None:
                         scores = F.method_road(scorer, road_data, maps[pick], road_seen)

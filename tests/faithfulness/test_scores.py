@@ -235,3 +235,27 @@ def test_a_systems_imputation_does_not_depend_on_its_chunk_mates():
     together = R.impute(values, keep, R.ROAD_ITERS, R.ROAD_TOL)
     alone = torch.cat([R.impute(values[i:i + 1], keep[i:i + 1], R.ROAD_ITERS, R.ROAD_TOL) for i in range(6)])
     torch.testing.assert_close(together, alone, atol=1e-5, rtol=0)
+
+
+def test_method_faithfulness_scores_an_image_order_once_across_methods_and_equals_scoring_alone():
+    model = _small_conv_net()
+    rng = np.random.default_rng(6)
+    images = rng.integers(0, 256, (4, 12, 12, 3), dtype=np.uint8)
+    labels = rng.integers(0, 4, 4)
+    scorer = CountingScorer(model, MEAN, STD, 16)
+    data = F.prepare_images(scorer, images, labels, range(4), 0, road=False)
+    a, b = rng.random((4, 12, 12)), rng.random((4, 12, 12))
+    alone = {name: F.method_faithfulness(scorer, data, m, 4, 0) for name, m in (("a", a), ("b", b))}
+    seen, before = {}, scorer.scored
+    shared = {name: F.method_faithfulness(scorer, data, m, 4, 0, seen=seen)
+              for name, m in (("a", a), ("b", b), ("a2", 0.5 * a), ("a3", a.copy()))}
+    per_method = 4 * (2 * 3 + 2)  # 3 interior steps of deletion and insertion, AD and AD_pixel per image
+    # "a2" orders the pixels as "a" (its steps are looked up) but masks the image by other values (AD is
+    # scored); "a3" equals "a" and is looked up whole
+    assert scorer.scored - before == 2 * per_method + 4 * 2
+    for name in ("masked_score", "masked_score_pixel", "deletion", "insertion"):
+        np.testing.assert_allclose(getattr(shared["a"], name), getattr(alone["a"], name), atol=1e-6)
+        np.testing.assert_allclose(getattr(shared["b"], name), getattr(alone["b"], name), atol=1e-6)
+        np.testing.assert_array_equal(getattr(shared["a3"], name), getattr(shared["a"], name))
+    np.testing.assert_array_equal(shared["a2"].deletion, shared["a"].deletion)
+    assert not np.allclose(shared["a2"].masked_score, shared["a"].masked_score)
