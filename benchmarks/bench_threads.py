@@ -8,7 +8,7 @@
    the other under `-j 1`, the same queue (goal: throughput ≥ 1.0×, never the 10× collapse); the two run
    bare, without DVC, are printed beside it. A throwaway DVC project in a temp folder.
 
-    python benchmarks/bench_threads.py [--steps 120] [--skip-queue]
+    python benchmarks/bench_threads.py [--steps 300] [--skip-queue]
 
 A job is `steps` SGD steps of tiny_gap_cnn on random 32 × 3 × 96 × 96 batches, its threads set by
 `threads.apply()` exactly as every stage's. Every figure is a ratio of runs in this process's session;
@@ -81,21 +81,32 @@ def _run(cmd: list[str], cwd: Path) -> str:
     return out.stdout
 
 
-def _queued(dvc: str, tmp: Path, names: tuple[str, ...], workers: int) -> tuple[float, int]:
-    """Seconds for `names` queued as experiments and run by `dvc queue start -j workers` (worker start-up
-    included), and how many of them succeeded."""
-    before = _run([dvc, "queue", "status"], tmp).count("Success")
+def _finished(tmp: Path, names: tuple[str, ...]) -> set[str]:
+    """Which of `names` have their experiment ref, i.e. are run and collected (one `git for-each-ref`: polling
+    `dvc queue status` instead costs a second of CPU per poll, taken from the jobs it measures)."""
+    refs = subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], cwd=tmp,
+                          capture_output=True, text=True, check=True).stdout.split()
+    return {n for n in names if any(r.endswith(f"/{n}") for r in refs)}
+
+
+def _queued(dvc: str, tmp: Path, names: tuple[str, ...], workers: int, timeout: float = 1800) -> tuple[float, int]:
+    """Seconds from `dvc queue start -j workers` (worker start-up included) until every one of `names`,
+    queued as experiments, is run and collected; and how many of them succeeded."""
     for name in names:
-        _run([dvc, "exp", "run", "--queue", "-S", f"job={name}"], tmp)
+        _run([dvc, "exp", "run", "--queue", "-n", name, "-S", f"job={name}"], tmp)
     t0 = time.perf_counter()
     _run([dvc, "queue", "start", "-j", str(workers)], tmp)
-    while True:
-        status = _run([dvc, "queue", "status"], tmp)
-        if "Queued" not in status and "Running" not in status:
-            break
-        time.sleep(1)
+    checked = t0
+    while len(_finished(tmp, names)) < len(names) and time.perf_counter() - t0 < timeout:
+        if time.perf_counter() - checked > 20:  # a failed experiment never gets its ref
+            checked = time.perf_counter()
+            if "Failed" in _run([dvc, "queue", "status"], tmp):
+                break
+        time.sleep(0.5)
     elapsed = time.perf_counter() - t0
-    ok = status.count("Success") - before
+    ok = len(_finished(tmp, names))
+    while "Running" in (status := _run([dvc, "queue", "status"], tmp)) or "Queued" in status:
+        time.sleep(1)  # the workers finish their bookkeeping before the next round starts
     if ok != len(names):
         print(status)
     return elapsed, ok
@@ -117,8 +128,8 @@ def queue(steps: int) -> None:
         for _ in range(2):
             _seconds(_job(steps, CAMLOC_JOBS=1))
         bare = time.perf_counter() - t0
-        one_by_one, ok1 = _queued(dvc, tmp, ("u", "v"), 1)  # the same queue, one worker: the goal's baseline
-        parallel, ok = _queued(dvc, tmp, ("x", "y"), 2)
+        one_by_one, ok1 = _queued(dvc, tmp, ("bench-u", "bench-v"), 1)  # the same queue, one worker: the goal's baseline
+        parallel, ok = _queued(dvc, tmp, ("bench-x", "bench-y"), 2)
         ratio = one_by_one / parallel
         print(f"two jobs under `dvc queue start -j 2` ({ok} succeeded) against the same two under `-j 1`, one "
               f"after the other ({ok1} succeeded): {parallel:.1f} s vs {one_by_one:.1f} s → throughput {ratio:.2f}× "
@@ -131,7 +142,7 @@ def queue(steps: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=120)
+    ap.add_argument("--steps", type=int, default=300)  # ~35 s at 2 threads: a train@ stage's length
     ap.add_argument("--skip-queue", action="store_true")
     ap.add_argument("--skip-competing", action="store_true")
     args = ap.parse_args()
