@@ -210,14 +210,18 @@ class CountingScorer(Scorer):
         return super().__call__(inputs, labels)
 
 
-def test_method_road_scores_a_system_once_across_methods_and_equals_scoring_alone():
-    model = _small_conv_net()
-    rng = np.random.default_rng(5)
+def _two_methods_on_four_images(seed: int, road: bool):
+    """A counting scorer on the small conv net, four seeded 12-px images prepared, two random maps."""
+    rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, (4, 12, 12, 3), dtype=np.uint8)
     labels = rng.integers(0, 4, 4)
-    scorer = CountingScorer(model, MEAN, STD, 16)
-    data = F.prepare_images(scorer, images, labels, range(4), 0, road=True)
-    a, b = rng.random((4, 12, 12)), rng.random((4, 12, 12))
+    scorer = CountingScorer(_small_conv_net(), MEAN, STD, 16)
+    data = F.prepare_images(scorer, images, labels, range(4), 0, road=road)
+    return scorer, data, rng.random((4, 12, 12)), rng.random((4, 12, 12))
+
+
+def test_method_road_scores_a_system_once_across_methods_and_equals_scoring_alone():
+    scorer, data, a, b = _two_methods_on_four_images(5, road=True)
     alone = {name: F.method_road(scorer, data, m) for name, m in (("a", a), ("b", b))}
     seen, before = {}, scorer.scored
     shared = {name: F.method_road(scorer, data, m, seen) for name, m in (("a", a), ("b", b), ("a2", 0.5 * a))}
@@ -238,13 +242,7 @@ def test_a_systems_imputation_does_not_depend_on_its_chunk_mates():
 
 
 def test_method_faithfulness_scores_an_image_order_once_across_methods_and_equals_scoring_alone():
-    model = _small_conv_net()
-    rng = np.random.default_rng(6)
-    images = rng.integers(0, 256, (4, 12, 12, 3), dtype=np.uint8)
-    labels = rng.integers(0, 4, 4)
-    scorer = CountingScorer(model, MEAN, STD, 16)
-    data = F.prepare_images(scorer, images, labels, range(4), 0, road=False)
-    a, b = rng.random((4, 12, 12)), rng.random((4, 12, 12))
+    scorer, data, a, b = _two_methods_on_four_images(6, road=False)
     alone = {name: F.method_faithfulness(scorer, data, m, 4, 0) for name, m in (("a", a), ("b", b))}
     seen, before = {}, scorer.scored
     shared = {name: F.method_faithfulness(scorer, data, m, 4, 0, seen=seen)
