@@ -4,6 +4,7 @@ plus `DeletionInsertionMetric` (deletion/insertion); prints images × methods pe
 ratio, and the largest difference of every metric (equal results: ≤ 1e-5).
 
     python benchmarks/bench_faithfulness.py [--images 8] [--methods 3] [--steps 16] [--threads 1] [--road]
+                                            [--device cuda]
 
 Random weights (the cost does not depend on them; the classifier is scaled so the softmax is not flat),
 random images at each default backbone's input size, random smooth maps (one set per "method"). Both
@@ -58,17 +59,17 @@ def smooth_maps(rng, n: int, size: int) -> np.ndarray:
     return ((m - m.min((1, 2), keepdims=True)) / np.ptp(m, axis=(1, 2), keepdims=True)).astype(np.float32)
 
 
-def bench(name, size, opts, n, methods, steps, batch_size, road, rng) -> None:
+def bench(name, size, opts, n, methods, steps, batch_size, road, rng, device) -> None:
     from torchcam.metrics import ClassificationMetric, DeletionInsertionMetric
 
     torch.manual_seed(0)
-    model = build_backbone(name, 6, **opts).eval()
+    model = build_backbone(name, 6, **opts).eval().to(device)
     with torch.no_grad():
         model.classifier.weight.mul_(20.0)
     images = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
     labels = rng.integers(0, 6, n)
     maps = [smooth_maps(rng, n, size) for _ in range(methods)]
-    x = normalised(images, MEAN, STD, torch.device("cpu"))
+    x = normalised(images, MEAN, STD, device)
     idx = [int(v) for v in labels]
 
     def camloc():
@@ -84,7 +85,7 @@ def bench(name, size, opts, n, methods, steps, batch_size, road, rng) -> None:
     def torchcam():
         out = []
         for m in maps:
-            ext = FixedMaps(model, torch.from_numpy(m))
+            ext = FixedMaps(model, torch.from_numpy(m).to(device))
             cm = ClassificationMetric(ext, partial(torch.softmax, dim=-1))
             di = DeletionInsertionMetric(ext, partial(torch.softmax, dim=-1), steps=steps, batch_size=batch_size)
             cm.update(x, class_idx=idx)
@@ -110,7 +111,7 @@ def bench(name, size, opts, n, methods, steps, batch_size, road, rng) -> None:
         "insertion": max(abs(o["insertion_auc"] - r["insertion_auc"]) for o, r in zip(ours, ref, strict=True)),
     }
     equal = all(v <= 1e-5 for v in diff.values())
-    print(f"{name}@{size}: camloc {rate['camloc']:.2f} img×method/s{' (with ROAD)' if road else ''}, torchcam "
+    print(f"{name}@{size} on {device}: camloc {rate['camloc']:.2f} img×method/s{' (with ROAD)' if road else ''}, torchcam "
           f"{rate['torchcam']:.2f} → {rate['camloc'] / rate['torchcam']:.2f}× torchcam; camloc "
           f"{best['camloc'] / (n * methods):.3f} s per image × method; max |Δ| "
           + ", ".join(f"{k} {v:.1e}" for k, v in diff.items()) + f" → {'equal' if equal else 'NOT EQUAL'}")
@@ -124,6 +125,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--road", action="store_true")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (both sides score on it)")
     ap.add_argument("--backbones", default="all", help="comma-separated name@size of " +
                     ", ".join(f"{b}@{s}" for b, s, _ in BACKBONES))
     args = ap.parse_args()
@@ -131,7 +133,8 @@ def main() -> None:
     rng = np.random.default_rng(0)
     for name, size, opts in BACKBONES:
         if args.backbones == "all" or f"{name}@{size}" in args.backbones.split(","):
-            bench(name, size, opts, args.images, args.methods, args.steps, args.batch_size, args.road, rng)
+            bench(name, size, opts, args.images, args.methods, args.steps, args.batch_size, args.road, rng,
+                  torch.device(args.device))
 
 
 if __name__ == "__main__":
