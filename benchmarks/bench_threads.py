@@ -6,7 +6,8 @@
    pre-policy rule) is printed beside it.
 2. two training jobs as DVC experiments under `dvc queue start -j 2`, against the same two one after
    the other under `-j 1`, the same queue (goal: throughput ≥ 1.0×, never the 10× collapse); the two run
-   bare, without DVC, are printed beside it. A throwaway DVC project in a temp folder.
+   bare, without DVC, are printed beside it. A throwaway DVC project in a temp folder. A round ends when
+   both experiments are collected (their refs exist, what `dvc exp show` reads).
 
     python benchmarks/bench_threads.py [--steps 300] [--skip-queue]
 
