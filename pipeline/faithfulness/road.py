@@ -59,18 +59,6 @@ def noise(key_seeds: list[list[int]], levels: int, shape: tuple[int, int, int]) 
                      for s in key_seeds])
 
 
-def road_inputs(images: Tensor, maps: Tensor, gauss: Tensor) -> Tensor:
-    """(N·2·L, 3, s, s) imputed inputs ordered (image, [MoRF, LeRF], percentile).
-
-    images (N, 3, s, s) normalised; maps (N, s, s) in [0, 1]; gauss (N, L, 3, s, s) standard normals."""
-    n, c, s, _ = images.shape
-    lv = len(ROAD_PERCENTILES)
-    keep = keep_masks(maps, ROAD_PERCENTILES).reshape(n * 2 * lv, 1, s, s)  # (M, 1, s, s)
-    values = images.unsqueeze(1).expand(n, 2 * lv, c, s, s).reshape(n * 2 * lv, c, s, s)
-    eps = gauss.unsqueeze(1).expand(n, 2, lv, c, s, s).reshape(n * 2 * lv, c, s, s)
-    return noisy_imputed(values, keep, eps)
-
-
 def noisy_imputed(values: Tensor, keep: Tensor, eps: Tensor) -> Tensor:
     """(M, C, s, s) the ROAD input of each system: values (M, C, s, s) imputed where keep (M, 1, s, s) is
     False, plus ROAD_NOISE · eps (M, C, s, s) on the imputed pixels; `impute` runs IMPUTE_CHUNK systems a call."""

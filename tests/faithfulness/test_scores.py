@@ -168,8 +168,11 @@ def test_noisy_imputation_fills_a_hole_smoothly_and_keeps_the_rest():
     x = torch.randn(2, 3, 16, 16)
     gauss = torch.randn(2, len(R.ROAD_PERCENTILES), 3, 16, 16)
     maps = torch.rand(2, 16, 16)
-    inputs = R.road_inputs(x, maps, gauss).view(2, 2, len(R.ROAD_PERCENTILES), 3, 16, 16)
     kept = R.keep_masks(maps)  # (2, 2, L, 16, 16)
+    lv = len(R.ROAD_PERCENTILES)
+    values = x.unsqueeze(1).expand(2, 2 * lv, 3, 16, 16).reshape(-1, 3, 16, 16)  # ordered (image, order, percentile)
+    eps = gauss.unsqueeze(1).expand(2, 2, lv, 3, 16, 16).reshape(-1, 3, 16, 16)
+    inputs = R.noisy_imputed(values, kept.reshape(-1, 1, 16, 16), eps).view(2, 2, lv, 3, 16, 16)
     for i in range(2):
         assert torch.equal(inputs[i][kept[i].unsqueeze(2).expand_as(inputs[i])],
                            x[i].expand_as(inputs[i])[kept[i].unsqueeze(2).expand_as(inputs[i])])
