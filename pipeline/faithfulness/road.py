@@ -16,8 +16,8 @@ Following pytorch-grad-cam's `ROADMostRelevantFirstAverage` / `ROADLeastRelevant
 
 Noisy linear imputation: each removed pixel is the weighted mean of its 8 neighbours (1/6 for the 4 direct,
 1/12 for the 4 diagonal ones, renormalised at the border), the kept pixels fixed — a sparse symmetric
-positive-definite system per image and channel, solved here for a batch of images × percentiles × orders at
-once by a multigrid-preconditioned conjugate gradient (`multigrid.impute`) instead of one sparse LU per image;
+positive-definite system per image (its channels share it), solved here by a compiled multigrid-preconditioned
+conjugate gradient (`multigrid.impute`) instead of one sparse LU per image;
 then N(0, ROAD_NOISE²) is added to the imputed pixels. Where nothing is kept, the solution is the normalised
 zero (the dataset-mean colour). The noise is seeded per image (and shared by MoRF and LeRF at a percentile, and by
 every method), where pytorch-grad-cam draws it from torch's global generator.
@@ -37,8 +37,6 @@ ROAD_NOISE = 0.01  # absolute, in normalised units (pytorch-grad-cam's NoisyLine
 # 899 tiny_gap_cnn systems against a float64 solve converged to 1e-12: largest error 1.7e-3 (float32's floor:
 # 12 iterations give the same), median 5e-5, in normalised units — ROAD's noise is 1e-2.
 ROAD_ITERS, ROAD_TOL = 10, 1e-6
-# Systems per `impute` call in `noisy_imputed`: on 2 cores 32 per call imputed 1.1x faster than 8 or 16.
-IMPUTE_CHUNK = 32
 
 
 def keep_masks(maps: Tensor, percentiles=ROAD_PERCENTILES) -> Tensor:
@@ -61,11 +59,11 @@ def noise(key_seeds: list[list[int]], levels: int, shape: tuple[int, int, int]) 
 
 def noisy_imputed(values: Tensor, keep: Tensor, eps: Tensor) -> Tensor:
     """(M, C, s, s) the ROAD input of each system: values (M, C, s, s) imputed where keep (M, 1, s, s) is
-    False, plus ROAD_NOISE · eps (M, C, s, s) on the imputed pixels; `impute` runs IMPUTE_CHUNK systems a call."""
-    filled = torch.cat([impute(values[i:i + IMPUTE_CHUNK], keep[i:i + IMPUTE_CHUNK], ROAD_ITERS, ROAD_TOL)
-                        for i in range(0, len(values), IMPUTE_CHUNK)])
+    False, plus ROAD_NOISE · eps (M, C, s, s) on the imputed pixels; `impute` runs on the CPU, on as many
+    threads as torch has (the stage's share of the cores, `pipeline.threads`)."""
+    filled = impute(values.cpu().numpy(), keep[:, 0].cpu().numpy(), ROAD_ITERS, ROAD_TOL, torch.get_num_threads())
+    filled = torch.from_numpy(filled).to(values.device)
     return torch.where(keep, filled, filled + ROAD_NOISE * eps)
-
 
 def road_per_image(clean: np.ndarray, scores: np.ndarray) -> dict[str, np.ndarray]:
     """{road_morf, road_lerf, road_combined}: (N,) each from clean (N,) Y and scores (N, 2, L)."""

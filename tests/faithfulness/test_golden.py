@@ -91,7 +91,7 @@ def test_noise_free_imputation_equals_pytorch_grad_cam():
     img = torch.tensor(rng.normal(size=(2, 3, 20, 24)), dtype=torch.float32)
     keep = torch.tensor(rng.random((2, 1, 20, 24)) < 0.3)
     keep[1, :, 5:15, 4:20] = False  # a large hole
-    ours = R.impute(img.double(), keep, iters=2000, tol=1e-12).float()
+    ours = torch.from_numpy(R.impute(img.numpy(), keep[:, 0].numpy(), R.ROAD_ITERS, R.ROAD_TOL))  # the stage's
     for i in range(2):
         ref = road.NoisyLinearImputer(noise=0.0)(img[i], keep[i, 0].float())
         assert torch.allclose(ours[i], ref, atol=1e-5), float((ours[i] - ref).abs().max())

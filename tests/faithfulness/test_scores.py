@@ -163,8 +163,8 @@ def test_noisy_imputation_fills_a_hole_smoothly_and_keeps_the_rest():
     ramp = torch.linspace(-1, 1, 16).view(1, 1, 1, 16).expand(1, 3, 16, 16).contiguous()
     keep = torch.ones(1, 1, 16, 16, dtype=torch.bool)
     keep[..., 4:12, 4:12] = False
-    out = R.impute(ramp.double(), keep, iters=500, tol=1e-10)
-    torch.testing.assert_close(out, ramp.double(), atol=1e-6, rtol=0)  # a linear image is its own harmonic fill
+    out = R.impute(ramp.numpy(), keep[:, 0].numpy(), R.ROAD_ITERS, R.ROAD_TOL)
+    np.testing.assert_allclose(out, ramp.numpy(), atol=1e-6, rtol=0)  # a linear image is its own harmonic fill
     x = torch.randn(2, 3, 16, 16)
     gauss = torch.randn(2, len(R.ROAD_PERCENTILES), 3, 16, 16)
     maps = torch.rand(2, 16, 16)
@@ -233,15 +233,6 @@ def test_method_road_scores_a_system_once_across_methods_and_equals_scoring_alon
     np.testing.assert_allclose(shared["a"], alone["a"], atol=1e-6)  # chunk-mates differ, results do not
     np.testing.assert_allclose(shared["b"], alone["b"], atol=1e-6)
     np.testing.assert_array_equal(shared["a2"], shared["a"])
-
-
-def test_a_systems_imputation_does_not_depend_on_its_chunk_mates():
-    rng = torch.Generator().manual_seed(1)
-    values = torch.randn(6, 3, 24, 24, generator=rng)
-    keep = torch.rand(6, 1, 24, 24, generator=rng) < torch.linspace(0.05, 0.9, 6).view(6, 1, 1, 1)
-    together = R.impute(values, keep, R.ROAD_ITERS, R.ROAD_TOL)
-    alone = torch.cat([R.impute(values[i:i + 1], keep[i:i + 1], R.ROAD_ITERS, R.ROAD_TOL) for i in range(6)])
-    torch.testing.assert_close(together, alone, atol=1e-5, rtol=0)
 
 
 def test_method_faithfulness_scores_an_image_order_once_across_methods_and_equals_scoring_alone():
