@@ -81,8 +81,7 @@ def run(params, paths: C.Paths, backbone: str) -> str:
             labels, keys = chosen["label"].to_numpy(np.int64), chosen["row"].to_numpy(np.int64)
             data = F.prepare_images(scorer, images, labels, keys, fp.seed, road=False)
             pick = subset_rows(len(chosen), fp.road_max_images, fp.seed, split) if fp.road_max_images else []
-            road_data = (F.prepare_images(scorer, images[pick], labels[pick], keys[pick], fp.seed, road=True)
-                         if len(pick) else None)
+            road_data = F.road_subset(data, pick, fp.seed) if len(pick) else None
             seen, road_seen = {}, {}  # what earlier methods of this split scored (F.method_faithfulness, F.method_road)
             with bar(total=len(methods) * len(chosen), desc=f"faithfulness {backbone} {split}", unit="img") as b:
                 for method in methods:

@@ -251,3 +251,19 @@ def test_method_faithfulness_scores_an_image_order_once_across_methods_and_equal
         np.testing.assert_array_equal(getattr(shared["a3"], name), getattr(shared["a"], name))
     np.testing.assert_array_equal(shared["a2"].deletion, shared["a"].deletion)
     assert not np.allclose(shared["a2"].masked_score, shared["a"].masked_score)
+
+
+def test_a_step_whose_replaced_pixels_equal_another_methods_is_looked_up_though_the_orders_differ():
+    scorer, data, a, _ = _two_methods_on_four_images(7, road=False)
+    swapped = a.copy().reshape(4, -1)
+    low = np.argsort(swapped, axis=1)[:, :2]  # each image's two least relevant pixels: past every interior step
+    rows = np.arange(4)[:, None]
+    swapped[rows, low] = swapped[rows, low[:, ::-1]]
+    swapped = swapped.reshape(a.shape)
+    assert not np.array_equal(F.pixel_ranks(a, data.keys, 0), F.pixel_ranks(swapped, data.keys, 0))
+    seen = {}
+    F.method_faithfulness(scorer, data, a, 4, 0, seen=seen)
+    before = scorer.scored
+    res = F.method_faithfulness(scorer, data, swapped, 4, 0, seen=seen)
+    assert scorer.scored - before == 4 * 2  # only AD's two inputs per image: every step was looked up
+    np.testing.assert_array_equal(res.deletion, F.method_faithfulness(scorer, data, a, 4, 0, seen=seen).deletion)
