@@ -11,7 +11,9 @@ random images at each default backbone's input size, random smooth maps (one set
 sides use torchcam's conventions where they differ from camloc's defaults (insertion from the deletion
 baseline, ties in raster order) and the same batch size. camloc shares the map-free passes (clean,
 baseline) of an image across methods, as the stage does; torchcam re-runs them for every metric.
-`--road` adds camloc's ROAD cost (18 imputations + passes per image × method), which torchcam lacks.
+`--road` adds camloc's ROAD cost (18 imputations + passes per image × method), which torchcam lacks, and
+times ROAD's imputation alone against pytorch-grad-cam's `NoisyLinearImputer` (one sparse LU per system,
+noise 0) on the same systems, with the largest difference.
 On a busy machine the ratio is the figure to read; report `uptime` beside it.
 """
 
@@ -29,6 +31,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipeline.faithfulness import multigrid as MG  # noqa: E402
+from pipeline.faithfulness import road as R  # noqa: E402
 from pipeline.faithfulness import scores as F  # noqa: E402
 from pipeline.faithfulness.scorer import Scorer, normalised  # noqa: E402
 from pipeline.models import build_backbone  # noqa: E402
@@ -115,6 +119,28 @@ def bench(name, size, opts, n, methods, steps, batch_size, road, rng, device) ->
           f"{rate['torchcam']:.2f} → {rate['camloc'] / rate['torchcam']:.2f}× torchcam; camloc "
           f"{best['camloc'] / (n * methods):.3f} s per image × method; max |Δ| "
           + ", ".join(f"{k} {v:.1e}" for k, v in diff.items()) + f" → {'equal' if equal else 'NOT EQUAL'}")
+    if road:
+        bench_imputation(x, maps)
+
+
+def bench_imputation(x, maps, systems: int = 36) -> None:
+    """ROAD's imputation alone: camloc's compiled multigrid CG (the stage's iterations and threads) vs
+    pytorch-grad-cam's sparse LU per system, on the first `systems` (image, order, percentile) systems."""
+    from pytorch_grad_cam.metrics.road import NoisyLinearImputer
+
+    keep = R.keep_masks(torch.from_numpy(maps[0])).reshape(-1, *x.shape[-2:])[:systems].cpu()  # (M, s, s)
+    values = x.cpu()[torch.arange(len(keep)) // (2 * len(R.ROAD_PERCENTILES))]  # (M, 3, s, s)
+    MG.impute(values[:1].numpy(), keep[:1].numpy(), R.ROAD_ITERS, R.ROAD_TOL)  # load the compiled code
+    t0 = time.perf_counter()
+    ours = MG.impute(values.numpy(), keep.numpy(), R.ROAD_ITERS, R.ROAD_TOL, torch.get_num_threads())
+    t_ours = time.perf_counter() - t0
+    lu = NoisyLinearImputer(noise=0.0)
+    t0 = time.perf_counter()
+    ref = torch.stack([lu(values[i], keep[i].float()) for i in range(len(keep))])
+    t_ref = time.perf_counter() - t0
+    print(f"  ROAD imputation, {len(keep)} systems: camloc {t_ours / len(keep) * 1e3:.2f} ms a system, "
+          f"pytorch-grad-cam's sparse LU {t_ref / len(keep) * 1e3:.1f} ms → {t_ref / t_ours:.1f}×; "
+          f"max |Δ| {float((torch.from_numpy(ours) - ref).abs().max()):.1e}")
 
 
 def main() -> None:
