@@ -252,7 +252,7 @@ class FaithfulnessParams:
     splits: tuple[str, ...] = ("test",)  # splits to run on; the stage refuses one cams.splits did not dump
     batch_size: int = 64  # model inputs per forward pass (several images × steps); 64 beat 256 on 2 CPU cores
     seed: int = 0  # the subset, the tie-breaking pixel order and ROAD's noise
-    road_max_images: int = 8  # ROAD on a seeded subset of the subset (18 imputations + passes each); 0: off
+    road_max_images: int = 48  # ROAD on a seeded subset of the subset (18 imputations + passes each); 0: off
 
     def validate(self, key: str) -> None:
         _positive(f"{key}.max_images", self.max_images)
