@@ -65,6 +65,7 @@ def noisy_imputed(values: Tensor, keep: Tensor, eps: Tensor) -> Tensor:
     filled = torch.from_numpy(filled).to(values.device)
     return torch.where(keep, filled, filled + ROAD_NOISE * eps)
 
+
 def road_per_image(clean: np.ndarray, scores: np.ndarray) -> dict[str, np.ndarray]:
     """{road_morf, road_lerf, road_combined}: (N,) each from clean (N,) Y and scores (N, 2, L)."""
     diff = np.asarray(scores, np.float64) - np.asarray(clean, np.float64)[:, None, None]

@@ -170,16 +170,19 @@ def method_faithfulness(scorer: Scorer, data: ImageSet, maps: np.ndarray, steps:
     ranks = pixel_ranks(maps, data.keys, seed, ties)  # (N, P)
     replaced = np.packbits(ranks[:, None, :] < counts[None, :, None], axis=2)  # (N, K, ⌈P/8⌉) each step's set
     maps32 = np.ascontiguousarray(maps, np.float32)  # (N, s, s) what the AD inputs are built from
-    step_keys = [("step", int(data.keys[i]), int(counts[j]), _digest(replaced[i, j])) for i in range(n) for j in range(k)]
+    step_keys = [("step", int(data.keys[i]), int(counts[j]), _digest(replaced[i, j]))
+                 for i in range(n) for j in range(k)]  # row i·K + j
     masked_keys = [("masked", int(data.keys[i]), _digest(maps32[i])) for i in range(n)]
     ranks_dev, counts_dev = torch.as_tensor(ranks, device=dev), torch.as_tensor(counts, device=dev)
     black = scorer.black()
 
-    def step_inputs(rows):  # (c · 2, 3, s, s): each (image, step) row's deletion input, then its insertion input
-        image, step = torch.as_tensor(np.asarray(rows) // k, device=dev), torch.as_tensor(np.asarray(rows) % k, device=dev)
+    def step_inputs(rows):  # (c · 2, 3, s, s): each (image, step) row's deletion input, then its insertion's
+        row = torch.as_tensor(np.asarray(rows), device=dev)
+        image, step = row // k, row % k
         mask = (ranks_dev[image] < counts_dev[step].unsqueeze(1)).view(len(rows), 1, s, s)  # (c, 1, s, s)
         x = data.inputs[image]  # (c, 3, s, s)
-        return torch.stack([torch.where(mask, 0.0, x), torch.where(mask, x, data.start[image])], dim=1).view(-1, 3, s, s)
+        deleted, inserted = torch.where(mask, 0.0, x), torch.where(mask, x, data.start[image])
+        return torch.stack([deleted, inserted], dim=1).view(-1, 3, s, s)
 
     def masked_inputs(rows):  # (c · 2, 3, s, s): map × normalised image (torchcam's), then zero at black
         x, m = data.inputs[rows], torch.as_tensor(maps32[rows], device=dev).unsqueeze(1)  # (c, 1, s, s)
