@@ -51,8 +51,10 @@ _WEIGHT = np.array([_DIAGONAL if dy and dx else _DIRECT for dy, dx in DIRECTIONS
 COARSEST, JACOBI, OVERCORRECT = 12, 0.7, 1.5
 SYSTEMS_PER_TASK = 4  # systems a thread takes at a time: small, as systems differ in cost
 
-# reassociation lets the loops vectorise; NaN/inf semantics stay IEEE (no 'fast' flags beyond these)
-_jit = nb.njit(cache=True, nogil=True, boundscheck=False, fastmath={"reassoc", "contract", "arcp", "nsz"})
+# No fastmath: with reassociation or FMA contraction allowed, the rounding depends on the compiler's inlining
+# context, so a freshly compiled solver and the one numba loads from its cache gave different results (by
+# ~3e-6 in ROAD per image); as IEEE code the results are the same bits in every process.
+_jit = nb.njit(cache=True, nogil=True, boundscheck=False)
 
 
 @_jit
@@ -251,13 +253,15 @@ def _vcycle(frees, diags, jds, ws, busys, at, chol, rs, xs, ts):
 
 @_jit
 def _dot(a, b, busy):
-    s = 0.0
+    """Σ a·b over the busy rows (float32 products summed in float64): one partial sum per column, added
+    elementwise row after row (vectorised without reassociating, see _jit), then across the columns."""
+    acc = np.zeros(a.shape[2])
     for c in range(a.shape[0]):
         for y in range(1, a.shape[1] - 1):
             if busy[y]:
                 for x in range(1, a.shape[2] - 1):
-                    s += a[c, y, x] * b[c, y, x]
-    return s
+                    acc[x] += a[c, y, x] * b[c, y, x]
+    return acc.sum()
 
 
 @_jit
@@ -325,14 +329,13 @@ def _solve(values, keep, iters, tol, out):
         done += 1
         _apply_finest(free, diag, p, ap, busy)
         alpha = np.float32(rz / max(_dot(p, ap, busy), 1e-30))
-        rr = 0.0
         for c in range(channels):
             for y in range(1, h + 1):
                 if busy[y]:
                     for x in range(1, wd + 1):
                         solution[c, y, x] += alpha * p[c, y, x]
                         r[c, y, x] -= alpha * ap[c, y, x]
-                        rr += r[c, y, x] * r[c, y, x]
+        rr = _dot(r, r, busy)
         _vcycle(frees, diags, jds, ws, busys, at, chol, rs, xs, ts)
         rz_new = _dot(r, z, busy)
         beta = np.float32(rz_new / max(rz, 1e-30))
