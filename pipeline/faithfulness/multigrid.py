@@ -29,8 +29,8 @@ The multigrid:
 Why compiled, one system at a time: a system's vectors (3 channels × 98 × 98 float32, padded) fit in a
 core's cache, so each loop of an iteration runs from cache; the same algorithm as batched torch operations
 streamed every array of a 32-system batch through memory ~75 times an iteration (measured on the default
-run's 899 systems: 12.7 ms a system on one core, against 1.15 ms here; 0.62 ms on two). Each system's
-result depends on nothing but its own inputs, whatever the threads or batch.
+run's 899 systems: 12.7 ms a system on one core, against ~1.3 ms here, ~0.7 ms on two). Each system's
+result depends on nothing but its own inputs, whatever the threads, the batch or the process.
 
 Layout: every grid is stored with a 1-pixel zero border (h + 2, w + 2), so a stencil needs no bounds
 checks; vectors are zero off the unknowns; rows with no unknown are skipped (`busy`).
