@@ -151,13 +151,13 @@ def method_faithfulness(scorer: Scorer, data: ImageSet, maps: np.ndarray, steps:
     """AD/IC (both variants) and deletion/insertion of one method, built and scored batch_size inputs at a
     time; ROAD by `method_road` when `data` has its noise.
 
-    `seen`, one dict per ImageSet shared by its methods (and by `method_road`), holds what earlier methods
-    scored: a step whose set of replaced pixels equals an earlier method's at the same step has the same
-    deletion and insertion inputs, and an image whose map is equal the same AD inputs, so they are looked
-    up instead of scored again. On a GAP + linear model CAM, Grad-CAM, XGrad-CAM and HiResCAM order the
-    pixels alike (every step is shared); other methods share the steps where their top pixels coincide
-    (on the default run's 48 images × 9 methods of tiny_gap_cnn: 4,487 distinct steps of 4,704 for 336
-    distinct orders).
+    `seen`, one dict per split shared by its methods (and by `method_road` on its `road_subset`: keys hold
+    image keys, not rows), holds what earlier methods scored: a step whose set of replaced pixels equals an
+    earlier method's at the same step has the same deletion and insertion inputs, and an image whose map is
+    equal the same AD inputs, so they are looked up instead of scored again. On a GAP + linear model CAM,
+    Grad-CAM, XGrad-CAM and HiResCAM order the pixels alike (every step is shared); other methods share the
+    steps where their top pixels coincide (on the default run's 48 images × 9 methods of tiny_gap_cnn:
+    4,487 distinct steps of 4,704 for 336 distinct orders).
 
     maps (N, s, s) normalised to [0, 1] at the input size."""
     n, s = data.inputs.shape[0], data.inputs.shape[-1]
@@ -203,7 +203,8 @@ def method_faithfulness(scorer: Scorer, data: ImageSet, maps: np.ndarray, steps:
 
 
 def _digest(array: np.ndarray) -> bytes:
-    """16 bytes that stand for an array's contents in a `seen` key (a 224-px pixel order is 400 KB)."""
+    """16 bytes that stand for an array's contents (a step's or ROAD system's packed pixel set, a map) in a
+    `seen` key."""
     return hashlib.blake2b(np.ascontiguousarray(array).tobytes(), digest_size=16).digest()
 
 
@@ -231,7 +232,7 @@ def method_road(scorer: Scorer, data: ImageSet, maps: np.ndarray, seen: dict | N
     """(N, 2, L) ROAD scores alone (MoRF, LeRF at each percentile) of one method on `data` (built with
     road=True), batch_size systems at a time; maps (N, s, s) in [0, 1].
 
-    `seen`, one dict per ImageSet shared by its methods (and by `method_faithfulness`), holds every system
+    `seen`, one dict per split shared by its methods (and by `method_faithfulness`), holds every system
     scored so far by (image key, percentile, kept pixels): a system with the same kept pixels is the same
     input (the noise is per image and percentile), so it is looked up instead of imputed and scored again.
     Methods whose maps rank alike (Grad-CAM, XGrad-CAM and HiResCAM on a GAP + linear model) share most
@@ -242,7 +243,7 @@ def method_road(scorer: Scorer, data: ImageSet, maps: np.ndarray, seen: dict | N
     n, lv, s = data.inputs.shape[0], len(R.ROAD_PERCENTILES), data.inputs.shape[-1]
     keep = R.keep_masks(torch.as_tensor(np.asarray(maps, np.float32), device=scorer.device))  # (N, 2, L, s, s)
     packed = np.packbits(keep.reshape(n * 2 * lv, -1).cpu().numpy(), axis=1)  # (N·2·L, ⌈s²/8⌉)
-    keys = [("road", int(data.keys[j // (2 * lv)]), j % lv, packed[j].tobytes()) for j in range(n * 2 * lv)]
+    keys = [("road", int(data.keys[j // (2 * lv)]), j % lv, _digest(packed[j])) for j in range(n * 2 * lv)]
     keep, gauss = keep.reshape(n * 2 * lv, 1, s, s), torch.as_tensor(data.gauss, device=scorer.device)
 
     def inputs(rows):  # (b, 3, s, s) the imputed input of each system, ordered (image, order, percentile)

@@ -82,7 +82,7 @@ def run(params, paths: C.Paths, backbone: str) -> str:
             data = F.prepare_images(scorer, images, labels, keys, fp.seed, road=False)
             pick = subset_rows(len(chosen), fp.road_max_images, fp.seed, split) if fp.road_max_images else []
             road_data = F.road_subset(data, pick, fp.seed) if len(pick) else None
-            seen, road_seen = {}, {}  # what earlier methods of this split scored (F.method_faithfulness, F.method_road)
+            seen = {}  # what earlier methods of this split scored: steps, AD inputs and ROAD systems, by image key
             with bar(total=len(methods) * len(chosen), desc=f"faithfulness {backbone} {split}", unit="img") as b:
                 for method in methods:
                     raw = C.open_maps(cams_dir, split, method, "gt")
@@ -91,7 +91,7 @@ def run(params, paths: C.Paths, backbone: str) -> str:
                     res = F.method_faithfulness(scorer, data, maps, fp.steps, fp.seed, seen=seen)
                     per_image.append(_rows(chosen, split, method, data, res))
                     if road_data is not None:
-                        scores = F.method_road(scorer, road_data, maps[pick], road_seen)
+                        scores = F.method_road(scorer, road_data, maps[pick], seen)
                         road = R.road_per_image(road_data.clean, scores)
                         road_rows.append(pd.DataFrame({"image_id": chosen["image_id"].astype(str).to_numpy()[pick],
                                                        "split": split, "method": method} | road))
