@@ -74,19 +74,54 @@ def _finer_targets(logits: Tensor, classes: Tensor) -> list:
     return targets
 
 
-def _build(m: PgcMethod, model: nn.Module, module: nn.Module):
+def _build(m: PgcMethod, model: nn.Module, module: nn.Module, images: Tensor):
     import pytorch_grad_cam as pgc
 
     cls = getattr(pgc, m.cls)
     if m.cls == "FinerCAM":
         return cls(model, [module], base_method=_feature_sized(pgc.GradCAM))
     if m.input_resolution:  # FullGrad picks every bias layer itself (and warns when given a layer)
-        return cls(model, [])
+        return _fullgrad_on_the_forward_path(cls, model, images)
     return _feature_sized(cls)(model, [module])
 
 
+def _fullgrad_on_the_forward_path(cls: type, model: nn.Module, images: Tensor):
+    """FullGrad over the bias layers a forward pass runs, in the order it runs them. The library hooks
+    every Conv2d and BatchNorm2d with a bias, in the order the model defines them, and pairs their biases
+    with the gradients it collects, in the order the forward pass produced them: a layer inference never
+    reaches (SPG's training-only branches) leaves a bias without a gradient (the library stops on an
+    assertion), and branches defined in another order than they run (Inception) pair a bias with another
+    layer's gradient. An unreached layer's term is 0 by FullGrad's definition (its bias gradient is 0)."""
+    from pytorch_grad_cam.activations_and_gradients import ActivationsAndGradients
+
+    layers = [la for la in model.modules()
+              if type(la) in (nn.Conv2d, nn.BatchNorm2d) and la.bias is not None]  # the library's own rule
+    ran: dict[nn.Module, None] = {}  # insertion-ordered: the order of first execution
+    probes = [la.register_forward_hook(lambda mod, _i, _o: ran.setdefault(mod)) for la in layers]
+    try:
+        with torch.no_grad():
+            model(images[:1])
+    finally:
+        for h in probes:
+            h.remove()
+    cam = cls(model, [])
+    if list(ran) == layers:
+        return cam
+    _release(cam)
+    cam.activations_and_grads = ActivationsAndGradients(model, list(ran), cam.reshape_transform)
+    cam.bias_data = [cam.get_bias_data(la).cpu().numpy() for la in ran]
+    return cam
+
+
 def _release(cam) -> None:
-    (cam.base_cam if hasattr(cam, "base_cam") else cam).activations_and_grads.release()
+    """Unhook the library's activation/gradient recorder and drop what it holds. Not the library's own
+    `release()`: it detaches each recorded tensor in place, which torch refuses for views (a ViT's
+    tokens reshaped to a grid, a hooked module that returns a slice)."""
+    rec = (cam.base_cam if hasattr(cam, "base_cam") else cam).activations_and_grads
+    rec.activations, rec.gradients = [], []
+    for handle in rec.handles:
+        handle.remove()
+    rec.handles.clear()
 
 
 def pgc_maps(batch: Batch, classes: Tensor, method: str) -> Tensor:
@@ -98,7 +133,7 @@ def pgc_maps(batch: Batch, classes: Tensor, method: str) -> Tensor:
         return batch.features.new_zeros((0, *batch.features.shape[-2:]))
     grads = [(p, p.grad) for p in model.parameters()]
     rng = np.random.get_state()
-    cam = _build(m, model, layer_module(model, batch.layer))
+    cam = _build(m, model, layer_module(model, batch.layer), batch.images)
     try:
         if m.cls == "FinerCAM":
             targets = _finer_targets(batch.logits, classes)

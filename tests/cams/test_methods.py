@@ -88,7 +88,12 @@ def test_every_method_on_every_backbone_is_finite_and_feature_sized(backbone):
         at_input = method.startswith(PREFIX) and pgc_spec(method).input_resolution  # pgc.fullgrad
         assert maps.shape == ((2, size, size) if at_input else (2, h, w)) and maps.dtype == torch.float32, method
         assert torch.isfinite(maps).all(), method
-        assert maps.abs().sum() > 0, method
+        # pytorch-grad-cam's maps and fused LayerCAM's are ReLU'd: on a random model's 2 x 2 features they can be
+        # all zero by definition (FEM keeps values above mean + 2 std per channel, which 4 values never reach)
+        clamped = method.startswith(PREFIX) or METHODS.get(method).fuses_layers
+        assert not clamped or (maps >= 0).all(), method
+        if not clamped or backbone in DEFAULT_BACKBONES:
+            assert maps.abs().sum() > 0, method
 
 
 @pytest.mark.parametrize("method", sorted(EXPECTED))

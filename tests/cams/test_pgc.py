@@ -4,6 +4,7 @@ camloc's own methods with the library's after the same post-processing, and what
 from __future__ import annotations
 
 import ast
+import copy
 import importlib.util
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from pipeline.cams import compute_maps
 from pipeline.catalog import pgc as card
 from pipeline.catalog.methods import METHODS
 from pipeline.models import build_backbone
+from pipeline.models.gap import GapNet
 
 pgc = pytest.importorskip("pytorch_grad_cam")
 from pytorch_grad_cam.utils.image import scale_cam_image  # noqa: E402
@@ -193,3 +195,63 @@ def test_pgc_leaves_the_model_as_found(data):
     assert not any(m._forward_hooks for m in model.modules())
     for k, v in model.state_dict().items():
         torch.testing.assert_close(v, state[k])
+
+
+def test_pgc_fullgrad_leaves_out_bias_layers_inference_never_runs(tiny, data):
+    """A module the forward pass never calls (SPG's training-only branches) has no bias gradient: its
+    FullGrad term is 0, and the library alone stops on its bias/gradient count assertion."""
+    x, classes = data
+    plain = compute_maps(tiny, x, classes, "pgc.fullgrad")
+    branched = copy.deepcopy(tiny)
+    branched.side = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))  # never called
+    torch.testing.assert_close(compute_maps(branched, x, classes, "pgc.fullgrad"), plain)
+    cam = pgc.FullGrad(branched, [])
+    try:
+        with pytest.raises(AssertionError):
+            cam(input_tensor=x, targets=[ClassifierOutputTarget(c) for c in classes])
+    finally:
+        cam.activations_and_grads.release()
+
+
+def test_pgc_on_a_transformer_whose_hooked_tokens_are_views():
+    """A ViT's feature grid is a view of its tokens. ShapleyCAM keeps its activations in the graph, and the
+    library's own release() detaches them in place, which torch refuses for a view; camloc's adapter
+    releases without that and leaves no hook behind."""
+    torch.manual_seed(0)
+    vit = build_backbone("vit_cpu_p8", 6).eval()
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    maps = compute_maps(vit, x, [1, 4], "pgc.shapleycam")
+    assert maps.shape == (2, 4, 4) and torch.isfinite(maps).all()
+    assert not any(m._forward_hooks for m in vit.modules())
+
+
+class _DefinedLateFirst(torch.nn.Module):
+    """Two convolutions defined in the opposite order to the one they run in (as Inception's branches)."""
+
+    def __init__(self, early: torch.nn.Conv2d, late: torch.nn.Conv2d):
+        super().__init__()
+        self.late, self.early = late, early
+
+    def forward(self, x):
+        return self.late(torch.relu(self.early(x)))
+
+
+def test_pgc_fullgrad_pairs_each_bias_with_its_own_layers_gradient(data):
+    x, classes = data
+    torch.manual_seed(0)
+    early, late = torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Conv2d(8, 16, 3, padding=1)
+    in_order = GapNet(torch.nn.Sequential(early, torch.nn.ReLU(), late), 16, 6).eval()
+    swapped = GapNet(_DefinedLateFirst(early, late), 16, 6).eval()
+    swapped.classifier = in_order.classifier
+    cam = pgc.FullGrad(in_order, [])
+    try:
+        native = cam(input_tensor=x, targets=[ClassifierOutputTarget(c) for c in classes])
+    finally:
+        cam.activations_and_grads.release()
+    np.testing.assert_allclose(compute_maps(swapped, x, classes, "pgc.fullgrad").numpy(), native, atol=1e-6)
+    cam = pgc.FullGrad(swapped, [])
+    try:
+        with pytest.raises(ValueError):  # the library alone: the late layer's bias against the early gradient
+            cam(input_tensor=x, targets=[ClassifierOutputTarget(c) for c in classes])
+    finally:
+        cam.activations_and_grads.release()
