@@ -20,10 +20,8 @@ On a busy machine the ratio is the figure to read; report `uptime` beside it.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import time
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -34,27 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline.faithfulness import multigrid as MG  # noqa: E402
 from pipeline.faithfulness import road as R  # noqa: E402
 from pipeline.faithfulness import scores as F  # noqa: E402
+from pipeline.faithfulness.peers import torchcam_scores  # noqa: E402
 from pipeline.faithfulness.scorer import Scorer, normalised  # noqa: E402
 from pipeline.models import build_backbone  # noqa: E402
 
 BACKBONES = (("tiny_gap_cnn", 128, {}), ("tiny_gap_cnn", 96, {}), ("resnet18", 96, {"output_stride": 16}))
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-
-class FixedMaps:
-    """torchcam's CAM-extractor protocol around maps given in advance."""
-
-    def __init__(self, model, maps):
-        self.model, self.maps = model, maps
-
-    def __call__(self, class_idx=None, scores=None, normalized=True, **_):
-        return [self.maps]
-
-    def fuse_cams(self, cams):
-        return cams[0]
-
-    def _hooks_off(self):
-        return contextlib.nullcontext()
 
 
 def smooth_maps(rng, n: int, size: int) -> np.ndarray:
@@ -64,8 +47,6 @@ def smooth_maps(rng, n: int, size: int) -> np.ndarray:
 
 
 def bench(name, size, opts, n, methods, steps, batch_size, road, rng, device) -> None:
-    from torchcam.metrics import ClassificationMetric, DeletionInsertionMetric
-
     torch.manual_seed(0)
     model = build_backbone(name, 6, **opts).eval().to(device)
     with torch.no_grad():
@@ -87,15 +68,7 @@ def bench(name, size, opts, n, methods, steps, batch_size, road, rng, device) ->
         return out
 
     def torchcam():
-        out = []
-        for m in maps:
-            ext = FixedMaps(model, torch.from_numpy(m).to(device))
-            cm = ClassificationMetric(ext, partial(torch.softmax, dim=-1))
-            di = DeletionInsertionMetric(ext, partial(torch.softmax, dim=-1), steps=steps, batch_size=batch_size)
-            cm.update(x, class_idx=idx)
-            di.update(x, class_idx=idx)
-            out.append(cm.summary() | di.summary())
-        return out
+        return [torchcam_scores(model, x, idx, torch.from_numpy(m).to(device), steps, batch_size) for m in maps]
 
     timings = {}
     for label, fn in (("camloc", camloc), ("torchcam", torchcam), ("camloc", camloc), ("torchcam", torchcam)):

@@ -4,15 +4,13 @@ and fixed maps (the peers run their own code on the same model, images, maps, st
 
 from __future__ import annotations
 
-import contextlib
-from functools import partial
-
 import numpy as np
 import pytest
 import torch
 
 from pipeline.faithfulness import road as R
 from pipeline.faithfulness import scores as F
+from pipeline.faithfulness.peers import torchcam_scores
 from pipeline.faithfulness.scorer import Scorer, normalised
 from pipeline.metrics import faithfulness as MF
 from pipeline.models import build_backbone
@@ -20,22 +18,6 @@ from pipeline.models import build_backbone
 torchcam_metrics = pytest.importorskip("torchcam.metrics")
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 N, S, CLASSES, STEPS = 4, 24, 5, 8  # S·S = 576 pixels: STEPS divides them, as torchcam's counts need
-
-
-class FixedMaps:
-    """torchcam's CAM-extractor protocol around maps given in advance (torchcam ranks and masks by them)."""
-
-    def __init__(self, model, maps: torch.Tensor):
-        self.model, self.maps = model, maps
-
-    def __call__(self, class_idx=None, scores=None, normalized=True, **_):
-        return [self.maps]
-
-    def fuse_cams(self, cams):
-        return cams[0]
-
-    def _hooks_off(self):
-        return contextlib.nullcontext()
 
 
 @pytest.fixture(scope="module")
@@ -59,13 +41,15 @@ def _camloc(model, images, labels, maps, road=False):
     return data, F.method_faithfulness(scorer, data, maps, STEPS, 0, ties="raster")
 
 
+def _torchcam(model, images, labels, maps):
+    x = normalised(images, MEAN, STD, torch.device("cpu"))
+    return torchcam_scores(model, x, [int(v) for v in labels], torch.from_numpy(maps), STEPS, batch_size=16)
+
+
 def test_average_drop_and_increase_in_confidence_equal_torchcam(case):
     model, images, labels, maps = case
     data, res = _camloc(model, images, labels, maps)
-    x = normalised(images, MEAN, STD, torch.device("cpu"))
-    metric = torchcam_metrics.ClassificationMetric(FixedMaps(model, torch.from_numpy(maps)), partial(torch.softmax, dim=-1))
-    metric.update(x, class_idx=[int(v) for v in labels])
-    ref = metric.summary()  # fractions
+    ref = _torchcam(model, images, labels, maps)  # fractions
     assert MF.average_drop(data.clean, res.masked_score) / 100 == pytest.approx(ref["avg_drop"], abs=1e-5)
     assert MF.increase_in_confidence(data.clean, res.masked_score) / 100 == pytest.approx(ref["conf_increase"],
                                                                                           abs=1e-5)
@@ -75,11 +59,7 @@ def test_average_drop_and_increase_in_confidence_equal_torchcam(case):
 def test_deletion_and_insertion_equal_torchcam(case):
     model, images, labels, maps = case
     data, res = _camloc(model, images, labels, maps)
-    x = normalised(images, MEAN, STD, torch.device("cpu"))
-    metric = torchcam_metrics.DeletionInsertionMetric(FixedMaps(model, torch.from_numpy(maps)),
-                                                      partial(torch.softmax, dim=-1), steps=STEPS, batch_size=16)
-    metric.update(x, class_idx=[int(v) for v in labels])
-    ref = metric.summary()
+    ref = _torchcam(model, images, labels, maps)
     summary = F.summary(data, res)
     assert summary["deletion_auc"] == pytest.approx(ref["deletion_auc"], abs=1e-5)
     assert summary["insertion_auc"] == pytest.approx(ref["insertion_auc"], abs=1e-5)
