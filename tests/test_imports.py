@@ -1,7 +1,7 @@
 """The import layers of DESIGN.md, checked on the source (every import counts, those inside functions
 too): no import cycle between pipeline modules, and no module importing from a layer above its own:
 
-    errors → catalog → plumbing (contracts, params, camsparams, atomic, threads, …) → metrics, datasets → models
+    errors → catalog → plumbing (contracts, params, camsparams, atomic, threads, jitcache, …) → metrics, datasets → models
            → cams, wsol, training, faithfulness, report → stages → cli
 
 (an arrow points from a lower layer to the layers that may import it). Imports inside one layer are
@@ -18,7 +18,7 @@ LAYERS = (
     ("pipeline.errors",),
     ("pipeline.catalog",),
     ("pipeline.contracts", "pipeline.params", "pipeline.paramtypes", "pipeline.atomic", "pipeline.progress",
-     "pipeline.parallel", "pipeline.distributed", "pipeline.camsparams", "pipeline.threads", "pipeline.faithcontracts", "pipeline.paramchecks", "pipeline.protocolparams"),
+     "pipeline.parallel", "pipeline.distributed", "pipeline.camsparams", "pipeline.threads", "pipeline.jitcache", "pipeline.faithcontracts", "pipeline.paramchecks", "pipeline.protocolparams"),
     ("pipeline.metrics", "pipeline.datasets"),
     ("pipeline.models",),
     ("pipeline.cams", "pipeline.wsol", "pipeline.training", "pipeline.faithfulness", "pipeline.report"),

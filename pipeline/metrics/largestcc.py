@@ -13,7 +13,11 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from pipeline import jitcache
+from pipeline.metrics import levelcells, leveltree
 from pipeline.metrics.leveltree import _by_value, _find
+
+jitcache.by_content(__file__, leveltree.__file__, levelcells.__file__)  # it compiles leveltree's kernels in
 
 
 @nb.njit(cache=True, nogil=True)

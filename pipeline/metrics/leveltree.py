@@ -26,7 +26,11 @@ from typing import NamedTuple
 import numba as nb
 import numpy as np
 
+from pipeline import jitcache
+from pipeline.metrics import levelcells
 from pipeline.metrics.levelcells import _DEULER4, _DSCORE, _GROUP_REP, _GROUPS, _SCORE
+
+jitcache.by_content(__file__, levelcells.__file__)  # its tables are compiled in as constants
 
 
 @nb.njit(cache=True, nogil=True)
