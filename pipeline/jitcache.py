@@ -25,8 +25,8 @@ from numba.core import caching, config
 
 log = logging.getLogger(__name__)
 
-_FILES: dict[str, str] = {}  # resolved source path → the first 16 hex digits of its sha256
-_IMPL = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)  # (renamed in numba 0.61)
+_FILES: dict[str, str] = {}  # resolved source path → 16 hex digits of its sources' sha256 (by_content)
+_IMPL = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)  # (its name in older numba)
 _LOCATORS = getattr(_IMPL, "_locator_classes", None)  # numba's locator classes, tried in order
 
 
@@ -36,7 +36,7 @@ def cache_root() -> Path:
 
 
 class ContentKeyedLocator(getattr(caching, "_CacheLocator", object)):
-    """A function of a registered source file, cached under the digest of that file's content."""
+    """A function of a registered source file, cached under the digest of its sources' content."""
 
     def __init__(self, py_func, py_file: str, digest: str):
         self._lineno = py_func.__code__.co_firstlineno

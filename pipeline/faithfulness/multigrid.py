@@ -46,6 +46,7 @@ import numpy as np
 from pipeline import jitcache
 
 jitcache.by_content(__file__)  # compiled once per machine and source, not once per clone (pipeline/jitcache.py)
+
 _DIRECT, _DIAGONAL = 1.0 / 6.0, 1.0 / 12.0
 DIRECTIONS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
 _DY = np.array([dy for dy, _ in DIRECTIONS], np.int64)
