@@ -26,8 +26,8 @@ def check_requirements(params) -> None:
     for key, bp in params.backbones.items():
         arch = arch_of(key, bp)
         for m in params.cams.methods_for(key):
-            need = METHODS.get(m).requires
-            if need and not getattr(BACKBONES.get(arch), need, False):
+            if not METHODS.get(m).runs_on(BACKBONES.get(arch)):
+                need = METHODS.get(m).requires
                 where = "cams.methods" if m in params.cams.methods else f"cams.extra_methods.{key}"
                 raise ParamsError(where, m, f"a method backbone {key} ({arch}) can run: {m} needs {need} weights, "
                                   f"which {arch} has not (a CNN); list it under cams.extra_methods.<transformer key>")

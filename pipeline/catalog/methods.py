@@ -26,6 +26,10 @@ class MethodInfo:
         if not self.impl:
             object.__setattr__(self, "impl", f"pipeline.cams.methods:{self.name}")
 
+    def runs_on(self, backbone) -> bool:
+        """Whether a backbone with this card (catalog.backbones.BackboneInfo) can run the method."""
+        return not self.requires or bool(getattr(backbone, self.requires, False))
+
 
 METHODS: Registry[MethodInfo] = Registry("map method")
 

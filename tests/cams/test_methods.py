@@ -82,7 +82,7 @@ def test_every_method_on_every_backbone_is_finite_and_feature_sized(backbone):
     with torch.no_grad():
         h, w = model.features(x).shape[-2:]
     for method in METHODS.names():
-        if (need := METHODS.get(method).requires) and not getattr(BACKBONES.get(backbone), need):
+        if not METHODS.get(method).runs_on(BACKBONES.get(backbone)):
             continue  # attention methods on a CNN: refused (tests/models/test_vit.py)
         maps = compute_maps(model, x, [1, 3], method, **({"chunk": 256} if method == "scorecam" else {}))
         at_input = method.startswith(PREFIX) and pgc_spec(method).input_resolution  # pgc.fullgrad

@@ -15,7 +15,7 @@ from pipeline.faithfulness.scorer import Scorer, normalised
 from pipeline.metrics import faithfulness as MF
 from pipeline.models import build_backbone
 
-torchcam_metrics = pytest.importorskip("torchcam.metrics")
+pytest.importorskip("torchcam.metrics")  # the peer (pipeline.faithfulness.peers)
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 N, S, CLASSES, STEPS = 4, 24, 5, 8  # S·S = 576 pixels: STEPS divides them, as torchcam's counts need
 

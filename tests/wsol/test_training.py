@@ -58,7 +58,7 @@ def test_each_method_learns_the_colour_squares(method, colours, tmp_path):
     assert 100.0 * (pred == rows["label"].to_numpy()).mean() == pytest.approx(history["val_acc"].iloc[-1], abs=1e-3)
     classes = torch.as_tensor(rows["label"].to_numpy())
     for name in METHODS.names():
-        if (need := METHODS.get(name).requires) and not getattr(BACKBONES.get("tiny_gap_cnn"), need):
+        if not METHODS.get(name).runs_on(BACKBONES.get("tiny_gap_cnn")):
             continue  # attention methods on a CNN: refused (tests/models/test_vit.py)
         if name == "scorecam":
             maps = compute_maps(model, batch[:2], classes[:2], name, chunk=64)
